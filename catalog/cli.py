@@ -1,0 +1,120 @@
+"""`python -m catalog`: seed, ingest, search (and lineage, audit) from the command line.
+
+Exit codes: 0 success, 1 something was rejected / found, 2 usage or engine error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from catalog import ingest as ingest_mod
+from catalog import search as search_mod
+from catalog.settings import resolve_db_path
+from catalog.store import StoreError, connect
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse exits 2 too; keep the message short
+        self.print_usage(sys.stderr)
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        sys.exit(2)
+
+
+def _db_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--db", help="DuckDB file (default: $MESHGOV_DB or data/meshgov.duckdb)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m catalog", description="meshgov catalog: the store of the mesh.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("ingest", help="ingest ODCS contracts (.yaml) and OpenLineage events (.json/.ndjson)",
+                       description="Validate and store files; folders are read recursively. "
+                                   "Exit 0 when nothing was rejected, 1 when anything was.")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    _db_arg(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object: accepted, rejected, warnings")
+    p.add_argument("--as", dest="actor", help="name recorded as the actor (default: OS user)")
+
+    p = sub.add_parser("seed", help="generate the sample mesh (data, contracts, lineage) and ingest it",
+                       description="Deterministic demo mesh: Customer -> AI/ML -> Marketing -> Customer, plus Commerce.")
+    _db_arg(p)
+    p.add_argument("--products", type=int, default=0, metavar="N",
+                   help="add N synthetic products (~20 columns each) for scale tests")
+    p.add_argument("--out", help="folder for generated files (default: next to the DB, sample/)")
+
+    p = sub.add_parser("search", help="ranked search over products, owners, tags, columns")
+    p.add_argument("query", nargs="?", default="")
+    _db_arg(p)
+    p.add_argument("--json", action="store_true", help="print a JSON list best first")
+    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--domain")
+    p.add_argument("--owner")
+    p.add_argument("--classification")
+
+    try:
+        from catalog import lineage_cli
+        lineage_cli.add_parser(sub, _db_arg)
+    except ImportError:
+        pass
+    try:
+        from catalog import audit_cli
+        audit_cli.add_parser(sub, _db_arg)
+    except ImportError:
+        pass
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except StoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _dispatch(args) -> int:
+    db = resolve_db_path(args.db)
+    if args.command == "ingest":
+        with connect(db) as con:
+            report = ingest_mod.ingest_paths(con, args.paths, actor=args.actor)
+        if args.json:
+            print(json.dumps(report.to_json(), indent=2))
+        else:
+            _print_report(report)
+        return 1 if report.rejected else 0
+    if args.command == "seed":
+        from sample_data import generate
+        summary = generate.seed(db, extra_products=args.products, out_dir=args.out)
+        print(summary)
+        return 0
+    if args.command == "search":
+        if args.limit < 1:
+            print("error: --limit must be at least 1", file=sys.stderr)
+            return 2
+        with connect(db) as con:
+            hits = search_mod.search(con, args.query, limit=args.limit, domain=args.domain,
+                                     owner=args.owner, classification=args.classification)
+        if args.json:
+            print(json.dumps(hits[["product_id", "name", "domain", "score"]].to_dict("records"), indent=2))
+        elif hits.empty:
+            print("no products match; try fewer words or drop a filter")
+        else:
+            for row in hits.itertuples():
+                print(f"{row.score:8.3f}  {row.product_id:<36} {row.name}  [{row.domain}]")
+        return 0
+    return args.handler(args, db)
+
+
+def _print_report(report: ingest_mod.IngestReport) -> None:
+    for item in report.accepted:
+        state = "unchanged" if item.unchanged else "accepted"
+        print(f"{state:<10} {item.file}  ({item.kind} {item.id} {item.version or ''})".rstrip())
+    for item in report.warnings:
+        print(f"warning    {item.file}: {item.message}")
+    for item in report.rejected:
+        print(f"rejected   {item.file}: {item.reason}")
+    print(f"\n{len(report.accepted)} accepted, {len(report.warnings)} warnings, {len(report.rejected)} rejected")

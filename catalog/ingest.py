@@ -1,0 +1,208 @@
+"""Ingest files and folders into the store: one transaction per file, a report for all.
+
+A rejected file writes nothing; an identical re-ingest is a no-op; a changed contract with
+the same id becomes a new revision (older revisions are kept with their raw text).
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import yaml
+
+from catalog import odcs, search
+from catalog.store import transaction
+
+CONTRACT_SUFFIXES = {".yaml", ".yml"}
+LINEAGE_SUFFIXES = {".json", ".ndjson", ".jsonl"}
+INGESTIBLE = CONTRACT_SUFFIXES | LINEAGE_SUFFIXES
+
+
+@dataclass
+class Accepted:
+    file: str
+    id: str
+    version: str | None
+    unchanged: bool = False
+    kind: str = "contract"
+
+
+@dataclass
+class Rejected:
+    file: str
+    reason: str
+
+
+@dataclass
+class Warning_:
+    file: str
+    message: str
+
+
+@dataclass
+class IngestReport:
+    accepted: list[Accepted] = field(default_factory=list)
+    rejected: list[Rejected] = field(default_factory=list)
+    warnings: list[Warning_] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return {
+            "accepted": [asdict(a) for a in self.accepted],
+            "rejected": [asdict(r) for r in self.rejected],
+            "warnings": [asdict(w) for w in self.warnings],
+        }
+
+    def extend(self, other: IngestReport) -> None:
+        self.accepted += other.accepted
+        self.rejected += other.rejected
+        self.warnings += other.warnings
+
+
+def expand_paths(paths: Iterable[str | Path]) -> tuple[list[Path], list[Rejected]]:
+    """Files named directly are all tried; folders contribute their ingestible files."""
+    files: list[Path] = []
+    missing: list[Rejected] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            files += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in INGESTIBLE)
+        elif path.is_file():
+            files.append(path)
+        else:
+            missing.append(Rejected(str(path), "no such file or directory"))
+    return files, missing
+
+
+def ingest_paths(con: duckdb.DuckDBPyConnection, paths: Iterable[str | Path], *, actor: str | None = None) -> IngestReport:
+    files, missing = expand_paths(paths)
+    report = IngestReport(rejected=missing)
+    for path in files:
+        report.extend(ingest_file(con, path, actor=actor))
+    return report
+
+
+def ingest_file(con: duckdb.DuckDBPyConnection, path: Path, *, actor: str | None = None) -> IngestReport:
+    report = IngestReport()
+    name = str(path)
+    try:
+        raw = path.read_bytes()
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        report.rejected.append(Rejected(name, f"not UTF-8 text (byte {exc.start}): not a contract or event file"))
+        return report
+    except OSError as exc:
+        report.rejected.append(Rejected(name, f"cannot read: {exc.strerror}"))
+        return report
+    suffix = path.suffix.lower()
+    if suffix in LINEAGE_SUFFIXES and _looks_like_lineage(text):
+        from catalog import openlineage  # lineage ingest lives with the lineage graph
+
+        return openlineage.ingest_text(con, text, source=name, actor=actor)
+    if suffix not in CONTRACT_SUFFIXES | {".json"}:
+        report.rejected.append(Rejected(name, f"unsupported file type {suffix or '(none)'}: "
+                                              "expected an ODCS contract (.yaml) or OpenLineage events (.json/.ndjson)"))
+        return report
+    try:
+        outcome, warnings = ingest_contract_text(con, text, source=name, actor=actor)
+    except odcs.ContractError as exc:
+        report.rejected.append(Rejected(name, str(exc)))
+        return report
+    report.accepted.append(outcome)
+    report.warnings += [Warning_(name, w) for w in warnings]
+    return report
+
+
+def _looks_like_lineage(text: str) -> bool:
+    head = text.lstrip()[:4000]
+    return head.startswith(("{", "[")) and any(k in head for k in ('"eventType"', '"run"', '"job"', '"eventTime"'))
+
+
+def ingest_contract_text(con: duckdb.DuckDBPyConnection, text: str, *, source: str,
+                         actor: str | None = None) -> tuple[Accepted, list[str]]:
+    """Validate, parse and store one contract; raise ContractError without writing on fault."""
+    try:
+        document = odcs.load_yaml(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise odcs.ContractError(f"not valid YAML{where}: {getattr(exc, 'problem', None) or exc}") from exc
+    validation = odcs.validate(document)
+    contract = odcs.parse(document)
+    content_hash = hashlib.sha256(text.encode()).hexdigest()
+    product_id, product_name = odcs.product_identity(contract)
+    now = datetime.now(UTC).replace(tzinfo=None)
+
+    with transaction(con):
+        latest = con.execute(
+            "SELECT revision, content_hash, product_id FROM contracts WHERE contract_id = ? "
+            "ORDER BY revision DESC LIMIT 1", [contract.id]).fetchone()
+        if latest and latest[1] == content_hash:
+            return Accepted(source, contract.id, contract.version, unchanged=True), validation.warnings
+        revision = (latest[0] + 1) if latest else 1
+        con.execute(
+            "INSERT INTO contracts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [contract.id, revision, contract.version, product_id, contract.name,
+             validation.api_version, validation.validated_against, contract.status, text,
+             content_hash, source, now, actor or getpass.getuser()])
+        _write_contract_details(con, contract, product_id, product_name, now)
+        touched = {product_id} | ({latest[2]} if latest else set())
+        search.reindex(con, sorted(touched))
+    return Accepted(source, contract.id, contract.version), validation.warnings
+
+
+def _write_contract_details(con, contract, product_id: str, product_name: str, now: datetime) -> None:
+    cid = contract.id
+    for table in ("owners", "servers", "datasets", "columns", "slos"):
+        con.execute(f"DELETE FROM {table} WHERE contract_id = ?", [cid])  # noqa: S608 - fixed names
+
+    domain_id = odcs.slug(contract.domain) if contract.domain else "unassigned"
+    con.execute("INSERT INTO domains VALUES (?, ?, NULL) ON CONFLICT DO NOTHING",
+                [domain_id, contract.domain or "Unassigned"])
+    desc = contract.description
+    con.execute(
+        """INSERT INTO products VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+           ON CONFLICT (product_id) DO UPDATE SET name = excluded.name, domain_id = excluded.domain_id,
+             description = excluded.description, purpose = excluded.purpose, usage = excluded.usage,
+             limitations = excluded.limitations, status = excluded.status, tags = excluded.tags,
+             updated_at = excluded.updated_at""",
+        [product_id, product_name, domain_id,
+         (desc.purpose if desc else None) or _first_schema_description(contract),
+         desc.purpose if desc else None, desc.usage if desc else None,
+         desc.limitations if desc else None, contract.status, list(contract.tags or []), now, now])
+
+    for owner in odcs.owners_of(contract):
+        con.execute("INSERT INTO owners VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [product_id, cid, owner["team"], owner["username"], owner["name"],
+                     owner["email"], owner["role"], owner["active"]])
+    for server in odcs.server_rows(contract):
+        con.execute("INSERT INTO servers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [cid, server["server"], server["type"], server["environment"], server["format"],
+                     server["path"], server["database"], server["schema_name"], server["details"]])
+    for obj in contract.schema_ or []:
+        dataset = obj.name or obj.physicalName or "?"
+        con.execute("INSERT INTO datasets VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [cid, product_id, dataset, obj.physicalName, obj.physicalType, obj.description,
+                     list(obj.tags or [])])
+        for position, col in enumerate(odcs.flatten_columns(obj)):
+            con.execute(
+                "INSERT INTO columns VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [cid, product_id, dataset, col["column_name"], position, col["physical_name"],
+                 col["logical_type"], col["physical_type"], col["required"], col["is_unique"],
+                 col["primary_key"], col["classification"], col["pii"], col["description"], col["tags"]])
+    for sla in contract.slaProperties or []:
+        con.execute("INSERT INTO slos VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [cid, product_id, sla.property, odcs._text(sla.value), odcs._text(sla.valueExt),
+                     sla.unit, sla.element, sla.driver, sla.description])
+
+
+def _first_schema_description(contract) -> str | None:
+    for obj in contract.schema_ or []:
+        if obj.description:
+            return obj.description
+    return None

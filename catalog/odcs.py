@@ -1,0 +1,269 @@
+"""ODCS contracts: load YAML, validate against the official JSON Schema, parse, normalise.
+
+The official JSON Schemas are the gate (the pydantic model is a lenient parser: it accepts
+26 of the 28 official negative tests), so validate first, then parse.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+from jsonschema import Draft201909Validator
+from open_data_contract_standard.model import OpenDataContractStandard
+from pydantic import ValidationError
+
+from catalog.settings import odcs_schema_dirs
+
+SUPPORTED_VERSIONS = ("v3.0.0", "v3.0.1", "v3.0.2", "v3.1.0", "v3.2.0")
+# The official file names per version; v3.2.0 is also bundled with the ODCS package.
+_SCHEMA_FILES = {
+    "v3.0.0": "bitol-odcs__odcs-json-schema-v3.0.0.json",
+    "v3.0.1": "bitol-odcs__odcs-json-schema-v3.0.1.json",
+    "v3.0.2": "bitol-odcs__odcs-json-schema-v3.0.2.json",
+    "v3.1.0": "bitol-odcs__odcs-json-schema-v3.1.0.json",
+    "v3.2.0": "bitol-odcs-dev__odcs-json-schema-v3.2.0.json",
+}
+_PLAIN_NAMES = {v: f"odcs-json-schema-{v}.json" for v in SUPPORTED_VERSIONS}
+
+
+class ContractError(Exception):
+    """The file is not an acceptable contract; the message names the file's fault."""
+
+
+class _StringDatesLoader(yaml.SafeLoader):
+    """SafeLoader that keeps `2022-10-03` a string: the JSON Schemas expect strings."""
+
+
+_StringDatesLoader.yaml_implicit_resolvers = {
+    key: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def load_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_StringDatesLoader)  # noqa: S506 - SafeLoader subclass
+
+
+@functools.cache
+def schema_sources() -> dict[str, str]:
+    """Which schema file validates each apiVersion here (version -> path or 'bundled')."""
+    found: dict[str, str] = {}
+    for folder in odcs_schema_dirs():
+        for version in SUPPORTED_VERSIONS:
+            for name in (_SCHEMA_FILES[version], _PLAIN_NAMES[version]):
+                candidate = Path(folder) / name
+                if version not in found and candidate.is_file():
+                    found[version] = str(candidate)
+    found.setdefault("v3.2.0", "bundled")
+    return found
+
+
+@functools.cache
+def _validator(version: str) -> Draft201909Validator:
+    source = schema_sources()[version]
+    if source == "bundled":
+        text = resources.files("open_data_contract_standard").joinpath("schema.json").read_text()
+    else:
+        text = Path(source).read_text()
+    return Draft201909Validator(json.loads(text), format_checker=Draft201909Validator.FORMAT_CHECKER)
+
+
+def _json_path(error: jsonschema.ValidationError) -> str:
+    path = ""
+    for part in error.absolute_path:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path or "(root)"
+
+
+_WRAPPER_VALIDATORS = {"unevaluatedProperties", "oneOf", "anyOf", "allOf", "if", "then", "not"}
+
+
+def _leaf_errors(errors):
+    for error in errors:
+        if error.context:
+            yield from _leaf_errors(error.context)
+        yield error
+
+
+def _first_error(version: str, document: dict) -> str | None:
+    """The most specific fault: a leaf error deepest in the document beats the wrapper
+    errors ('Unevaluated properties...') that if/then schemas report at the parent."""
+    errors = list(_validator(version).iter_errors(document))
+    if not errors:
+        return None
+    leaves = [e for e in _leaf_errors(errors) if e.validator not in _WRAPPER_VALIDATORS]
+    best = jsonschema.exceptions.best_match(errors)
+    if leaves and best.validator in _WRAPPER_VALIDATORS:
+        best = max(leaves, key=lambda e: len(e.absolute_path))
+    return f"{_json_path(best)}: {_shorten(best.message)}"
+
+
+def _shorten(message: str, limit: int = 300) -> str:
+    return message if len(message) <= limit else message[: limit - 3] + "..."
+
+
+@dataclass
+class Validation:
+    api_version: str
+    validated_against: str
+    warnings: list[str] = field(default_factory=list)
+
+
+def validate(document: Any) -> Validation:
+    """Apply the acceptance rule; raise ContractError with the JSON path of the fault.
+
+    Declared version passes -> accepted. Fails it but passes a newer official schema ->
+    accepted with a warning naming that version. Anything else -> rejected.
+    """
+    if not isinstance(document, dict):
+        raise ContractError(f"not a data contract: top level is {type(document).__name__}, expected a mapping")
+    if document.get("kind") != "DataContract" and "apiVersion" not in document:
+        raise ContractError("not a data contract: no 'apiVersion' and no 'kind: DataContract'")
+    declared = document.get("apiVersion")
+    if declared not in SUPPORTED_VERSIONS:
+        raise ContractError(
+            f"apiVersion: unsupported apiVersion {declared!r} "
+            f"(supported: {', '.join(SUPPORTED_VERSIONS)})"
+        )
+    available = schema_sources()
+    warnings: list[str] = []
+    newer = [v for v in SUPPORTED_VERSIONS if v in available and v > declared]
+    if declared in available:
+        fault = _first_error(declared, document)
+        if fault is None:
+            return Validation(declared, declared)
+    else:
+        # Without the declared version's official schema, the nearest newer one judges.
+        fault = None
+        warnings.append(
+            f"official {declared} JSON Schema not found (set MESHGOV_ODCS_SCHEMAS); "
+            f"validated against {newer[0] if newer else 'none'}"
+        )
+    for version in newer:
+        if _first_error(version, document) is None:
+            if fault is not None:
+                warnings.append(
+                    f"declares apiVersion {declared} but is valid only under {version}: "
+                    f"under {declared}, {fault}"
+                )
+            return Validation(declared, version, warnings)
+    if fault is None:
+        fault = _first_error(newer[-1], document) if newer else "no official ODCS schema available"
+    raise ContractError(fault)
+
+
+def parse(document: dict) -> OpenDataContractStandard:
+    try:
+        return OpenDataContractStandard(**document)
+    except (ValidationError, TypeError) as exc:
+        detail = exc.errors()[0] if isinstance(exc, ValidationError) else {"loc": (), "msg": str(exc)}
+        loc = ".".join(str(p) for p in detail["loc"]) or "(root)"
+        raise ContractError(f"{loc}: {detail['msg']} (ODCS model)") from exc
+
+
+# --- normalisation into catalog rows ---------------------------------------------------------
+
+_PII_TAGS = {"pii", "personal", "personal-data", "personal_data", "gdpr-personal", "sensitive-pii"}
+_PII_PROPERTIES = {"pii", "ispii", "personaldata", "containspii"}
+
+
+def slug(text: str) -> str:
+    value = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    return value or "unnamed"
+
+
+def is_pii(classification: str | None, tags: list[str] | None, custom: list | None) -> bool:
+    """A column is PII when its contract says so: a pii tag, a pii custom property, or a
+    classification naming personal data. 'restricted' alone is about access, not PII."""
+    if any(t.lower() in _PII_TAGS for t in tags or []):
+        return True
+    for prop in custom or []:
+        name = (prop.property or "").lower().replace("_", "")
+        if name in _PII_PROPERTIES and str(prop.value).lower() in {"true", "yes", "1"}:
+            return True
+    return bool(classification and re.search(r"pii|personal", classification, re.I))
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def flatten_columns(schema_object) -> list[dict]:
+    """Properties of one schema object as rows; nested objects become dotted names."""
+    rows: list[dict] = []
+
+    def walk(props, prefix: str) -> None:
+        for prop in props or []:
+            name = f"{prefix}{prop.name or prop.physicalName or '?'}"
+            rows.append({
+                "column_name": name,
+                "physical_name": prop.physicalName,
+                "logical_type": prop.logicalType,
+                "physical_type": prop.physicalType,
+                "required": prop.required,
+                "is_unique": prop.unique,
+                "primary_key": prop.primaryKey,
+                "classification": prop.classification,
+                "pii": is_pii(prop.classification, prop.tags, prop.customProperties),
+                "description": prop.description,
+                "tags": list(prop.tags or []),
+            })
+            walk(prop.properties, f"{name}.")
+            if prop.items is not None:
+                walk(prop.items.properties, f"{name}[].")
+
+    walk(schema_object.properties, "")
+    return rows
+
+
+def owners_of(contract: OpenDataContractStandard) -> list[dict]:
+    team = contract.team
+    if team is None:
+        return []
+    team_name, members = (None, team) if isinstance(team, list) else (team.name, team.members or [])
+    owners = [
+        {
+            "team": team_name,
+            "username": m.username,
+            "name": m.name or m.username,
+            "email": m.username if m.username and "@" in m.username else None,
+            "role": m.role,
+            "active": not m.dateOut,
+        }
+        for m in members
+    ]
+    if not owners and team_name:
+        owners.append({"team": team_name, "username": None, "name": team_name, "email": None,
+                       "role": "team", "active": True})
+    return owners
+
+
+def server_rows(contract: OpenDataContractStandard) -> list[dict]:
+    rows = []
+    for server in contract.servers or []:
+        details = server.model_dump(exclude_none=True, by_alias=True)
+        rows.append({
+            "server": server.server,
+            "type": server.type,
+            "environment": server.environment,
+            "format": server.format,
+            "path": server.path or server.location,
+            "database": server.database,
+            "schema_name": server.schema_,
+            "details": json.dumps(details, default=str),
+        })
+    return rows
+
+
+def product_identity(contract: OpenDataContractStandard) -> tuple[str, str]:
+    """(product_id, display name): the contract's dataProduct groups its ports."""
+    name = contract.dataProduct or contract.name or contract.id or "unnamed"
+    return slug(name), name

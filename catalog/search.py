@@ -1,0 +1,126 @@
+"""Ranked catalog search, BM25 in plain SQL (DuckDB's fts extension is not available here).
+
+Each product is one document built from weighted fields; `search_terms` holds one row per
+(product, term) with the weighted term frequency, refreshed per product on ingest. Query
+terms match exactly, as a prefix, or within one or two edits (typos), with decreasing
+weight.
+"""
+
+from __future__ import annotations
+
+import re
+
+import duckdb
+import pandas as pd
+
+K1, B = 1.2, 0.75
+# (weight, SQL producing product_id + text) — names and tags count more than descriptions.
+_FIELDS = [
+    (3.0, "SELECT product_id, name AS txt FROM products"),
+    (2.0, "SELECT p.product_id, d.name || ' ' || d.domain_id FROM products p JOIN domains d USING (domain_id)"),
+    (2.0, "SELECT product_id, array_to_string(tags, ' ') FROM products"),
+    (1.0, "SELECT product_id, concat_ws(' ', description, purpose, usage) FROM products"),
+    (2.0, "SELECT product_id, concat_ws(' ', team, username, name, email) FROM owners"),
+    (1.0, "SELECT product_id, concat_ws(' ', dataset, physical_name, description, array_to_string(tags, ' ')) FROM datasets"),
+    (1.0, "SELECT product_id, concat_ws(' ', column_name, physical_name, array_to_string(tags, ' ')) FROM columns"),
+    (0.5, "SELECT product_id, description FROM columns"),
+]
+_TOKEN_SPLIT = r"[^\pL\pN]+"
+
+
+def tokenize(text: str) -> list[str]:
+    """Same tokenisation as the SQL index: camelCase split, lower-case, alphanumeric runs."""
+    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", text)
+    return [t for t in re.split(r"[^\w]+|_", spaced.lower()) if t]
+
+
+def reindex(con: duckdb.DuckDBPyConnection, product_ids: list[str] | None = None) -> None:
+    """Rebuild the index rows of these products (all when None), inside the caller's transaction."""
+    scope = "" if product_ids is None else "WHERE product_id IN (SELECT unnest(?::TEXT[]))"
+    params = [] if product_ids is None else [product_ids]
+    con.execute(f"DELETE FROM search_terms {scope}", params)  # noqa: S608
+    con.execute(f"DELETE FROM search_docs {scope}", params)  # noqa: S608
+    texts = " UNION ALL ".join(f"SELECT product_id, txt, {w} AS w FROM ({sql}) t(product_id, txt)"
+                               for w, sql in _FIELDS)
+    con.execute(f"""
+        INSERT INTO search_terms
+        WITH texts AS (SELECT * FROM ({texts}) {scope}),
+        tokens AS (
+            SELECT product_id, w, unnest(regexp_split_to_array(
+                lower(regexp_replace(coalesce(txt, ''), '([a-z0-9])([A-Z])', '\\1 \\2', 'g')),
+                '{_TOKEN_SPLIT}|_')) AS term
+            FROM texts)
+        SELECT product_id, term, sum(w) FROM tokens WHERE term <> '' GROUP BY ALL
+    """, params)  # noqa: S608 - composed from constants
+    con.execute(f"""
+        INSERT INTO search_docs
+        SELECT product_id, sum(tf) FROM search_terms {scope} GROUP BY ALL
+    """, params)  # noqa: S608
+
+
+def search(con: duckdb.DuckDBPyConnection, query: str = "", *, limit: int = 50,
+           domain: str | None = None, owner: str | None = None,
+           classification: str | None = None) -> pd.DataFrame:
+    """Products best first: product_id, name, domain, score, status, description.
+
+    An empty query lists every product passing the filters, by name.
+    """
+    terms = sorted(set(tokenize(query or "")))
+    filters, params = _filters(domain, owner, classification)
+    base = f"""
+        SELECT p.product_id, p.name, d.name AS domain, p.status, p.description
+        FROM products p LEFT JOIN domains d USING (domain_id)
+        WHERE {' AND '.join(filters) or 'TRUE'}"""
+    if not terms:
+        return con.execute(f"SELECT *, 0.0 AS score FROM ({base}) ORDER BY name LIMIT ?",  # noqa: S608
+                           params + [limit]).df()
+    # Expansions of each query term found in the vocabulary, with a match weight.
+    sql = f"""
+    WITH q(qterm) AS (SELECT unnest(?::TEXT[])),
+    vocab AS (SELECT DISTINCT term FROM search_terms),
+    expanded AS (
+        SELECT qterm, term,
+               CASE WHEN term = qterm THEN 1.0
+                    WHEN length(qterm) >= 2 AND starts_with(term, qterm) THEN 0.8
+                    ELSE 0.5 END AS match_weight
+        FROM q JOIN vocab ON term = qterm
+            OR (length(qterm) >= 2 AND starts_with(term, qterm))
+            OR (length(qterm) >= 4 AND abs(length(term) - length(qterm)) <= 2
+                AND levenshtein(term, qterm) <= CASE WHEN length(qterm) >= 8 THEN 2 ELSE 1 END)
+    ),
+    stats AS (SELECT count(*) AS n, avg(doc_length) AS avgdl FROM search_docs),
+    df AS (SELECT st.term, count(*) AS df FROM search_terms st
+           WHERE st.term IN (SELECT term FROM expanded) GROUP BY ALL),
+    per_term AS (
+        SELECT st.product_id, e.qterm,
+               max(e.match_weight * ln(1 + (stats.n - df.df + 0.5) / (df.df + 0.5))
+                   * (st.tf * ({K1} + 1)) / (st.tf + {K1} * (1 - {B} + {B} * sd.doc_length / stats.avgdl))) AS s
+        FROM search_terms st
+        JOIN expanded e ON st.term = e.term
+        JOIN df ON df.term = st.term
+        JOIN search_docs sd ON sd.product_id = st.product_id
+        CROSS JOIN stats
+        GROUP BY ALL
+    ),
+    scored AS (SELECT product_id, sum(s) AS score, count(*) AS matched FROM per_term GROUP BY ALL)
+    SELECT b.*, round(scored.score, 4) AS score
+    FROM scored JOIN ({base}) b USING (product_id)
+    ORDER BY scored.matched DESC, scored.score DESC, b.name
+    LIMIT ?
+    """  # noqa: S608 - composed from constants; values are parameters
+    return con.execute(sql, [terms] + params + [limit]).df()
+
+
+def _filters(domain, owner, classification) -> tuple[list[str], list]:
+    filters, params = [], []
+    if domain:
+        filters.append("(lower(d.name) = lower(?) OR d.domain_id = lower(?))")
+        params += [domain, domain]
+    if owner:
+        filters.append("p.product_id IN (SELECT product_id FROM owners WHERE "
+                       "concat_ws(' ', team, username, name, email) ILIKE '%' || ? || '%')")
+        params.append(owner)
+    if classification:
+        filters.append("p.product_id IN (SELECT product_id FROM columns WHERE lower(classification) = lower(?))")
+        params.append(classification)
+    return filters, params
