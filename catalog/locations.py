@@ -1,0 +1,67 @@
+"""Where a contract's datasets live: the `servers` entry resolved to a local file.
+
+Shared by the checks engine (what to scan) and lineage (which OpenLineage dataset is
+which catalog dataset). Rules, first match wins, for servers of type local/duckdb:
+- a `{model}` placeholder in `path` is replaced by the dataset's physicalName or name;
+- a `path` naming a folder means `<folder>/<physicalName or name>.<format>`;
+- a `path` naming one file belongs to the dataset when the contract has one dataset, or
+  when the file's stem equals the dataset's physicalName or name;
+- `type: duckdb` with `database` means the table `<physicalName or name>` in that file.
+Relative paths are relative to the folder of the contract file they came from.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+
+@dataclass(frozen=True)
+class Location:
+    kind: str          # parquet | csv | json | duckdb
+    path: str          # absolute file path
+    table: str | None  # table name inside a DuckDB file
+
+
+def _base_dir(source_file: str | None) -> Path:
+    return Path(source_file).resolve().parent if source_file else Path.cwd()
+
+
+def resolve(server: dict, dataset: str, physical_name: str | None, n_datasets: int,
+            source_file: str | None) -> Location | None:
+    stem = physical_name or dataset
+    base = _base_dir(source_file)
+    stype = (server.get("type") or "").lower()
+    if stype == "duckdb" and server.get("database"):
+        return Location("duckdb", str((base / server["database"]).resolve()), stem)
+    if stype != "local" or not server.get("path"):
+        return None
+    fmt = (server.get("format") or "parquet").lower()
+    raw = server["path"].replace("{model}", stem)
+    path = (base / raw).resolve()
+    if path.is_dir() or raw.endswith("/"):
+        return Location(fmt, str(path / f"{stem}.{fmt}"), None)
+    if "{model}" in server["path"] or n_datasets == 1 or path.stem == stem:
+        return Location(fmt, str(path), None)
+    return None
+
+
+def dataset_locations(con: duckdb.DuckDBPyConnection, contract_id: str) -> dict[str, Location | None]:
+    """Every dataset of the contract's latest revision -> its local location (or None)."""
+    source = con.execute(
+        "SELECT source_file FROM contracts WHERE contract_id = ? ORDER BY revision DESC LIMIT 1",
+        [contract_id]).fetchone()
+    source_file = source[0] if source else None
+    servers = [json.loads(d) for (d,) in con.execute(
+        "SELECT details FROM servers WHERE contract_id = ?", [contract_id]).fetchall()]
+    datasets = con.execute(
+        "SELECT dataset, physical_name FROM datasets WHERE contract_id = ?", [contract_id]).fetchall()
+    found: dict[str, Location | None] = {}
+    for dataset, physical in datasets:
+        found[dataset] = next(
+            (loc for server in servers
+             if (loc := resolve(server, dataset, physical, len(datasets), source_file))), None)
+    return found
