@@ -167,7 +167,8 @@ def _write_contract_details(con, contract, product_id: str, product_name: str, n
     desc = contract.description
     con.execute(
         """INSERT INTO products VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-           ON CONFLICT (product_id) DO UPDATE SET name = excluded.name, domain_id = excluded.domain_id,
+           ON CONFLICT (product_id) DO UPDATE SET name = excluded.name,
+             domain_id = CASE WHEN excluded.domain_id = 'unassigned' THEN products.domain_id ELSE excluded.domain_id END,
              description = excluded.description, purpose = excluded.purpose, usage = excluded.usage,
              limitations = excluded.limitations, status = excluded.status, tags = excluded.tags,
              updated_at = excluded.updated_at""",

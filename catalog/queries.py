@@ -1,0 +1,87 @@
+"""Read-side query functions for pages and the CLI: plain DataFrames / dicts in, out."""
+
+from __future__ import annotations
+
+import duckdb
+import pandas as pd
+
+
+def stats(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    row = con.execute("""
+        SELECT (SELECT count(*) FROM products), (SELECT count(*) FROM domains),
+               (SELECT count(DISTINCT contract_id) FROM contracts), (SELECT count(*) FROM columns),
+               (SELECT count(*) FROM columns WHERE pii)
+    """).fetchone()
+    return dict(zip(["products", "domains", "contracts", "columns", "pii_columns"], row, strict=True))
+
+
+def domains(con: duckdb.DuckDBPyConnection) -> list[str]:
+    return [r[0] for r in con.execute("SELECT name FROM domains ORDER BY name").fetchall()]
+
+
+def classifications(con: duckdb.DuckDBPyConnection) -> list[str]:
+    return [r[0] for r in con.execute(
+        "SELECT DISTINCT classification FROM columns WHERE classification IS NOT NULL ORDER BY 1").fetchall()]
+
+
+def product(con: duckdb.DuckDBPyConnection, product_id: str) -> dict | None:
+    df = con.execute("""
+        SELECT p.*, d.name AS domain
+        FROM products p LEFT JOIN domains d USING (domain_id) WHERE product_id = ?""",
+                     [product_id]).df()
+    return None if df.empty else df.iloc[0].to_dict()
+
+
+def owners(con: duckdb.DuckDBPyConnection, product_id: str) -> pd.DataFrame:
+    return con.execute("""
+        SELECT DISTINCT team, name, username, email, role, active FROM owners
+        WHERE product_id = ? ORDER BY active DESC, role, name""", [product_id]).df()
+
+
+def contracts(con: duckdb.DuckDBPyConnection, product_id: str) -> pd.DataFrame:
+    """The product's contracts, latest revision each, with how many revisions exist."""
+    return con.execute("""
+        SELECT contract_id, version, status, api_version, validated_against, revision,
+               count(*) OVER (PARTITION BY contract_id) AS revisions, ingested_at, source_file
+        FROM contracts WHERE product_id = ?
+        QUALIFY revision = max(revision) OVER (PARTITION BY contract_id)
+        ORDER BY contract_id""", [product_id]).df()
+
+
+def revisions(con: duckdb.DuckDBPyConnection, contract_id: str) -> pd.DataFrame:
+    return con.execute("""
+        SELECT revision, version, status, api_version, content_hash, ingested_at, ingested_by, source_file
+        FROM contracts WHERE contract_id = ? ORDER BY revision DESC""", [contract_id]).df()
+
+
+def raw_contract(con: duckdb.DuckDBPyConnection, contract_id: str, revision: int) -> str | None:
+    row = con.execute("SELECT raw_yaml FROM contracts WHERE contract_id = ? AND revision = ?",
+                      [contract_id, revision]).fetchone()
+    return row[0] if row else None
+
+
+def columns(con: duckdb.DuckDBPyConnection, product_id: str) -> pd.DataFrame:
+    return con.execute("""
+        SELECT dataset, column_name, logical_type, physical_type, required, is_unique, primary_key,
+               classification, pii, description, tags
+        FROM columns WHERE product_id = ? ORDER BY dataset, position""", [product_id]).df()
+
+
+def datasets(con: duckdb.DuckDBPyConnection, product_id: str) -> pd.DataFrame:
+    return con.execute("""
+        SELECT d.dataset, d.physical_name, d.physical_type, d.description, d.contract_id,
+               (SELECT count(*) FROM columns c WHERE c.contract_id = d.contract_id AND c.dataset = d.dataset) AS columns
+        FROM datasets d WHERE product_id = ? ORDER BY dataset""", [product_id]).df()
+
+
+def slos(con: duckdb.DuckDBPyConnection, product_id: str) -> pd.DataFrame:
+    return con.execute("""
+        SELECT property, value, unit, element, driver, description FROM slos
+        WHERE product_id = ? ORDER BY property""", [product_id]).df()
+
+
+def servers(con: duckdb.DuckDBPyConnection, product_id: str) -> pd.DataFrame:
+    return con.execute("""
+        SELECT s.server, s.type, s.environment, s.format, s.path, s.database
+        FROM servers s JOIN contracts c ON c.contract_id = s.contract_id
+        WHERE c.product_id = ? GROUP BY ALL ORDER BY s.server""", [product_id]).df()

@@ -1,0 +1,199 @@
+"""Catalog: which data products exist, who owns them, and what do their contracts promise?"""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from catalog import contract_diff, queries, search
+from catalog.store import StoreError
+from ui.db import conn
+
+
+@st.cache_data(ttl=5, show_spinner=False)
+def _search(q: str, domain: str | None, owner: str | None, classification: str | None) -> pd.DataFrame:
+    with conn() as con:
+        return search.search(con, q, limit=200, domain=domain, owner=owner, classification=classification)
+
+
+@st.cache_data(ttl=5, show_spinner=False)
+def _facets() -> tuple[dict, list[str], list[str]]:
+    with conn() as con:
+        return queries.stats(con), queries.domains(con), queries.classifications(con)
+
+
+@st.cache_data(ttl=5, show_spinner=False)
+def _product_bundle(product_id: str) -> dict | None:
+    with conn() as con:
+        info = queries.product(con, product_id)
+        if info is None:
+            return None
+        return {
+            "info": info,
+            "owners": queries.owners(con, product_id),
+            "contracts": queries.contracts(con, product_id),
+            "datasets": queries.datasets(con, product_id),
+            "columns": queries.columns(con, product_id),
+            "slos": queries.slos(con, product_id),
+            "servers": queries.servers(con, product_id),
+        }
+
+
+@st.cache_data(ttl=5, show_spinner=False)
+def _revisions(contract_id: str) -> pd.DataFrame:
+    with conn() as con:
+        return queries.revisions(con, contract_id)
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def _raw(contract_id: str, revision: int) -> str | None:
+    with conn() as con:
+        return queries.raw_contract(con, contract_id, revision)
+
+
+def search_panel(stats: dict, domain_names: list[str], classification_names: list[str]) -> None:
+    c1, c2, c3, c4 = st.columns([3, 1.2, 1.2, 1.2])
+    q = c1.text_input("Search products, owners, tags, columns", key="q",
+                      placeholder="e.g. customer email, segments, orders")
+    domain = c2.selectbox("Domain", ["All domains", *domain_names], key="domain")
+    owner = c3.text_input("Owner", key="owner", placeholder="name or email")
+    classification = c4.selectbox("Classification", ["Any", *classification_names], key="classification")
+    hits = _search(q, None if domain == "All domains" else domain, owner or None,
+                   None if classification == "Any" else classification)
+    if hits.empty:
+        st.info("No product matches. Try fewer words, a prefix (`cust`), or clear a filter.")
+        return
+    st.caption(f"{len(hits)} of {stats['products']} products" + (" — best match first" if q else ""))
+    table = hits.assign(link="?product=" + hits["product_id"])
+    st.dataframe(
+        table[["link", "name", "domain", "status", "description", "score"]],
+        hide_index=True, width="stretch",
+        column_config={
+            "link": st.column_config.LinkColumn("Product", display_text=r"\?product=(.*)"),
+            "score": st.column_config.ProgressColumn("Relevance", min_value=0.0,
+                                                     max_value=float(hits["score"].max() or 1.0), format="%.2f"),
+            "description": st.column_config.TextColumn("Description", width="large"),
+        },
+    )
+    choice = st.selectbox("Open a product", ["—", *hits["product_id"]], key="open_product",
+                          format_func=lambda pid: pid if pid == "—" else
+                          f"{hits.set_index('product_id').at[pid, 'name']} ({pid})")
+    if choice != "—":
+        st.query_params["product"] = choice
+        st.rerun()
+
+
+def product_detail(product_id: str) -> None:
+    bundle = _product_bundle(product_id)
+    if st.button("← Back to search", key="back"):
+        st.query_params.clear()
+        st.rerun()
+    if bundle is None:
+        st.warning(f"No product `{product_id}` in the catalog. It may have been renamed; search for it instead.")
+        return
+    info, cols = bundle["info"], bundle["columns"]
+    st.header(info["name"])
+    st.markdown(f"**Domain** {info['domain']} · **Status** `{info['status'] or 'unknown'}` · "
+                f"**Deep link** `?product={product_id}`")
+    m1, m2, m3, m4 = st.columns(4)
+    m1.metric("Datasets", len(bundle["datasets"]))
+    m2.metric("Columns", len(cols))
+    m3.metric("PII columns", int(cols["pii"].sum()) if not cols.empty else 0)
+    m4.metric("Contracts", len(bundle["contracts"]))
+    if info.get("description"):
+        st.write(info["description"])
+    for label in ("usage", "limitations"):
+        if info.get(label):
+            st.markdown(f"**{label.capitalize()}:** {info[label]}")
+
+    tabs = st.tabs(["Schema", "Owners", "Contract versions", "SLOs", "Servers"])
+    with tabs[0]:
+        schema_tab(cols)
+    with tabs[1]:
+        owners = bundle["owners"]
+        if owners.empty:
+            st.warning("No owner is named in this product's contract: add a `team` with members.")
+        else:
+            st.dataframe(owners, hide_index=True, width="stretch")
+    with tabs[2]:
+        versions_tab(bundle["contracts"])
+    with tabs[3]:
+        if bundle["slos"].empty:
+            st.info("No SLOs declared: add `slaProperties` (latency, frequency, retention) to the contract.")
+        else:
+            st.dataframe(bundle["slos"], hide_index=True, width="stretch")
+    with tabs[4]:
+        if bundle["servers"].empty:
+            st.info("No servers declared: checks cannot read this product's data.")
+        else:
+            st.dataframe(bundle["servers"], hide_index=True, width="stretch")
+
+
+def schema_tab(cols: pd.DataFrame) -> None:
+    if cols.empty:
+        st.info("The contract declares no schema.")
+        return
+    unclassified = cols["classification"].isna().sum()
+    if unclassified:
+        st.warning(f"{unclassified} column(s) have no classification.")
+    view = cols.assign(pii=cols["pii"].map({True: "🔒 PII", False: ""}),
+                       tags=cols["tags"].map(lambda t: ", ".join(t) if t is not None else ""))
+    st.dataframe(view, hide_index=True, width="stretch",
+                 column_config={"column_name": "Column", "is_unique": "unique", "primary_key": "PK"})
+
+
+def versions_tab(contracts: pd.DataFrame) -> None:
+    if contracts.empty:
+        st.info("No contract ingested for this product.")
+        return
+    contract_id = st.selectbox("Contract", contracts["contract_id"], key="contract")
+    revs = _revisions(contract_id)
+    st.dataframe(revs.drop(columns=["content_hash"]), hide_index=True, width="stretch")
+    if len(revs) < 2:
+        st.caption("Only one revision so far: a diff appears once the contract changes.")
+        st.code(_raw(contract_id, int(revs["revision"].iloc[0])) or "", language="yaml")
+        return
+    labels = {int(r.revision): f"rev {r.revision} · v{r.version}" for r in revs.itertuples()}
+    ordered = list(labels)
+    c1, c2 = st.columns(2)
+    old = c1.selectbox("From", ordered, index=1, format_func=labels.get, key="rev_old")
+    new = c2.selectbox("To", ordered, index=0, format_func=labels.get, key="rev_new")
+    if old == new:
+        st.info("Pick two different revisions to compare.")
+        return
+    result = contract_diff.diff(_raw(contract_id, old), _raw(contract_id, new),
+                                old_label=labels[old], new_label=labels[new])
+    breaking = result.breaking
+    if not breaking.empty:
+        st.error(f"{len(breaking)} breaking change(s) for consumers between {labels[old]} and {labels[new]}.")
+    elif result.changes.empty:
+        st.success("No schema changes between these revisions.")
+    else:
+        st.success("Changes are compatible: nothing a consumer relies on was removed or tightened.")
+    if not result.changes.empty:
+        st.dataframe(result.changes.assign(breaking=result.changes["breaking"].map({True: "❌ breaking", False: ""})),
+                     hide_index=True, width="stretch")
+    with st.expander("YAML diff"):
+        st.code(result.text or "(identical text)", language="diff")
+
+
+def main() -> None:
+    st.title("📚 Catalog")
+    st.caption("Find a data product: its owners, contract, schema with classifications and PII flags, SLOs.")
+    try:
+        stats, domain_names, classification_names = _facets()
+    except StoreError as exc:
+        st.error(f"Cannot open the catalog: {exc}")
+        return
+    if stats["products"] == 0:
+        st.info("The catalog is empty. Seed the demo mesh with `python -m catalog seed`, or ingest your "
+                "contracts with `python -m catalog ingest path/to/contracts/`.")
+        return
+    product_id = st.query_params.get("product")
+    if product_id:
+        product_detail(product_id)
+    else:
+        search_panel(stats, domain_names, classification_names)
+
+
+main()
