@@ -7,24 +7,24 @@ import streamlit as st
 
 from catalog import contract_diff, queries, search
 from catalog.store import StoreError
-from ui.db import conn
+from ui.db import conn, db_path
 
 
 @st.cache_data(ttl=5, show_spinner=False)
-def _search(q: str, domain: str | None, owner: str | None, classification: str | None) -> pd.DataFrame:
-    with conn() as con:
+def _search(db: str, q: str, domain: str | None, owner: str | None, classification: str | None) -> pd.DataFrame:
+    with conn(db) as con:
         return search.search(con, q, limit=200, domain=domain, owner=owner, classification=classification)
 
 
 @st.cache_data(ttl=5, show_spinner=False)
-def _facets() -> tuple[dict, list[str], list[str]]:
-    with conn() as con:
+def _facets(db: str) -> tuple[dict, list[str], list[str]]:
+    with conn(db) as con:
         return queries.stats(con), queries.domains(con), queries.classifications(con)
 
 
 @st.cache_data(ttl=5, show_spinner=False)
-def _product_bundle(product_id: str) -> dict | None:
-    with conn() as con:
+def _product_bundle(db: str, product_id: str) -> dict | None:
+    with conn(db) as con:
         info = queries.product(con, product_id)
         if info is None:
             return None
@@ -40,14 +40,14 @@ def _product_bundle(product_id: str) -> dict | None:
 
 
 @st.cache_data(ttl=5, show_spinner=False)
-def _revisions(contract_id: str) -> pd.DataFrame:
-    with conn() as con:
+def _revisions(db: str, contract_id: str) -> pd.DataFrame:
+    with conn(db) as con:
         return queries.revisions(con, contract_id)
 
 
 @st.cache_data(ttl=60, show_spinner=False)
-def _raw(contract_id: str, revision: int) -> str | None:
-    with conn() as con:
+def _raw(db: str, contract_id: str, revision: int) -> str | None:
+    with conn(db) as con:
         return queries.raw_contract(con, contract_id, revision)
 
 
@@ -58,7 +58,7 @@ def search_panel(stats: dict, domain_names: list[str], classification_names: lis
     domain = c2.selectbox("Domain", ["All domains", *domain_names], key="domain")
     owner = c3.text_input("Owner", key="owner", placeholder="name or email")
     classification = c4.selectbox("Classification", ["Any", *classification_names], key="classification")
-    hits = _search(q, None if domain == "All domains" else domain, owner or None,
+    hits = _search(db_path(), q, None if domain == "All domains" else domain, owner or None,
                    None if classification == "Any" else classification)
     if hits.empty:
         st.info("No product matches. Try fewer words, a prefix (`cust`), or clear a filter.")
@@ -84,7 +84,7 @@ def search_panel(stats: dict, domain_names: list[str], classification_names: lis
 
 
 def product_detail(product_id: str) -> None:
-    bundle = _product_bundle(product_id)
+    bundle = _product_bundle(db_path(), product_id)
     if st.button("← Back to search", key="back"):
         st.query_params.clear()
         st.rerun()
@@ -147,11 +147,11 @@ def versions_tab(contracts: pd.DataFrame) -> None:
         st.info("No contract ingested for this product.")
         return
     contract_id = st.selectbox("Contract", contracts["contract_id"], key="contract")
-    revs = _revisions(contract_id)
+    revs = _revisions(db_path(), contract_id)
     st.dataframe(revs.drop(columns=["content_hash"]), hide_index=True, width="stretch")
     if len(revs) < 2:
         st.caption("Only one revision so far: a diff appears once the contract changes.")
-        st.code(_raw(contract_id, int(revs["revision"].iloc[0])) or "", language="yaml")
+        st.code(_raw(db_path(), contract_id, int(revs["revision"].iloc[0])) or "", language="yaml")
         return
     labels = {int(r.revision): f"rev {r.revision} · v{r.version}" for r in revs.itertuples()}
     ordered = list(labels)
@@ -161,7 +161,7 @@ def versions_tab(contracts: pd.DataFrame) -> None:
     if old == new:
         st.info("Pick two different revisions to compare.")
         return
-    result = contract_diff.diff(_raw(contract_id, old), _raw(contract_id, new),
+    result = contract_diff.diff(_raw(db_path(), contract_id, old), _raw(db_path(), contract_id, new),
                                 old_label=labels[old], new_label=labels[new])
     breaking = result.breaking
     if not breaking.empty:
@@ -181,7 +181,7 @@ def main() -> None:
     st.title("📚 Catalog")
     st.caption("Find a data product: its owners, contract, schema with classifications and PII flags, SLOs.")
     try:
-        stats, domain_names, classification_names = _facets()
+        stats, domain_names, classification_names = _facets(db_path())
     except StoreError as exc:
         st.error(f"Cannot open the catalog: {exc}")
         return

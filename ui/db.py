@@ -18,6 +18,7 @@ def db_path() -> str:
 
 
 @contextlib.contextmanager
-def conn():
-    with connect(db_path()) as con:
+def conn(db: str | None = None):
+    """The DB named by `db` (cached loaders pass it so each DB has its own cache entries)."""
+    with connect(db or db_path()) as con:
         yield con
