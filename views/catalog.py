@@ -178,7 +178,7 @@ def versions_tab(contracts: pd.DataFrame) -> None:
 
 
 def main() -> None:
-    st.title("📚 Catalog")
+    st.title("Catalog")
     st.caption("Find a data product: its owners, contract, schema with classifications and PII flags, SLOs.")
     try:
         stats, domain_names, classification_names = _facets(db_path())
