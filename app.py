@@ -11,6 +11,7 @@ st.set_page_config(page_title="meshgov", page_icon="🕸️", layout="wide")
 # multipage discovery), which would skip this frame (deep links lost the sidebar, and a
 # login gate here could be bypassed). Measured with streamlit 1.67.
 PAGES = [
+    ("views/overview.py", "Overview", ":material/dashboard:", "overview"),
     ("views/catalog.py", "Catalog", ":material/menu_book:", "catalog"),
 ]
 

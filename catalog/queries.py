@@ -85,3 +85,46 @@ def servers(con: duckdb.DuckDBPyConnection, product_id: str) -> pd.DataFrame:
         SELECT s.server, s.type, s.environment, s.format, s.path, s.database
         FROM servers s JOIN contracts c ON c.contract_id = s.contract_id
         WHERE c.product_id = ? GROUP BY ALL ORDER BY s.server""", [product_id]).df()
+
+
+_SEVERITY_SQL = ("CASE status WHEN 'error' THEN 4 WHEN 'failed' THEN 3 WHEN 'warning' THEN 2 "
+                 "WHEN 'passed' THEN 1 ELSE 0 END")
+
+
+_LATEST_SQL = """
+    SELECT cr.* FROM check_results cr
+    JOIN (SELECT cr2.product_id, arg_max(cr2.run_id, r.started_at) AS run_id
+          FROM check_results cr2 JOIN check_runs r USING (run_id)
+          WHERE r.state = 'complete' AND cr2.product_id IS NOT NULL
+          GROUP BY cr2.product_id) newest USING (product_id, run_id)"""
+
+
+def latest_check_results(con: duckdb.DuckDBPyConnection, product_id: str | None = None) -> pd.DataFrame:
+    """Each product's results from the newest complete run that checked it, worst first."""
+    return con.execute(f"""
+        SELECT *, {_SEVERITY_SQL} AS severity FROM ({_LATEST_SQL})
+        WHERE ?::TEXT IS NULL OR product_id = ?
+        ORDER BY severity DESC, product_id, check_id""", [product_id, product_id]).df()  # noqa: S608
+
+
+def compliance_by_product(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """One row per product: domain, worst latest status (NULL = never checked), counts."""
+    return con.execute(f"""
+        WITH latest AS ({_LATEST_SQL}),
+        per_product AS (
+            SELECT product_id,
+                   CASE max({_SEVERITY_SQL}) WHEN 4 THEN 'error' WHEN 3 THEN 'failed'
+                        WHEN 2 THEN 'warning' WHEN 1 THEN 'passed' ELSE 'skipped' END AS status,
+                   count(*) AS checks,
+                   count(*) FILTER (WHERE status IN ('failed', 'error')) AS failing,
+                   count(*) FILTER (WHERE status = 'warning') AS warnings,
+                   string_agg(DISTINCT kind, ', ' ORDER BY kind) FILTER (WHERE status IN ('failed', 'error', 'warning')) AS failing_kinds,
+                   max(finished_at) AS checked_at
+            FROM latest GROUP BY product_id)
+        SELECT p.product_id, p.name, d.name AS domain, pp.status, coalesce(pp.checks, 0) AS checks,
+               coalesce(pp.failing, 0) AS failing, coalesce(pp.warnings, 0) AS warnings,
+               pp.failing_kinds, pp.checked_at
+        FROM products p LEFT JOIN domains d USING (domain_id) LEFT JOIN per_product pp USING (product_id)
+        ORDER BY CASE pp.status WHEN 'error' THEN 0 WHEN 'failed' THEN 1 WHEN 'warning' THEN 2
+                 WHEN 'passed' THEN 3 ELSE 4 END, d.name, p.name""").df()  # noqa: S608
+

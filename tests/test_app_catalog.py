@@ -25,8 +25,20 @@ def catalog_db(tmp_path, monkeypatch) -> Path:
     return db
 
 
-def _app() -> AppTest:
-    return AppTest.from_file(str(ROOT / "app.py"), default_timeout=30)
+class _CatalogApp:
+    """app.py with the catalog page selected (the overview is the default page)."""
+
+    def __init__(self) -> None:
+        self.at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=30)
+        self.query_params = self.at.query_params
+
+    def run(self) -> AppTest:
+        self.at.run()
+        return self.at.switch_page("views/catalog.py").run()
+
+
+def _app() -> _CatalogApp:
+    return _CatalogApp()
 
 
 def test_empty_catalog_says_what_to_do(tmp_path, monkeypatch):
@@ -65,7 +77,7 @@ def test_open_product_shows_owners_schema_and_pii(catalog_db):
 def test_deep_link_and_breaking_diff(catalog_db):
     at = _app()
     at.query_params["product"] = "commerce-orders"
-    at.run()
+    at = at.run()
     assert not at.exception, at.exception
     assert [h.value for h in at.header] == ["Commerce Orders"], "?product= opens the product directly"
     errors = [e.value for e in at.error]
@@ -79,6 +91,6 @@ def test_deep_link_and_breaking_diff(catalog_db):
 def test_unknown_product_link_is_explained(catalog_db):
     at = _app()
     at.query_params["product"] = "no-such-product"
-    at.run()
+    at = at.run()
     assert not at.exception, at.exception
     assert any("No product `no-such-product`" in w.value for w in at.warning)

@@ -1,0 +1,240 @@
+"""Lineage: where does a product's data come from, where does it go, what breaks when it fails?"""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from catalog import lineage, openlineage
+from catalog.store import StoreError
+from ui.db import conn, db_path
+from ui.status import STATUS_COLOURS, badge
+
+LEVELS = {"products": "Products", "datasets": "Datasets & jobs"}
+DIRECTIONS = {"both": "Both", "upstream": "Upstream", "downstream": "Downstream"}
+DEPTHS = [1, 2, 3, 4, 5, 6, 8, 10, "all"]
+KIND_LABELS = {"product": "Product", "dataset": "Dataset", "external": "External", "model": "Model",
+               "job": "Job", "column": "Column"}
+
+
+def _load(db: str) -> tuple[lineage.LineageGraph, dict[str, str], list[str]]:
+    # load_graph memoises on a change key, so a rerun costs a few ms unless something landed.
+    with conn(db) as con:
+        return lineage.load_graph(con), lineage.latest_statuses(con), lineage.failing_products(con)
+
+
+@st.cache_data(ttl=5, show_spinner=False)
+def _runs(db: str, namespace: str, name: str) -> pd.DataFrame:
+    with conn(db) as con:
+        return openlineage.runs(con, job_namespace=namespace, job_name=name, limit=20)
+
+
+@st.cache_data(ttl=5, show_spinner=False)
+def _quarantine(db: str) -> pd.DataFrame:
+    with conn(db) as con:
+        return openlineage.quarantined(con, limit=100)
+
+
+def _label(graph: lineage.LineageGraph, node: str | None) -> str:
+    if node is None:
+        return "— whole mesh —"
+    attrs = graph.flow.nodes[node] if node in graph.flow else graph.columns.nodes.get(node, {})
+    return f"{KIND_LABELS.get(attrs.get('kind'), '')} · {attrs.get('name') or node}"
+
+
+def _node_options(graph: lineage.LineageGraph) -> list[str | None]:
+    order = {"product": 0, "model": 1, "dataset": 2, "job": 3, "external": 4}
+    nodes = sorted(graph.flow.nodes, key=lambda n: (order.get(graph.flow.nodes[n].get("kind"), 9),
+                                                    str(graph.flow.nodes[n].get("name")).lower()))
+    return [None, *nodes]
+
+
+def _apply_deep_link(graph: lineage.LineageGraph) -> None:
+    """`?node=ID` selects a node on arrival; later selections write it back."""
+    wanted = st.query_params.get("node")
+    if not wanted or st.session_state.get("_lineage_link") == wanted:
+        return
+    st.session_state["_lineage_link"] = wanted
+    try:
+        st.session_state["lineage_node"] = lineage.resolve_node(graph, wanted)
+    except lineage.UnknownNode as exc:
+        st.warning(f"Deep link: {exc}")
+
+
+def _select_from_table(ids: list[str], key: str) -> None:
+    """Selecting a row of the node table selects that node (callback: runs before widgets exist)."""
+    rows = st.session_state.get(key, {}).get("selection", {}).get("rows", [])
+    if rows and rows[0] < len(ids):
+        st.session_state["lineage_node"] = ids[rows[0]]
+
+
+def controls(graph: lineage.LineageGraph) -> tuple[str | None, str, str, int | None, bool]:
+    c1, c2, c3, c4, c5 = st.columns([3, 1.4, 1.3, 1.6, 1.1])
+    node = c1.selectbox("Node", _node_options(graph), key="lineage_node", format_func=lambda n: _label(graph, n),
+                        help="Pick a product, dataset, job, model or external source; or click a row in the table.")
+    level = c2.radio("View", list(LEVELS), key="lineage_level", format_func=LEVELS.get, horizontal=True)
+    direction = c3.selectbox("Direction", list(DIRECTIONS), key="lineage_direction", format_func=DIRECTIONS.get)
+    depth = c4.select_slider("Depth (hops)", DEPTHS, value=2, key="lineage_depth",
+                             help="Edges away from the node. In the dataset view, dataset → job → dataset is 2.")
+    expand = c5.toggle("Expand selection", value=True, key="lineage_expand",
+                       help="Show the selected product's datasets and jobs instead of one product node.")
+    if node:
+        st.query_params["node"] = node
+        st.session_state["_lineage_link"] = node
+    elif "node" in st.query_params:
+        del st.query_params["node"]
+    return node, level, direction, None if depth == "all" else int(depth), expand
+
+
+def current_view(graph: lineage.LineageGraph, node: str | None, level: str, direction: str,
+                 depth: int | None, expand: bool):
+    """(graph to draw, hops) for the chosen node and controls."""
+    if level == "products":
+        expanded = set()
+        if node and expand:
+            kind = graph.flow.nodes[node].get("kind")
+            product = node if kind == "product" else graph.flow.nodes[node].get("product")
+            if product:
+                expanded.add(product)
+        if node is None:
+            folded = lineage.product_view(graph)
+            return folded, dict.fromkeys(folded, 0)
+        focus = node if node in lineage.product_view(graph, expanded=expanded) else \
+            graph.flow.nodes[node].get("product", node)
+        return lineage.product_neighbourhood(graph, focus, direction=direction, depth=depth, expanded=expanded)
+    if node is None:
+        return graph.flow, dict.fromkeys(graph.flow, 0)
+    return lineage.lineage_subgraph(graph, node, direction=direction, depth=depth)
+
+
+def graph_panel(graph: lineage.LineageGraph, statuses: dict[str, str], node, level, direction, depth, expand) -> None:
+    sub, hops = current_view(graph, node, level, direction, depth, expand)
+    drawn, left_out = lineage.limit_nodes(sub, hops, focus=node)
+    if left_out:
+        st.warning(lineage.describe_left_out(left_out, drawn.number_of_nodes()), icon="✂️")
+    left, right = st.columns([3, 2])
+    with left:
+        html = lineage.to_pyvis_html(drawn, statuses=statuses, colours=STATUS_COLOURS, focus=node, height="600px")
+        st.iframe(html, height=620)
+        st.caption("Fill = latest check status (green passed, amber warning, red failed, violet error, grey not "
+                   "checked) · 🔒 and a dashed dark border = contains PII · ● product/dataset, ■ job, "
+                   "▲ external source, ★ model. Drag to pan, scroll to zoom, hover for details.")
+    with right:
+        table = lineage.node_table(graph, list(drawn.nodes), statuses=statuses, hops=hops)
+        ids = list(table["id"])
+        key = f"lineage_table::{node}::{level}::{direction}::{depth}::{expand}"
+        st.markdown(f"**{len(table)} nodes**, {drawn.number_of_edges()} edges")
+        st.dataframe(
+            table, key=key, on_select=lambda: _select_from_table(ids, key), selection_mode="single-row",
+            hide_index=True, height=560, column_order=["hops", "kind", "name", "status", "pii", "product", "id"],
+            column_config={"hops": st.column_config.NumberColumn("hops", width="small"),
+                           "pii": st.column_config.CheckboxColumn("PII", width="small"),
+                           "status": st.column_config.TextColumn("status"),
+                           "id": st.column_config.TextColumn("id", width="medium")})
+
+
+def details_panel(db: str, graph: lineage.LineageGraph, statuses: dict[str, str], node: str) -> None:
+    attrs = graph.flow.nodes[node]
+    kind = attrs.get("kind")
+    st.markdown(f"#### {_label(graph, node)}")
+    facts = [f"`{node}`", badge(lineage.status_of(node, attrs, statuses)) if kind != "job" else ""]
+    if attrs.get("product") and kind != "product":
+        facts.append(f"part of [{attrs['product'].removeprefix('product:')}](?node={attrs['product']})")
+    if attrs.get("pii"):
+        facts.append(":red[🔒 contains PII]")
+    if attrs.get("classification"):
+        facts.append(f"classification **{attrs['classification']}**")
+    st.markdown(" · ".join(f for f in facts if f))
+    if attrs.get("description"):
+        st.caption(attrs["description"])
+    if kind == "job":
+        runs = _runs(db, attrs.get("namespace"), attrs.get("name"))
+        if not runs.empty:
+            st.dataframe(runs[["state", "started_at", "ended_at", "seconds", "error_message", "run_id"]],
+                         hide_index=True, height=min(38 * (len(runs) + 1), 260))
+
+
+def column_panel(graph: lineage.LineageGraph, node: str | None, direction: str) -> None:
+    if node is None:
+        st.info("Select a dataset or product above to trace its columns.")
+        return
+    kind = graph.flow.nodes[node].get("kind")
+    datasets = graph.members.get(node, []) if kind == "product" else [node]
+    columns = [c for ds in datasets for c in lineage.columns_of(graph, ds)]
+    if not columns:
+        st.info("No column lineage for this node: producers send it in the `columnLineage` facet of an "
+                "output dataset.")
+        return
+    column = st.selectbox("Column", columns, key="lineage_column",
+                          format_func=lambda c: f"{graph.columns.nodes[c]['name']}  ·  "
+                                                f"{_label(graph, graph.columns.nodes[c]['dataset'])}")
+    sub, _ = lineage.column_lineage(graph, column, direction=direction)
+    left, right = st.columns([3, 2])
+    with left:
+        st.iframe(lineage.to_pyvis_html(sub, statuses={}, colours=STATUS_COLOURS, focus=column,
+                                        height="380px"), height=400)
+    with right:
+        table = lineage.column_lineage_table(graph, column, direction=direction)
+        table["dataset"] = [_label(graph, ds) for ds in table["dataset"]]
+        st.dataframe(table.drop(columns=["id"]), hide_index=True,
+                     column_config={"pii": st.column_config.CheckboxColumn("PII", width="small")})
+
+
+def impact_panel(graph: lineage.LineageGraph, statuses: dict[str, str], failing: list[str], node: str | None) -> None:
+    choices = list(failing)
+    if node and graph.flow.nodes[node].get("kind") == "product" and node not in choices:
+        choices.append(node)
+    if not choices:
+        st.success("No product's latest checks fail. Select a product above to see what would be hit if it did.")
+        return
+    if not failing:
+        st.caption("No product's latest checks fail; showing what would be hit if the selected one did.")
+    default = choices.index(node) if node in choices else 0
+    source = st.selectbox("Failing product", choices, index=default, key="lineage_impact",
+                          format_func=lambda n: f"{_label(graph, n)}  ({statuses.get(n, 'not checked')})")
+    radius = lineage.blast_radius(graph, source, statuses=statuses)
+    affected = radius.affected
+    m1, m2, m3, m4 = st.columns(4)
+    m1.metric("Products hit", int((affected["kind"] == "product").sum()))
+    m2.metric("Models hit", int((affected["kind"] == "model").sum()))
+    m3.metric("Datasets & outputs", int(affected["kind"].isin(["dataset", "external"]).sum()))
+    m4.metric("Jobs", int((affected["kind"] == "job").sum()))
+    if affected.empty:
+        st.info("Nothing downstream of this product.")
+        return
+    if radius.feeds_back:
+        st.caption("Its data also flows back into it (a feedback loop).")
+    st.dataframe(affected[["hops", "kind", "name", "status", "pii", "product", "id"]], hide_index=True,
+                 column_config={"pii": st.column_config.CheckboxColumn("PII", width="small")})
+
+
+def main() -> None:
+    st.title("Lineage")
+    db = db_path()
+    try:
+        graph, statuses, failing = _load(db)
+    except StoreError as exc:
+        st.error(str(exc))
+        return
+    if not graph.has_lineage:
+        st.info("No lineage yet. Ingest OpenLineage events (one event, a JSON array, or NDJSON) with "
+                "`python -m catalog ingest events.json`, or seed the demo mesh with `python -m catalog seed`.")
+        return
+    _apply_deep_link(graph)
+    node, level, direction, depth, expand = controls(graph)
+    graph_tab, column_tab, impact_tab = st.tabs(["Graph", "Column lineage", "Impact of failing checks"])
+    with graph_tab:
+        graph_panel(graph, statuses, node, level, direction, depth, expand)
+        if node:
+            details_panel(db, graph, statuses, node)
+    with column_tab:
+        column_panel(graph, node, direction)
+    with impact_tab:
+        impact_panel(graph, statuses, failing, node)
+    quarantine = _quarantine(db)
+    if not quarantine.empty:
+        with st.expander(f"Quarantined OpenLineage events ({len(quarantine)})"):
+            st.dataframe(quarantine, hide_index=True)
+
+
+main()
