@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import getpass
 import hashlib
+import json
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -88,6 +89,16 @@ def ingest_paths(con: duckdb.DuckDBPyConnection, paths: Iterable[str | Path], *,
 
 
 def ingest_file(con: duckdb.DuckDBPyConnection, path: Path, *, actor: str | None = None) -> IngestReport:
+    """Never raises for a bad file: whatever one producer sends, the batch goes on."""
+    try:
+        return _ingest_file(con, path, actor=actor)
+    except Exception as exc:  # noqa: BLE001 - a bug must not stop the batch; its transaction rolled back
+        return IngestReport(rejected=[Rejected(
+            str(path), f"internal error while ingesting ({type(exc).__name__}: {str(exc)[:300]}); "
+                       "nothing was written — please report this file")])
+
+
+def _ingest_file(con: duckdb.DuckDBPyConnection, path: Path, *, actor: str | None = None) -> IngestReport:
     report = IngestReport()
     name = str(path)
     try:
@@ -158,7 +169,7 @@ def ingest_contract_text(con: duckdb.DuckDBPyConnection, text: str, *, source: s
 
 def _write_contract_details(con, contract, product_id: str, product_name: str, now: datetime) -> None:
     cid = contract.id
-    for table in ("owners", "servers", "datasets", "columns", "slos"):
+    for table in ("owners", "servers", "datasets", "columns", "slos", "contract_properties"):
         con.execute(f"DELETE FROM {table} WHERE contract_id = ?", [cid])  # noqa: S608 - fixed names
 
     domain_id = odcs.slug(contract.domain) if contract.domain else "unassigned"
@@ -196,6 +207,12 @@ def _write_contract_details(con, contract, product_id: str, product_name: str, n
                 [cid, product_id, dataset, col["column_name"], position, col["physical_name"],
                  col["logical_type"], col["physical_type"], col["required"], col["is_unique"],
                  col["primary_key"], col["classification"], col["pii"], col["description"], col["tags"]])
+    for prop in contract.customProperties or []:
+        if prop.property:
+            con.execute("INSERT INTO contract_properties VALUES (?, ?, ?, ?)",
+                        [cid, product_id, prop.property,
+                         prop.value if isinstance(prop.value, str) or prop.value is None
+                         else json.dumps(prop.value, default=str)])
     for sla in contract.slaProperties or []:
         con.execute("INSERT INTO slos VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [cid, product_id, sla.property, odcs._text(sla.value), odcs._text(sla.valueExt),

@@ -20,7 +20,16 @@ import duckdb
 
 from catalog.settings import default_db_path
 
-LOCK_WAIT_SECONDS = float(os.environ.get("MESHGOV_LOCK_WAIT", "60"))
+LOCK_WAIT_SECONDS = 60.0
+
+
+def lock_wait_seconds() -> float:
+    """How long to wait for another process's lock: $MESHGOV_LOCK_WAIT, read at each connect
+    so a running app or a test can change it."""
+    try:
+        return float(os.environ.get("MESHGOV_LOCK_WAIT", LOCK_WAIT_SECONDS))
+    except ValueError:
+        return LOCK_WAIT_SECONDS
 
 
 class StoreError(Exception):
@@ -46,7 +55,8 @@ def _is_lock_error(exc: Exception) -> bool:
 
 
 def _connect_with_retry(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
-    deadline = time.monotonic() + LOCK_WAIT_SECONDS
+    wait = lock_wait_seconds()
+    deadline = time.monotonic() + wait
     delay = 0.02
     while True:
         try:
@@ -55,7 +65,7 @@ def _connect_with_retry(path: Path, read_only: bool) -> duckdb.DuckDBPyConnectio
             if not _is_lock_error(exc) or time.monotonic() > deadline:
                 if _is_lock_error(exc):
                     raise StoreError(
-                        f"{path} stayed locked by another process for {LOCK_WAIT_SECONDS:.0f} s; "
+                        f"{path} stayed locked by another process for {wait:g} s; "
                         "retry when it has finished or raise MESHGOV_LOCK_WAIT."
                     ) from exc
                 raise StoreError(f"cannot open {path}: {exc}") from exc
@@ -69,15 +79,10 @@ def migrate(con: duckdb.DuckDBPyConnection) -> int:
         "CREATE TABLE IF NOT EXISTS schema_version ("
         " version INTEGER PRIMARY KEY, name TEXT, applied_at TIMESTAMP DEFAULT now())"
     )
-    current = con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0]
+    current = con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchall()[0][0]
     known = _migrations()
     newest = known[-1][0]
-    if current > newest:
-        raise StoreError(
-            f"this database has schema version {current}, but this meshgov only knows up to "
-            f"{newest}: it was written by a newer meshgov. Upgrade meshgov, or point --db / "
-            "MESHGOV_DB at another file."
-        )
+    _refuse_newer(current, newest)
     for version, name, sql in known:
         if version <= current:
             continue
@@ -93,16 +98,40 @@ def migrate(con: duckdb.DuckDBPyConnection) -> int:
     return newest
 
 
+def _refuse_newer(current: int, newest: int) -> None:
+    if current > newest:
+        raise StoreError(
+            f"this database has schema version {current}, but this meshgov only knows up to "
+            f"{newest}: it was written by a newer meshgov. Upgrade meshgov, or point --db / "
+            "MESHGOV_DB at another file."
+        )
+
+
+def _check_read_only(con: duckdb.DuckDBPyConnection) -> None:
+    """A read-only reader cannot migrate, but must still refuse a newer DB."""
+    has_table = con.execute("SELECT count(*) FROM duckdb_tables() "
+                            "WHERE table_name = 'schema_version'").fetchall()[0][0]
+    if has_table:
+        current = con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchall()[0][0]
+        _refuse_newer(current, latest_schema_version())
+
+
 @contextlib.contextmanager
 def connect(db_path: str | Path | None = None, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
     """Open the store (creating and migrating it), yield the connection, always close it."""
     path = Path(db_path) if db_path else default_db_path()
     if read_only and not path.exists():
         raise StoreError(f"{path} does not exist; create it with `python -m catalog seed --db {path}`.")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"cannot create the folder {path.parent} for the database: "
+                         f"{exc.strerror or exc}") from exc
     con = _connect_with_retry(path, read_only)
     try:
-        if not read_only:
+        if read_only:
+            _check_read_only(con)
+        else:
             _retry_conflicts(lambda: migrate(con))
         yield con
     finally:
