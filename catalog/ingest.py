@@ -130,8 +130,12 @@ def _ingest_file(con: duckdb.DuckDBPyConnection, path: Path, *, actor: str | Non
 
 
 def _looks_like_lineage(text: str) -> bool:
+    """An event names its time or type, or has both a run and a job; a JSON Schema file
+    (which mentions "run" among its properties) does not count."""
     head = text.lstrip()[:4000]
-    return head.startswith(("{", "[")) and any(k in head for k in ('"eventType"', '"run"', '"job"', '"eventTime"'))
+    if not head.startswith(("{", "[")) or '"$schema"' in head:
+        return False
+    return any(k in head for k in ('"eventType"', '"eventTime"')) or ('"run"' in head and '"job"' in head)
 
 
 def ingest_contract_text(con: duckdb.DuckDBPyConnection, text: str, *, source: str,

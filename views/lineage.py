@@ -51,6 +51,9 @@ def _node_options(graph: lineage.LineageGraph) -> list[str | None]:
 
 def _apply_deep_link(graph: lineage.LineageGraph) -> None:
     """`?node=ID` selects a node on arrival; later selections write it back."""
+    kept = st.session_state.get("lineage_node")
+    if kept is not None and kept not in graph.flow:
+        del st.session_state["lineage_node"]  # the store changed under a kept selection
     wanted = st.query_params.get("node")
     if not wanted or st.session_state.get("_lineage_link") == wanted:
         return
@@ -76,7 +79,7 @@ def controls(graph: lineage.LineageGraph) -> tuple[str | None, str, str, int | N
     direction = c3.selectbox("Direction", list(DIRECTIONS), key="lineage_direction", format_func=DIRECTIONS.get)
     depth = c4.select_slider("Depth (hops)", DEPTHS, value=2, key="lineage_depth",
                              help="Edges away from the node. In the dataset view, dataset → job → dataset is 2.")
-    expand = c5.toggle("Expand selection", value=True, key="lineage_expand",
+    expand = c5.toggle("Expand", value=True, key="lineage_expand",
                        help="Show the selected product's datasets and jobs instead of one product node.")
     if node:
         st.query_params["node"] = node
@@ -86,47 +89,28 @@ def controls(graph: lineage.LineageGraph) -> tuple[str | None, str, str, int | N
     return node, level, direction, None if depth == "all" else int(depth), expand
 
 
-def current_view(graph: lineage.LineageGraph, node: str | None, level: str, direction: str,
-                 depth: int | None, expand: bool):
-    """(graph to draw, hops) for the chosen node and controls."""
-    if level == "products":
-        expanded = set()
-        if node and expand:
-            kind = graph.flow.nodes[node].get("kind")
-            product = node if kind == "product" else graph.flow.nodes[node].get("product")
-            if product:
-                expanded.add(product)
-        if node is None:
-            folded = lineage.product_view(graph)
-            return folded, dict.fromkeys(folded, 0)
-        focus = node if node in lineage.product_view(graph, expanded=expanded) else \
-            graph.flow.nodes[node].get("product", node)
-        return lineage.product_neighbourhood(graph, focus, direction=direction, depth=depth, expanded=expanded)
-    if node is None:
-        return graph.flow, dict.fromkeys(graph.flow, 0)
-    return lineage.lineage_subgraph(graph, node, direction=direction, depth=depth)
-
-
 def graph_panel(graph: lineage.LineageGraph, statuses: dict[str, str], node, level, direction, depth, expand) -> None:
-    sub, hops = current_view(graph, node, level, direction, depth, expand)
-    drawn, left_out = lineage.limit_nodes(sub, hops, focus=node)
-    if left_out:
-        st.warning(lineage.describe_left_out(left_out, drawn.number_of_nodes()), icon="✂️")
+    shown = lineage.view(graph, node, level=level, direction=direction, depth=depth, expand=expand)
+    drawn, hops = shown.graph, shown.hops
+    if shown.left_out:
+        st.warning(lineage.describe_left_out(shown.left_out, drawn.number_of_nodes()), icon="✂️")
     left, right = st.columns([3, 2])
     with left:
         html = lineage.to_pyvis_html(drawn, statuses=statuses, colours=STATUS_COLOURS, focus=node, height="600px")
         st.iframe(html, height=620)
         st.caption("Fill = latest check status (green passed, amber warning, red failed, violet error, grey not "
-                   "checked) · 🔒 and a dashed dark border = contains PII · ● product/dataset, ■ job, "
+                   "checked) · (PII) and a dashed dark border = contains PII · ● product/dataset, ■ job, "
                    "▲ external source, ★ model. Drag to pan, scroll to zoom, hover for details.")
     with right:
         table = lineage.node_table(graph, list(drawn.nodes), statuses=statuses, hops=hops)
+        table["status"] = table["status"].fillna("not checked")
         ids = list(table["id"])
         key = f"lineage_table::{node}::{level}::{direction}::{depth}::{expand}"
         st.markdown(f"**{len(table)} nodes**, {drawn.number_of_edges()} edges")
         st.dataframe(
             table, key=key, on_select=lambda: _select_from_table(ids, key), selection_mode="single-row",
-            hide_index=True, height=560, column_order=["hops", "kind", "name", "status", "pii", "product", "id"],
+            hide_index=True, height=560,
+            column_order=[*(["hops"] if node else []), "kind", "name", "status", "pii", "product", "id"],
             column_config={"hops": st.column_config.NumberColumn("hops", width="small"),
                            "pii": st.column_config.CheckboxColumn("PII", width="small"),
                            "status": st.column_config.TextColumn("status"),
@@ -144,6 +128,8 @@ def details_panel(db: str, graph: lineage.LineageGraph, statuses: dict[str, str]
         facts.append(":red[🔒 contains PII]")
     if attrs.get("classification"):
         facts.append(f"classification **{attrs['classification']}**")
+    if attrs.get("version"):
+        facts.append(f"version **{attrs['version']}**")
     st.markdown(" · ".join(f for f in facts if f))
     if attrs.get("description"):
         st.caption(attrs["description"])
@@ -204,7 +190,8 @@ def impact_panel(graph: lineage.LineageGraph, statuses: dict[str, str], failing:
         return
     if radius.feeds_back:
         st.caption("Its data also flows back into it (a feedback loop).")
-    st.dataframe(affected[["hops", "kind", "name", "status", "pii", "product", "id"]], hide_index=True,
+    shown = affected.assign(status=affected["status"].fillna("not checked"))
+    st.dataframe(shown[["hops", "kind", "name", "status", "pii", "product", "id"]], hide_index=True,
                  column_config={"pii": st.column_config.CheckboxColumn("PII", width="small")})
 
 

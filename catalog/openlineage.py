@@ -1,0 +1,850 @@
+"""Ingest OpenLineage events (RunEvent, JobEvent, DatasetEvent) into the lineage tables.
+
+A file holds one event, a JSON array of events, or one event per line (NDJSON/JSONL).
+Every event is judged and stored on its own, in its own transaction:
+- it lands (possibly with warnings: real producers omit the top-level `schemaURL`, send
+  `eventTime` without a timezone or with nanoseconds, use unicode names, leave out a
+  facet's `_producer`/`_schemaURL`), or
+- it is quarantined (raw JSON + reason in `lineage_quarantine`) and reported as rejected:
+  a RunEvent without a run id, a job or dataset without namespace/name, a facet that is not
+  an object or breaks its facet schema, a time that cannot be read.
+Nothing an event contains may crash the ingester; the rest of the batch always lands.
+
+Facets are validated against the official facet JSON Schemas when their folder is
+available (`MESHGOV_OPENLINEAGE_SCHEMAS`, else ../shared/fixtures/openlineage/schema), and
+against the structural schemas below (written here, for the facets meshgov reads) when not.
+"""
+
+from __future__ import annotations
+
+import functools
+import getpass
+import hashlib
+import json
+import os
+import re
+import unicodedata
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+import duckdb
+import jsonschema
+import pandas as pd
+
+from catalog.ingest import Accepted, IngestReport, Rejected, Warning_
+from catalog.settings import SHARED_FIXTURES
+from catalog.store import transaction
+
+RUN_STATES = ("START", "RUNNING", "COMPLETE", "ABORT", "FAIL", "OTHER")
+TERMINAL_STATES = ("COMPLETE", "ABORT", "FAIL")
+# A facet's own envelope; missing it is a producer's sloppiness, not broken lineage.
+ENVELOPE_FIELDS = {"_producer", "_schemaURL"}
+MAX_REASONS = 3
+
+# Where a facet sits decides which facet schema applies (`ownership` on a job is not the
+# `ownership` of a dataset; `dataQualityMetrics` exists as input and as dataset facet).
+FacetPlace = Literal["RunFacet", "JobFacet", "DatasetFacet", "InputDatasetFacet", "OutputDatasetFacet"]
+
+
+class EventError(Exception):
+    """Why an event is quarantined (the message is the reason shown to the user)."""
+
+
+@dataclass
+class Dataset:
+    namespace: str
+    name: str
+    facets: dict[str, Any]
+    input_facets: dict[str, Any]
+    output_facets: dict[str, Any]
+
+
+@dataclass
+class Event:
+    kind: Literal["run", "job", "dataset"]
+    event_type: str | None
+    event_time: datetime          # naive UTC
+    run_id: str | None
+    job_namespace: str | None
+    job_name: str | None
+    run_facets: dict[str, Any]
+    job_facets: dict[str, Any]
+    inputs: list[Dataset]
+    outputs: list[Dataset]
+    dataset: Dataset | None
+    producer: str | None
+    schema_url: str | None
+    warnings: list[str] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- reading
+
+def ingest_text(con: duckdb.DuckDBPyConnection, text: str, *, source: str,
+                actor: str | None = None) -> IngestReport:
+    """Judge and store every event of one file; one transaction per event."""
+    report = IngestReport()
+    try:
+        items, file_warnings = split_events(text)
+    except EventError as exc:
+        report.rejected.append(Rejected(source, str(exc)))
+        return report
+    report.warnings += [Warning_(source, w) for w in file_warnings]
+    if not items:
+        report.warnings.append(Warning_(source, "no OpenLineage events in this file"))
+    who = actor or getpass.getuser()
+    for index, (event, raw, read_error) in enumerate(items):
+        where = f"{source}#{index}"
+        try:
+            if read_error:
+                raise EventError(read_error)
+            parsed = check_event(event)
+        except EventError as exc:
+            _quarantine(con, raw, str(exc), source, index, who)
+            report.rejected.append(Rejected(where, str(exc)))
+            continue
+        except Exception as exc:  # noqa: BLE001 - a producer's event must never crash a batch
+            reason = f"unreadable event ({type(exc).__name__}: {exc})"
+            _quarantine(con, raw, reason, source, index, who)
+            report.rejected.append(Rejected(where, reason))
+            continue
+        try:
+            unchanged = store_event(con, parsed, raw_json=_canonical(event), source=source, actor=who)
+        except Exception as exc:  # noqa: BLE001 - same promise when the store refuses a value
+            reason = f"could not be stored ({type(exc).__name__}: {exc})"
+            _quarantine(con, raw, reason, source, index, who)
+            report.rejected.append(Rejected(where, reason))
+            continue
+        report.accepted.append(Accepted(file=where, id=parsed.run_id or _event_key(event)[:16],
+                                        version=None, unchanged=unchanged, kind="lineage-event"))
+        report.warnings += [Warning_(where, w) for w in parsed.warnings]
+    return report
+
+
+def split_events(text: str) -> tuple[list[tuple[Any, str, str | None]], list[str]]:
+    """A file's events as (decoded event, raw text, read error); raise when nothing is JSON."""
+    seen_constants: list[str] = []
+
+    def _constant(name: str) -> None:
+        seen_constants.append(name)
+        return None
+
+    def _loads(chunk: str) -> Any:
+        return json.loads(chunk, parse_constant=_constant)
+
+    stripped = text.strip()
+    if not stripped:
+        raise EventError("empty file: expected an OpenLineage event, a JSON array of events, or NDJSON")
+    warnings: list[str] = []
+    try:
+        document = _loads(stripped)
+    except RecursionError as exc:
+        raise EventError("JSON nested too deeply to be an OpenLineage event") from exc
+    except json.JSONDecodeError as exc:
+        lines = [(n, line) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
+        if len(lines) < 2 or not _is_json_object(lines[0][1]):
+            raise EventError(f"not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from exc
+        items = []
+        for number, line in lines:
+            try:
+                items.append((_loads(line), line, None))
+            except (json.JSONDecodeError, RecursionError) as line_exc:
+                items.append((None, line, f"line {number} is not valid JSON: {getattr(line_exc, 'msg', line_exc)}"))
+        document = None
+    else:
+        if isinstance(document, list):
+            items = [(item, _canonical(item), None) for item in document]
+        elif isinstance(document, dict):
+            items = [(document, stripped, None)]
+        else:
+            raise EventError(f"a JSON {type(document).__name__} is not an OpenLineage event or a list of events")
+    if seen_constants:
+        warnings.append(f"non-standard JSON values {sorted(set(seen_constants))} were read as null")
+    return items, warnings
+
+
+def _is_json_object(line: str) -> bool:
+    try:
+        return isinstance(json.loads(line), dict)
+    except (json.JSONDecodeError, RecursionError):
+        return False
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def _event_key(event: Any) -> str:
+    return hashlib.sha256(_canonical(event).encode()).hexdigest()
+
+
+# --------------------------------------------------------------------------- judging
+
+def check_event(event: Any) -> Event:
+    """Read one decoded event; raise EventError (the quarantine reason) when it cannot land."""
+    if not isinstance(event, dict):
+        raise EventError(f"an event must be a JSON object, got {_type_name(event)}")
+    warnings: list[str] = []
+
+    schema_url = event.get("schemaURL")
+    if schema_url is None:
+        warnings.append("no top-level schemaURL (the spec requires it); read as OpenLineage 2-0-x")
+    elif not isinstance(schema_url, str):
+        warnings.append(f"schemaURL is {_type_name(schema_url)}, not a string; ignored")
+        schema_url = None
+    producer = event.get("producer")
+    if producer is None:
+        warnings.append("no producer (the spec requires it)")
+    elif not isinstance(producer, str):
+        warnings.append(f"producer is {_type_name(producer)}, not a string; ignored")
+        producer = None
+
+    event_time = parse_event_time(event.get("eventTime"), warnings)
+
+    if "run" in event or "eventType" in event:
+        kind = "run"
+    elif "job" in event:
+        kind = "job"
+    elif "dataset" in event:
+        kind = "dataset"
+    else:
+        raise EventError("neither a RunEvent (run + job), a JobEvent (job) nor a DatasetEvent (dataset)")
+
+    run_id, run_facets, event_type = None, {}, None
+    if kind == "run":
+        run = event.get("run")
+        if not isinstance(run, dict):
+            raise EventError("RunEvent without a run object (run.runId is required)")
+        run_id = run.get("runId")
+        if run_id is None or (isinstance(run_id, str) and not run_id.strip()):
+            raise EventError("RunEvent without run.runId")
+        if not isinstance(run_id, str):
+            raise EventError(f"run.runId must be a string, got {_type_name(run_id)}")
+        run_id = run_id.strip()
+        if not _is_uuid(run_id):
+            warnings.append(f"run.runId {run_id!r} is not a UUID (the spec asks for one); kept as is")
+        run_facets = _facets(run.get("facets"), "run.facets")
+        event_type = _event_type(event.get("eventType"), warnings)
+        if "dataset" in event:
+            warnings.append("a RunEvent also carrying a `dataset` field: read as a RunEvent, `dataset` ignored")
+
+    job_namespace = job_name = None
+    job_facets: dict[str, Any] = {}
+    if kind in ("run", "job"):
+        job = event.get("job")
+        if not isinstance(job, dict):
+            raise EventError(f"{'RunEvent' if kind == 'run' else 'JobEvent'} without a job object")
+        job_namespace = _name(job.get("namespace"), "job.namespace", warnings)
+        job_name = _name(job.get("name"), "job.name", warnings)
+        job_facets = _facets(job.get("facets"), "job.facets")
+
+    inputs = _datasets(event.get("inputs"), "inputs", "InputDatasetFacet", warnings) if kind != "dataset" else []
+    outputs = _datasets(event.get("outputs"), "outputs", "OutputDatasetFacet", warnings) if kind != "dataset" else []
+    dataset = None
+    if kind == "dataset":
+        if not isinstance(event.get("dataset"), dict):
+            raise EventError(f"DatasetEvent: dataset must be an object, got {_type_name(event.get('dataset'))}")
+        dataset = _dataset(event["dataset"], "dataset", None, warnings)
+
+    problems, facet_warnings = _facet_problems(run_facets, job_facets, inputs, outputs, dataset)
+    if problems:
+        more = f" (and {len(problems) - MAX_REASONS} more)" if len(problems) > MAX_REASONS else ""
+        raise EventError("invalid facet: " + "; ".join(problems[:MAX_REASONS]) + more)
+    warnings += facet_warnings
+
+    return Event(kind=kind, event_type=event_type, event_time=event_time, run_id=run_id,
+                 job_namespace=job_namespace, job_name=job_name, run_facets=run_facets,
+                 job_facets=job_facets, inputs=inputs, outputs=outputs, dataset=dataset,
+                 producer=producer, schema_url=schema_url, warnings=warnings)
+
+
+_TIME = re.compile(r"(\d{4}-\d{2}-\d{2})(?:[Tt ](\d{2}:\d{2}(?::\d{2})?)(?:[.,](\d+))?)?\s*"
+                   r"(Z|z|UTC|[+-]\d{2}(?::?\d{2})?)?")
+
+
+def parse_event_time(value: Any, warnings: list[str]) -> datetime:
+    """ISO 8601 -> naive UTC; tolerate what producers send (no zone, nanoseconds, `+0000`)."""
+    if value is None:
+        raise EventError("no eventTime (the time the event occurred is required)")
+    if not isinstance(value, str):
+        raise EventError(f"eventTime must be an ISO 8601 string, got {_type_name(value)}")
+    match = _TIME.fullmatch(value.strip())
+    if not match:
+        raise EventError(f"eventTime {value[:60]!r} is not an ISO 8601 date-time")
+    day, clock, fraction, zone = match.groups()
+    if clock is None:
+        warnings.append(f"eventTime {value!r} has no time of day; read as midnight")
+        clock = "00:00:00"
+    if len(clock) == 5:
+        clock += ":00"
+    micro = 0
+    if fraction:
+        if len(fraction) > 6:
+            warnings.append(f"eventTime {value!r} has sub-microsecond digits; truncated to microseconds")
+        micro = int(fraction[:6].ljust(6, "0"))
+    try:
+        moment = datetime.fromisoformat(f"{day}T{clock}").replace(microsecond=micro)
+    except ValueError as exc:
+        raise EventError(f"eventTime {value!r} is not a valid date-time: {exc}") from exc
+    if zone is None:
+        warnings.append(f"eventTime {value!r} has no timezone; read as UTC")
+        return moment
+    if zone in ("Z", "z", "UTC"):
+        return moment
+    sign = 1 if zone[0] == "+" else -1
+    digits = zone[1:].replace(":", "")
+    hours, minutes = int(digits[:2]), int(digits[2:4] or 0)
+    if hours > 23 or minutes > 59:
+        raise EventError(f"eventTime {value!r} has an impossible UTC offset")
+    offset = timezone(sign * timedelta(hours=hours, minutes=minutes))
+    return moment.replace(tzinfo=offset).astimezone(UTC).replace(tzinfo=None)
+
+
+def _event_type(value: Any, warnings: list[str]) -> str:
+    if value is None:
+        warnings.append("RunEvent without eventType; recorded as OTHER")
+        return "OTHER"
+    if not isinstance(value, str):
+        raise EventError(f"eventType must be a string, got {_type_name(value)}")
+    if value.upper() in RUN_STATES:
+        if value != value.upper():
+            warnings.append(f"eventType {value!r} is not upper case; read as {value.upper()}")
+        return value.upper()
+    warnings.append(f"unknown eventType {value[:40]!r} (expected one of {', '.join(RUN_STATES)}); recorded as OTHER")
+    return "OTHER"
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _name(value: Any, path: str, warnings: list[str]) -> str:
+    """A namespace or name: a non-empty string, NFC-normalised, without control characters."""
+    if not isinstance(value, str):
+        what = "missing" if value is None else f"{_type_name(value)}, not a string"
+        raise EventError(f"{path} is {what}")
+    if not value.strip():
+        raise EventError(f"{path} is empty")
+    cleaned = unicodedata.normalize("NFC", value)
+    if _CONTROL.search(cleaned):
+        cleaned = _CONTROL.sub("", cleaned)
+        warnings.append(f"{path} contained control characters; removed")
+    if not cleaned.isascii():
+        warnings.append(f"{path} {cleaned!r} has non-ASCII characters; stored NFC-normalised, match it exactly")
+    return cleaned
+
+
+def _facets(value: Any, path: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise EventError(f"invalid facet: {path} must be an object of facets, got {_type_name(value)}")
+    return value
+
+
+def _datasets(value: Any, path: str, place: FacetPlace, warnings: list[str]) -> list[Dataset]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise EventError(f"{path} must be a list of datasets, got {_type_name(value)}")
+    found = []
+    for index, item in enumerate(value):
+        if not isinstance(item, dict):
+            raise EventError(f"{path}[{index}] must be a dataset object, got {_type_name(item)}")
+        found.append(_dataset(item, f"{path}[{index}]", place, warnings))
+    return found
+
+
+def _dataset(item: dict, path: str, place: FacetPlace | None, warnings: list[str]) -> Dataset:
+    return Dataset(
+        namespace=_name(item.get("namespace"), f"{path}.namespace", warnings),
+        name=_name(item.get("name"), f"{path}.name", warnings),
+        facets=_facets(item.get("facets"), f"{path}.facets"),
+        input_facets=_facets(item.get("inputFacets"), f"{path}.inputFacets")
+        if place == "InputDatasetFacet" else {},
+        output_facets=_facets(item.get("outputFacets"), f"{path}.outputFacets")
+        if place == "OutputDatasetFacet" else {},
+    )
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _type_name(value: Any) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", int: "a number",
+            float: "a number", type(None): "null"}.get(type(value), type(value).__name__)
+
+
+# --------------------------------------------------------------------------- facets
+
+def _facet_problems(run_facets, job_facets, inputs, outputs, dataset) -> tuple[list[str], list[str]]:
+    places: list[tuple[str, FacetPlace, dict]] = [("run.facets", "RunFacet", run_facets),
+                                                   ("job.facets", "JobFacet", job_facets)]
+    for label, group in (("inputs", inputs), ("outputs", outputs)):
+        for index, ds in enumerate(group):
+            places.append((f"{label}[{index}].facets", "DatasetFacet", ds.facets))
+            places.append((f"{label}[{index}].inputFacets", "InputDatasetFacet", ds.input_facets))
+            places.append((f"{label}[{index}].outputFacets", "OutputDatasetFacet", ds.output_facets))
+    if dataset:
+        places.append(("dataset.facets", "DatasetFacet", dataset.facets))
+    problems: list[str] = []
+    missing_envelope: list[str] = []
+    for path, place, facets in places:
+        for key, facet in facets.items():
+            where = f"{path}.{key}"
+            if not isinstance(facet, dict):
+                problems.append(f"{where} must be an object, got {_type_name(facet)}")
+                continue
+            if facet.get("_deleted") is True:
+                continue  # a deletion marker carries no body to check
+            errors, envelope = validate_facet(place, key, facet)
+            problems += [f"{where}{suffix}" for suffix in errors]
+            if envelope:
+                missing_envelope.append(f"{where} ({', '.join(envelope)})")
+    warnings = []
+    if missing_envelope:
+        warnings.append("facets without their _producer/_schemaURL envelope: " + "; ".join(missing_envelope[:5])
+                        + (f" and {len(missing_envelope) - 5} more" if len(missing_envelope) > 5 else ""))
+    return problems, warnings
+
+
+def validate_facet(place: FacetPlace, key: str, facet: dict) -> tuple[list[str], list[str]]:
+    """(problems as '<json path>: message', missing envelope fields) for one facet."""
+    validator = facet_validators().get((place, key)) or facet_validators().get(("*", key))
+    missing = sorted(f for f in ENVELOPE_FIELDS if f not in facet)
+    if validator is None:
+        return [], missing
+    problems = []
+    for error in sorted(validator.iter_errors(facet), key=lambda e: list(e.absolute_path)):
+        if (error.validator == "required" and not error.absolute_path
+                and set(error.validator_value) <= ENVELOPE_FIELDS):
+            continue  # reported as a warning above
+        problems.append(f"{_json_path(error.absolute_path)}: {error.message[:200]}")
+    return problems, missing
+
+
+def _json_path(parts) -> str:
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return text
+
+
+def schema_dir() -> Path | None:
+    """Folder with the official OpenLineage facet schemas, or None (structural checks then)."""
+    configured = os.environ.get("MESHGOV_OPENLINEAGE_SCHEMAS")
+    folder = Path(configured) if configured else SHARED_FIXTURES / "openlineage" / "schema"
+    return folder if folder.is_dir() and any(folder.glob("*.json")) else None
+
+
+def facet_validators() -> dict[tuple[str, str], jsonschema.protocols.Validator]:
+    return _facet_validators(schema_dir())
+
+
+@functools.lru_cache(maxsize=4)
+def _facet_validators(folder: Path | None) -> dict[tuple[str, str], Any]:
+    """(place, facet key) -> validator; ('*', key) when the key is known in one place only.
+
+    Producers put facets in the wrong bag (Marquez sends dataQualityAssertions, an input
+    facet, among dataset facets): the body is still checked against the one schema there is.
+    """
+    if folder is None:
+        return _structural_validators()
+    from referencing import Registry, Resource
+
+    documents = []
+    for path in sorted(folder.glob("*.json")):
+        try:
+            documents.append(json.loads(path.read_text()))
+        except (OSError, json.JSONDecodeError):
+            continue
+    registry = Registry().with_resources(
+        (doc["$id"], Resource.from_contents(doc)) for doc in documents if isinstance(doc, dict) and "$id" in doc)
+    validators: dict[tuple[str, str], Any] = {}
+    places_by_key: dict[str, list[tuple[str, Any]]] = {}
+    for doc in documents:
+        defs = doc.get("$defs") or {}
+        for key, prop in (doc.get("properties") or {}).items():
+            ref = (prop or {}).get("$ref", "")
+            def_name = ref.rsplit("/", 1)[-1]
+            definition = defs.get(def_name)
+            if not ref.startswith("#/$defs/") or definition is None:
+                continue
+            place = next((a["$ref"].rsplit("/", 1)[-1] for a in definition.get("allOf", []) if "$ref" in a),
+                         None)
+            validator = jsonschema.Draft202012Validator({"$ref": f"{doc['$id']}#/$defs/{def_name}"},
+                                                        registry=registry)
+            if place:
+                validators[(place, key)] = validator
+            places_by_key.setdefault(key, []).append((place, validator))
+    for key, found in places_by_key.items():
+        validators[("*", key)] = found[0][1]
+    return validators
+
+
+# Structural facet schemas for when the official ones are not on disk: the facets meshgov
+# reads, and the fields whose shape the graph depends on (same rules as the spec's).
+_INPUT_FIELD = {"type": "object", "required": ["namespace", "name", "field"],
+                "properties": {"namespace": {"type": "string"}, "name": {"type": "string"},
+                               "field": {"type": "string"},
+                               "transformations": {"type": "array", "items": {
+                                   "type": "object", "required": ["type"],
+                                   "properties": {"type": {"type": "string"}, "subtype": {"type": "string"},
+                                                  "description": {"type": "string"},
+                                                  "masking": {"type": "boolean"}}}}}}
+_OWNERS = {"type": "object", "properties": {"owners": {"type": "array", "items": {
+    "type": "object", "required": ["name"],
+    "properties": {"name": {"type": "string"}, "type": {"type": "string"}}}}}}
+_COLUMN_METRICS = {"type": "object", "additionalProperties": {"type": "object", "properties": {
+    "nullCount": {"type": "integer"}, "distinctCount": {"type": "integer"}, "sum": {"type": "number"},
+    "count": {"type": "number"}, "min": {"type": "number"}, "max": {"type": "number"},
+    "quantiles": {"type": "object", "additionalProperties": {"type": "number"}}}}}
+_QUALITY_METRICS = {"type": "object", "required": ["columnMetrics"], "properties": {
+    "rowCount": {"type": "integer"}, "bytes": {"type": "integer"}, "fileCount": {"type": "integer"},
+    "lastUpdated": {"type": "string"}, "columnMetrics": _COLUMN_METRICS}}
+_SCHEMA_FIELD = {"type": "object", "required": ["name"],
+                 "properties": {"name": {"type": "string"}, "type": {"type": "string"},
+                                "description": {"type": "string"}, "ordinal_position": {"type": "integer"},
+                                "fields": {"type": "array", "items": {"$ref": "#/$defs/field"}}}}
+_STRUCTURAL: dict[tuple[str, str], dict] = {
+    ("DatasetFacet", "schema"): {"type": "object", "$defs": {"field": _SCHEMA_FIELD},
+                                 "properties": {"fields": {"type": "array", "items": {"$ref": "#/$defs/field"}}}},
+    ("DatasetFacet", "columnLineage"): {"type": "object", "required": ["fields"], "properties": {
+        "fields": {"type": "object", "additionalProperties": {
+            "type": "object", "required": ["inputFields"],
+            "properties": {"inputFields": {"type": "array", "items": _INPUT_FIELD},
+                           "transformationDescription": {"type": "string"},
+                           "transformationType": {"type": "string"}}}},
+        "dataset": {"type": "array", "items": _INPUT_FIELD}}},
+    ("DatasetFacet", "ownership"): _OWNERS,
+    ("JobFacet", "ownership"): _OWNERS,
+    ("DatasetFacet", "documentation"): {"type": "object", "required": ["description"],
+                                        "properties": {"description": {"type": "string"}}},
+    ("JobFacet", "documentation"): {"type": "object", "required": ["description"],
+                                    "properties": {"description": {"type": "string"}}},
+    ("DatasetFacet", "datasetType"): {"type": "object", "required": ["datasetType"],
+                                      "properties": {"datasetType": {"type": "string"}}},
+    ("InputDatasetFacet", "dataQualityAssertions"): {"type": "object", "required": ["assertions"], "properties": {
+        "assertions": {"type": "array", "items": {"type": "object", "required": ["assertion", "success"],
+                                                  "properties": {"assertion": {"type": "string"},
+                                                                 "success": {"type": "boolean"},
+                                                                 "column": {"type": "string"}}}}}},
+    ("InputDatasetFacet", "dataQualityMetrics"): _QUALITY_METRICS,
+    ("DatasetFacet", "dataQualityMetrics"): _QUALITY_METRICS,
+    ("OutputDatasetFacet", "outputStatistics"): {"type": "object", "properties": {
+        "rowCount": {"type": "integer"}, "size": {"type": "integer"}, "fileCount": {"type": "integer"}}},
+    ("RunFacet", "parent"): {"type": "object", "required": ["run", "job"], "properties": {
+        "run": {"type": "object", "required": ["runId"], "properties": {"runId": {"type": "string"}}},
+        "job": {"type": "object", "required": ["namespace", "name"],
+                "properties": {"namespace": {"type": "string"}, "name": {"type": "string"}}}}},
+    ("RunFacet", "nominalTime"): {"type": "object", "required": ["nominalStartTime"], "properties": {
+        "nominalStartTime": {"type": "string"}, "nominalEndTime": {"type": "string"}}},
+    ("RunFacet", "errorMessage"): {"type": "object", "required": ["message"],
+                                   "properties": {"message": {"type": "string"}}},
+    ("JobFacet", "sql"): {"type": "object", "required": ["query"], "properties": {"query": {"type": "string"}}},
+}
+
+
+def _structural_validators() -> dict[tuple[str, str], Any]:
+    validators = {place_key: jsonschema.Draft202012Validator(schema) for place_key, schema in _STRUCTURAL.items()}
+    for (_, key), validator in list(validators.items()):
+        validators.setdefault(("*", key), validator)
+    return validators
+
+
+# --------------------------------------------------------------------------- storing
+
+def store_event(con: duckdb.DuckDBPyConnection, event: Event, *, raw_json: str, source: str,
+                actor: str) -> bool:
+    """Write one checked event and what it says; return True when it was already stored.
+
+    A dozen statements per event whatever its size (rows go in multi-row statements): on a
+    busy machine each DuckDB statement costs milliseconds, so per-row statements dominated.
+    """
+    key = hashlib.sha256(raw_json.encode()).hexdigest()
+    now = datetime.now(UTC).replace(tzinfo=None)
+    with transaction(con):
+        if con.execute("SELECT 1 FROM lineage_events WHERE event_key = ?", [key]).fetchone():
+            return True
+        con.execute("INSERT INTO lineage_events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [key, event.kind, event.event_type, event.event_time, event.run_id,
+                     event.job_namespace, event.job_name, event.producer, event.schema_url,
+                     raw_json, source, now, actor])
+        if event.job_name is not None:
+            _upsert_job(con, event)
+        if event.run_id is not None:
+            _upsert_run(con, event)
+        datasets = [*event.inputs, *event.outputs, *([event.dataset] if event.dataset else [])]
+        _upsert_datasets(con, datasets, event.event_time)
+        if event.job_name is not None:
+            _record_io(con, event)
+        _record_column_lineage(con, datasets, event)
+        _record_quality(con, datasets, event, key)
+    return False
+
+
+def _insert_rows(con, head: str, rows: list[list], tail: str = "") -> None:
+    """One multi-row INSERT: `head` ends with VALUES; rows must not repeat a conflict key."""
+    if not rows:
+        return
+    one = "(" + ", ".join("?" * len(rows[0])) + ")"
+    con.execute(f"{head} {', '.join([one] * len(rows))} {tail}", [v for row in rows for v in row])
+
+
+def _unique(rows: list[list], key) -> list[list]:
+    """Last row wins per key (ON CONFLICT cannot touch one row twice in one statement)."""
+    return list({key(row): row for row in rows}.values())
+
+
+def _merge_facets(old_json: str | None, old_time, new: dict, new_time: datetime) -> dict:
+    """Newer facets win per facet; an older event only fills facets not yet known."""
+    old = json.loads(old_json) if old_json else {}
+    newer = old_time is None or new_time >= old_time
+    merged = {**old, **new} if newer else {**new, **old}
+    for key, facet in new.items():
+        if newer and isinstance(facet, dict) and facet.get("_deleted") is True:
+            merged.pop(key, None)
+    return merged
+
+
+def _json_or_none(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, ensure_ascii=False, default=str)
+
+
+def _owners(facets: dict) -> list[dict] | None:
+    owners = (facets.get("ownership") or {}).get("owners")
+    return owners if isinstance(owners, list) else None
+
+
+def _description(facets: dict) -> str | None:
+    text = (facets.get("documentation") or {}).get("description")
+    return text if isinstance(text, str) else None
+
+
+def _upsert_job(con, event: Event) -> None:
+    row = con.execute("SELECT facets, last_event_time FROM lineage_jobs WHERE namespace = ? AND name = ?",
+                      [event.job_namespace, event.job_name]).fetchone()
+    facets = _merge_facets(row[0] if row else None, row[1] if row else None, event.job_facets, event.event_time)
+    job_type = facets.get("jobType") or {}
+    sql = (facets.get("sql") or {}).get("query")
+    values = [_description(facets), job_type.get("jobType") or job_type.get("processingType"),
+              sql if isinstance(sql, str) else None, _json_or_none(_owners(facets)), _json_or_none(facets),
+              max(event.event_time, row[1]) if row and row[1] else event.event_time]
+    if row:
+        con.execute("UPDATE lineage_jobs SET description = ?, job_type = ?, sql_text = ?, owners = ?, facets = ?, "
+                    "last_event_time = ? WHERE namespace = ? AND name = ?",
+                    [*values, event.job_namespace, event.job_name])
+    else:
+        con.execute("INSERT INTO lineage_jobs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [event.job_namespace, event.job_name, *values])
+
+
+def _upsert_run(con, event: Event) -> None:
+    row = con.execute("SELECT state, started_at, ended_at, last_event_time FROM lineage_runs WHERE run_id = ?",
+                      [event.run_id]).fetchone()
+    state, started, ended, last = row if row else (None, None, None, None)
+    t = event.event_time
+    kind = event.event_type or "OTHER"
+    if kind == "START":
+        started = min(started, t) if started else t
+    if kind in TERMINAL_STATES:
+        ended = max(ended, t) if ended else t
+    # The state is the latest event's, but a terminal state is not undone by a late START.
+    if last is None or t > last or (t == last and kind in TERMINAL_STATES):
+        if not (state in TERMINAL_STATES and kind in ("START", "RUNNING")):
+            state = kind
+        last = t if last is None else max(last, t)
+    facets = event.run_facets
+    nominal = facets.get("nominalTime") or {}
+    parent = ((facets.get("parent") or {}).get("run") or {}).get("runId")
+    error = (facets.get("errorMessage") or {}).get("message")
+    values = [event.job_namespace, event.job_name, state, started, ended,
+              _text(nominal.get("nominalStartTime")), _text(nominal.get("nominalEndTime")),
+              _text(parent), _text(error), last]
+    if row:
+        con.execute("""UPDATE lineage_runs SET job_namespace = ?, job_name = ?, state = ?, started_at = ?,
+                         ended_at = ?, nominal_start = coalesce(?, nominal_start),
+                         nominal_end = coalesce(?, nominal_end), parent_run_id = coalesce(?, parent_run_id),
+                         error_message = coalesce(?, error_message), last_event_time = ?
+                       WHERE run_id = ?""", [*values, event.run_id])
+    else:
+        con.execute("INSERT INTO lineage_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", [event.run_id, *values])
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _upsert_datasets(con, datasets: list[Dataset], event_time: datetime) -> None:
+    if not datasets:
+        return
+    keys = list(dict.fromkeys((ds.namespace, ds.name) for ds in datasets))
+    known = {(ns, name): (facets, last) for ns, name, facets, last in con.execute(
+        "SELECT namespace, name, facets, last_event_time FROM lineage_datasets "
+        "WHERE list_contains(?, [namespace, name])", [[list(k) for k in keys]]).fetchall()}
+    facets_of: dict[tuple[str, str], dict] = {}
+    for ds in datasets:  # one dataset may appear as input and output: merge its facets
+        facets_of.setdefault((ds.namespace, ds.name), {}).update(ds.facets)
+    rows, replaced, fields = [], [], []
+    for key in keys:
+        old_facets, last = known.get(key, (None, None))
+        new = facets_of[key]
+        facets = _merge_facets(old_facets, last, new, event_time)
+        dataset_type = (facets.get("datasetType") or {}).get("datasetType")
+        rows.append([*key, _text(dataset_type), _description(facets), _json_or_none(_owners(facets)),
+                     _json_or_none(facets), max(event_time, last) if last else event_time])
+        schema = new.get("schema")
+        listed = schema.get("fields") if isinstance(schema, dict) else None
+        if isinstance(listed, list) and (last is None or event_time >= last):
+            replaced.append(list(key))
+            fields += [[*key, name, position, _text(f.get("type")), _text(f.get("description"))]
+                       for position, (name, f) in enumerate(_flatten_fields(listed))]
+    _insert_rows(con, "INSERT INTO lineage_datasets VALUES", rows,
+                 "ON CONFLICT (namespace, name) DO UPDATE SET dataset_type = excluded.dataset_type, "
+                 "description = excluded.description, owners = excluded.owners, facets = excluded.facets, "
+                 "last_event_time = excluded.last_event_time")
+    if replaced:
+        con.execute("DELETE FROM lineage_dataset_fields WHERE list_contains(?, [namespace, name])", [replaced])
+        _insert_rows(con, "INSERT INTO lineage_dataset_fields VALUES", fields)
+
+
+def _flatten_fields(fields: list, prefix: str = "") -> list[tuple[str, dict]]:
+    """Nested struct fields become `parent.child`, the way column lineage names them."""
+    found: list[tuple[str, dict]] = []
+    seen: set[str] = set()
+    for f in fields:
+        if not isinstance(f, dict) or not isinstance(f.get("name"), str):
+            continue
+        name = prefix + f["name"]
+        if name not in seen:
+            seen.add(name)
+            found.append((name, f))
+        if isinstance(f.get("fields"), list):
+            for child in _flatten_fields(f["fields"], prefix=name + "."):
+                if child[0] not in seen:
+                    seen.add(child[0])
+                    found.append(child)
+    return found
+
+
+def _record_io(con, event: Event) -> None:
+    rows = [[event.job_namespace, event.job_name, ds.namespace, ds.name, direction, event.event_time,
+             event.event_time, event.run_id]
+            for direction, group in (("input", event.inputs), ("output", event.outputs)) for ds in group]
+    _insert_rows(con, "INSERT INTO lineage_io VALUES", _unique(rows, lambda r: tuple(r[:5])), """
+        ON CONFLICT (job_namespace, job_name, dataset_namespace, dataset_name, direction) DO UPDATE SET
+          first_seen = least(lineage_io.first_seen, excluded.first_seen),
+          last_run_id = CASE WHEN excluded.last_seen >= lineage_io.last_seen
+                             THEN coalesce(excluded.last_run_id, lineage_io.last_run_id)
+                             ELSE lineage_io.last_run_id END,
+          last_seen = greatest(lineage_io.last_seen, excluded.last_seen)""")
+
+
+def _record_column_lineage(con, datasets: list[Dataset], event: Event) -> None:
+    rows = []
+    for ds in datasets:
+        facet = ds.facets.get("columnLineage")
+        if not isinstance(facet, dict) or facet.get("_deleted") is True:
+            continue
+        for out_field, spec in (facet.get("fields") or {}).items():
+            if not isinstance(spec, dict):
+                continue
+            legacy = spec.get("transformationType")
+            for source in spec.get("inputFields") or []:
+                rows.append(_column_edge(ds, out_field, source, legacy, spec.get("transformationDescription")))
+        for source in facet.get("dataset") or []:
+            rows.append(_column_edge(ds, "", source, "INDIRECT", None))
+    rows = _unique([[*r, event.job_namespace, event.job_name, event.event_time] for r in rows if r],
+                   lambda r: tuple(r[:6]))
+    if not rows:
+        return
+    # Input datasets named only in column lineage still need a node.
+    sources = _unique([[r[3], r[4], event.event_time] for r in rows], lambda r: (r[0], r[1]))
+    _insert_rows(con, "INSERT INTO lineage_datasets (namespace, name, last_event_time) VALUES", sources,
+                 "ON CONFLICT DO NOTHING")
+    _insert_rows(con, "INSERT INTO lineage_column_edges VALUES", rows, """
+        ON CONFLICT (output_namespace, output_name, output_field, input_namespace, input_name, input_field)
+        DO UPDATE SET transformation = excluded.transformation, description = excluded.description,
+          masking = excluded.masking, job_namespace = excluded.job_namespace, job_name = excluded.job_name,
+          last_seen = greatest(lineage_column_edges.last_seen, excluded.last_seen)""")
+
+
+def _column_edge(ds: Dataset, out_field: str, source: Any, legacy_type, legacy_description) -> list | None:
+    if not isinstance(source, dict) or not all(isinstance(source.get(k), str) for k in ("namespace", "name", "field")):
+        return None
+    transformations = [t for t in source.get("transformations") or [] if isinstance(t, dict)]
+    first = transformations[0] if transformations else {}
+    kind = "/".join(_text(first.get(k)) for k in ("type", "subtype") if _text(first.get(k))) or _text(legacy_type)
+    description = _text(first.get("description")) or _text(legacy_description)
+    masking = any(t.get("masking") is True for t in transformations) or (legacy_type == "MASKED")
+    return [ds.namespace, ds.name, out_field, unicodedata.normalize("NFC", source["namespace"]),
+            unicodedata.normalize("NFC", source["name"]), source["field"], kind, description, masking]
+
+
+def _record_quality(con, datasets: list[Dataset], event: Event, key: str) -> None:
+    rows: list[list] = []
+    for ds in datasets:
+        found: list[list] = []
+        for facets in (ds.facets, ds.input_facets):
+            assertions = (facets.get("dataQualityAssertions") or {}).get("assertions") or []
+            for a in assertions if isinstance(assertions, list) else []:
+                if isinstance(a, dict) and isinstance(a.get("assertion"), str):
+                    success = a.get("success") if isinstance(a.get("success"), bool) else None
+                    found.append(["assertion", _text(a.get("column")), a["assertion"], success, None])
+            metrics = facets.get("dataQualityMetrics") or {}
+            for name in ("rowCount", "bytes", "fileCount"):
+                if _number(metrics.get(name)) is not None:
+                    found.append(["metric", None, name, None, _number(metrics[name])])
+            columns = metrics.get("columnMetrics") or {}
+            for column, values in columns.items() if isinstance(columns, dict) else []:
+                for name, value in values.items() if isinstance(values, dict) else []:
+                    if _number(value) is not None:
+                        found.append(["metric", column, name, None, _number(value)])
+        stats = ds.output_facets.get("outputStatistics") or {}
+        for name in ("rowCount", "size", "fileCount"):
+            if _number(stats.get(name)) is not None:
+                found.append(["metric", None, f"output.{name}", None, _number(stats[name])])
+        rows += [[ds.namespace, ds.name, event.run_id, event.event_time, *r, key] for r in found]
+    _insert_rows(con, "INSERT INTO lineage_dataset_quality VALUES", rows)
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    number = float(value)
+    return number if number == number and abs(number) != float("inf") else None
+
+
+def _quarantine(con, raw: str, reason: str, source: str, position: int, actor: str) -> None:
+    content_hash = hashlib.sha256(raw.encode("utf-8", "replace")).hexdigest()
+    now = datetime.now(UTC).replace(tzinfo=None)
+    with transaction(con):
+        con.execute("INSERT INTO lineage_quarantine VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    [content_hash, reason, source, position, raw.encode("utf-8", "replace").decode(), now, actor])
+
+
+# --------------------------------------------------------------------------- reading back
+
+def quarantined(con: duckdb.DuckDBPyConnection, *, limit: int = 200) -> pd.DataFrame:
+    """Quarantined events, newest first: what was refused and why."""
+    return con.execute("""
+        SELECT quarantined_at, source_file, position, reason, raw_text, quarantined_by
+        FROM lineage_quarantine ORDER BY quarantined_at DESC, source_file, position LIMIT ?""", [limit]).df()
+
+
+def runs(con: duckdb.DuckDBPyConnection, *, job_namespace: str | None = None, job_name: str | None = None,
+         limit: int = 50) -> pd.DataFrame:
+    """Runs of one job (or all), latest first, with state and times."""
+    where, params = "", []
+    if job_name is not None:
+        where, params = "WHERE job_namespace = ? AND job_name = ?", [job_namespace, job_name]
+    return con.execute(f"""
+        SELECT run_id, job_namespace, job_name, state, started_at, ended_at,
+               date_diff('millisecond', started_at, ended_at) / 1000.0 AS seconds, error_message
+        FROM lineage_runs {where} ORDER BY last_event_time DESC LIMIT ?""", [*params, limit]).df()  # noqa: S608
