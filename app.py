@@ -13,6 +13,7 @@ st.set_page_config(page_title="meshgov", page_icon="🕸️", layout="wide")
 PAGES = [
     ("views/overview.py", "Overview", ":material/dashboard:", "overview"),
     ("views/catalog.py", "Catalog", ":material/menu_book:", "catalog"),
+    ("views/checks.py", "Checks", ":material/fact_check:", "checks"),
     ("views/lineage.py", "Lineage", ":material/account_tree:", "lineage"),
 ]
 

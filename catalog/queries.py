@@ -99,14 +99,6 @@ _LATEST_SQL = """
           GROUP BY cr2.product_id) newest USING (product_id, run_id)"""
 
 
-def latest_check_results(con: duckdb.DuckDBPyConnection, product_id: str | None = None) -> pd.DataFrame:
-    """Each product's results from the newest complete run that checked it, worst first."""
-    return con.execute(f"""
-        SELECT *, {_SEVERITY_SQL} AS severity FROM ({_LATEST_SQL})
-        WHERE ?::TEXT IS NULL OR product_id = ?
-        ORDER BY severity DESC, product_id, check_id""", [product_id, product_id]).df()  # noqa: S608
-
-
 def compliance_by_product(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """One row per product: domain, worst latest status (NULL = never checked), counts."""
     return con.execute(f"""

@@ -183,6 +183,7 @@ class Sandbox:
         # DuckDB allows its temp folder automatically after lockdown: make it a fresh,
         # private one so a query can find nothing there but its own spill files.
         self._con.execute("SET temp_directory = ?", [self._spill_dir])
+        self._con.execute("SET enable_progress_bar = false")  # a bar on stderr garbles CLI output
         self._con.execute("SET max_temp_directory_size = ?", [max_spill])
         self._allowed_files: list[str] = []
         self._tables: list[str] = []

@@ -7,7 +7,9 @@ import streamlit as st
 
 from catalog import contract_diff, queries, search
 from catalog.store import StoreError
+from checks import runner
 from ui.db import conn, db_path
+from ui.status import STATUS_COLOURS, badge
 
 
 @st.cache_data(ttl=5, show_spinner=False)
@@ -36,6 +38,7 @@ def _product_bundle(db: str, product_id: str) -> dict | None:
             "columns": queries.columns(con, product_id),
             "slos": queries.slos(con, product_id),
             "servers": queries.servers(con, product_id),
+            "results": runner.latest_results(con, product_id),
         }
 
 
@@ -92,9 +95,11 @@ def product_detail(product_id: str) -> None:
         st.warning(f"No product `{product_id}` in the catalog. It may have been renamed; search for it instead.")
         return
     info, cols = bundle["info"], bundle["columns"]
+    results = bundle["results"]
     st.header(info["name"])
-    st.markdown(f"**Domain** {info['domain']} · **Status** `{info['status'] or 'unknown'}` · "
-                f"**Deep link** `?product={product_id}`")
+    checks_status = results["status"].iloc[0] if not results.empty else None
+    st.markdown(f"**Domain** {info['domain']} · **Lifecycle** `{info['status'] or 'unknown'}` · "
+                f"**Latest checks** {badge(checks_status)} · **Deep link** `?product={product_id}`")
     m1, m2, m3, m4 = st.columns(4)
     m1.metric("Datasets", len(bundle["datasets"]))
     m2.metric("Columns", len(cols))
@@ -106,7 +111,7 @@ def product_detail(product_id: str) -> None:
         if info.get(label):
             st.markdown(f"**{label.capitalize()}:** {info[label]}")
 
-    tabs = st.tabs(["Schema", "Owners", "Contract versions", "SLOs", "Servers"])
+    tabs = st.tabs(["Schema", "Owners", "Latest checks", "Contract versions", "SLOs", "Servers"])
     with tabs[0]:
         schema_tab(cols)
     with tabs[1]:
@@ -116,17 +121,33 @@ def product_detail(product_id: str) -> None:
         else:
             st.dataframe(owners, hide_index=True, width="stretch")
     with tabs[2]:
-        versions_tab(bundle["contracts"])
+        results_tab(product_id, results)
     with tabs[3]:
+        versions_tab(bundle["contracts"])
+    with tabs[4]:
         if bundle["slos"].empty:
             st.info("No SLOs declared: add `slaProperties` (latency, frequency, retention) to the contract.")
         else:
             st.dataframe(bundle["slos"], hide_index=True, width="stretch")
-    with tabs[4]:
+    with tabs[5]:
         if bundle["servers"].empty:
             st.info("No servers declared: checks cannot read this product's data.")
         else:
             st.dataframe(bundle["servers"], hide_index=True, width="stretch")
+
+
+def results_tab(product_id: str, results: pd.DataFrame) -> None:
+    if results.empty:
+        st.info("No checks have run on this product yet. Run them on the Checks page "
+                f"(/checks?product={product_id}) or `python -m checks run --product {product_id}`.")
+        return
+    counts = results["status"].value_counts()
+    st.markdown(" · ".join(f"{badge(s)} {counts[s]}" for s in STATUS_COLOURS if s in counts))
+    view = results[["status", "kind", "target", "measured", "threshold", "reason"]]
+    st.dataframe(view.style.map(lambda v: f"color: {STATUS_COLOURS.get(v, '')}", subset=["status"]),
+                 hide_index=True, width="stretch")
+    st.page_link("views/checks.py", label="Open in Checks for history and failing rows",
+                 query_params={"product": product_id})
 
 
 def schema_tab(cols: pd.DataFrame) -> None:

@@ -1,0 +1,134 @@
+"""`python -m checks`: the CI gate, on the same engine as the Checks page.
+
+    python -m checks run [--product ID ... | --all] [--db FILE] [--json]
+                         [--fail-on failed|warning] [--timeout S] [--as NAME]
+    python -m checks runs [--db FILE] [--limit N]
+
+Exit codes: 0 every check passed (or was skipped), 1 a check failed or errored (or warned,
+with --fail-on warning), 2 usage or engine error (unknown product, missing DB, ...).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from catalog import access
+from catalog.settings import resolve_db_path
+from catalog.store import StoreError, connect
+from checks import runner
+from checks.result import SEVERITY
+
+EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:
+        self.print_usage(sys.stderr)
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m checks", description="meshgov checks: contract quality, "
+                     "schema, freshness, compatibility, PII and catalog policies.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    run = sub.add_parser("run", help="run the checks of some products (or all) and record the run",
+                         description="Exit 0 when every check passes, 1 when any fails or errors "
+                                     "(or warns, with --fail-on warning), 2 on usage or engine errors.")
+    scope = run.add_mutually_exclusive_group(required=True)
+    scope.add_argument("--product", nargs="+", action="extend", metavar="ID", dest="products",
+                       help="product id(s) to check (repeatable)")
+    scope.add_argument("--all", action="store_true", help="check every product in the catalog")
+    run.add_argument("--db", help="DuckDB file (default: $MESHGOV_DB or data/meshgov.duckdb)")
+    run.add_argument("--json", action="store_true", help="print a JSON array of results (the one result model)")
+    run.add_argument("--fail-on", choices=("failed", "warning"), default="failed",
+                     help="lowest status that makes the exit code 1 (default: failed; errors always do)")
+    run.add_argument("--timeout", type=float, default=30.0, metavar="S",
+                     help="per-query time limit in seconds (default 30)")
+    run.add_argument("--as", dest="actor", help="name recorded as who triggered the run, in the run and the audit trail "
+                          "(default: $MESHGOV_ACTOR or the OS user)")
+
+    runs = sub.add_parser("runs", help="list recent check runs")
+    runs.add_argument("--db", help="DuckDB file (default: $MESHGOV_DB or data/meshgov.duckdb)")
+    runs.add_argument("--limit", type=int, default=20)
+    runs.add_argument("--json", action="store_true")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            return _run(args)
+        return _runs(args)
+    except (runner.UnknownProducts, access.PermissionDenied) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except StoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted: the run is recorded as incomplete", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as exc:  # noqa: BLE001 - the gate reports engine faults as exit 2, never a traceback
+        print(f"engine error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _run(args) -> int:
+    if args.timeout <= 0:
+        print("error: --timeout must be a positive number of seconds", file=sys.stderr)
+        return EXIT_USAGE
+    db = resolve_db_path(args.db)
+    if not db.exists():
+        print(f"error: {db} does not exist; create it with `python -m catalog seed --db {db}` "
+              "or point --db / MESHGOV_DB at the catalog", file=sys.stderr)
+        return EXIT_USAGE
+    result = runner.run_checks(db, product_ids=None if args.all else args.products,
+                               user=access.cli_user(args.actor), timeout_s=args.timeout)
+    if args.json:
+        print(json.dumps([r.to_json() for r in result.results], indent=2, default=str))
+    else:
+        print(summary(result))
+    return exit_code(result, fail_on=args.fail_on)
+
+
+def exit_code(run: runner.Run, *, fail_on: str = "failed") -> int:
+    gate = SEVERITY["warning"] if fail_on == "warning" else SEVERITY["failed"]
+    return EXIT_FINDINGS if any(SEVERITY[r.status] >= gate for r in run.results) else EXIT_OK
+
+
+def summary(run: runner.Run) -> str:
+    """One line per result that did not pass, then the totals."""
+    order = {"error": 0, "failed": 1, "warning": 2, "skipped": 3}
+    lines = []
+    for result in sorted((r for r in run.results if r.status != "passed"),
+                         key=lambda r: (order[r.status], r.check_id)):
+        lines.append(f"{result.status.upper():<8} {result.check_id}  [{result.kind}]  {result.reason}")
+    counts = run.counts()
+    scope = "all products" if run.scope is None else f"{len(run.scope)} product(s)"
+    totals = ", ".join(f"{counts[s]} {s}" for s in ("passed", "warning", "failed", "error", "skipped"))
+    lines.append("")
+    lines.append(f"run {run.run_id} ({scope}, triggered by {run.triggered_by}): "
+                 f"{len(run.results)} checks — {totals}; status {run.status}")
+    return "\n".join(lines)
+
+
+def _runs(args) -> int:
+    db = resolve_db_path(args.db)
+    if not db.exists():
+        print(f"error: {db} does not exist", file=sys.stderr)
+        return EXIT_USAGE
+    with connect(db) as con:
+        frame = runner.list_runs(con, args.limit)
+    if args.json:
+        print(frame.to_json(orient="records", date_format="iso"))
+    elif frame.empty:
+        print("no check runs yet; start one with `python -m checks run --all`")
+    else:
+        for row in frame.itertuples():
+            print(f"{row.run_id}  {row.started_at:%Y-%m-%d %H:%M:%S}  {row.state:<10} {row.status or '-':<8} "
+                  f"{row.passed} passed, {row.failed} failed, {row.error} error  by {row.triggered_by}  [{row.scope}]")
+    return EXIT_OK

@@ -1,0 +1,652 @@
+"""Run the checks of some products and persist the run: the facade the CLI and the page use.
+
+Store access is short on purpose (DuckDB lets one process hold the file read-write): the
+store is opened to read the contracts and write the `running` row, closed while the data is
+scanned, and opened again to run the catalog policies and write the run with all its
+results in one transaction. Every open waits for another process's lock and every write
+retries DuckDB's write conflicts (catalog.store), so concurrent runs lose nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import socket
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from catalog import access, audit, odcs
+from catalog.locations import Location, dataset_locations
+from catalog.store import StoreError, connect, retrying, transaction
+from checks import compiler
+from checks.result import SEVERITY, CheckResult, worst
+from checks.specs import CheckSpec, contract_specs, passes, threshold_phrase
+
+PII_SAMPLE_ROWS = 1000
+PII_SAMPLE_SEED = 42
+SANDBOX_MEMORY = "1GB"
+_RESULT_COLUMNS = ("run_id", "check_id", "kind", "product_id", "dataset", "column_name", "target",
+                   "status", "measured", "threshold", "reason", "diagnostics", "sql", "contract_id",
+                   "contract_version", "started_at", "finished_at", "triggered_by")
+
+
+class UnknownProducts(ValueError):
+    """Product ids that are not in the catalog; the message names them."""
+
+    def __init__(self, unknown: list[str], known: list[str]):
+        self.unknown = unknown
+        hint = f" (known: {', '.join(known[:20])}{' ...' if len(known) > 20 else ''})" if known else \
+            " (the catalog has no products: seed or ingest contracts first)"
+        super().__init__(f"unknown product id{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}{hint}")
+
+
+@dataclass
+class Run:
+    run_id: str
+    status: str
+    results: list[CheckResult]
+    state: str
+    started_at: dt.datetime | None = None
+    finished_at: dt.datetime | None = None
+    triggered_by: str | None = None
+    scope: list[str] | None = None
+
+    def counts(self) -> dict[str, int]:
+        found = dict.fromkeys(SEVERITY, 0)
+        for result in self.results:
+            found[result.status] = found.get(result.status, 0) + 1
+        return found
+
+
+# --- what to check (read from the store) ------------------------------------------------------
+
+
+@dataclass
+class DatasetWork:
+    name: str
+    physical_name: str
+    location: Location | None
+    declared: pd.DataFrame                    # column_name, classification, pii, tags
+    pii_columns: set[str] = field(default_factory=set)
+
+
+@dataclass
+class ContractWork:
+    product_id: str
+    contract_id: str
+    version: str | None
+    specs: list[CheckSpec] = field(default_factory=list)
+    datasets: dict[str, DatasetWork] = field(default_factory=dict)
+    problem: str | None = None
+
+
+def _load_work(con: duckdb.DuckDBPyConnection, product_ids: list[str]) -> tuple[list[ContractWork], list[CheckResult]]:
+    """Contracts (latest revision + the one before), datasets, locations, declared columns."""
+    work: list[ContractWork] = []
+    notes: list[CheckResult] = []
+    rows = con.execute(
+        """SELECT contract_id, product_id, revision, version, raw_yaml,
+                  lag(raw_yaml) OVER (PARTITION BY contract_id ORDER BY revision) AS previous_yaml
+           FROM contracts WHERE list_contains(?, product_id)
+           QUALIFY revision = max(revision) OVER (PARTITION BY contract_id)
+           ORDER BY product_id, contract_id""", [product_ids]).fetchall()
+    with_contract = {row[1] for row in rows}
+    for product_id in product_ids:
+        if product_id not in with_contract:
+            notes.append(_note(product_id, "skipped", "contract", "the product has no contract: nothing to check"))
+    for contract_id, product_id, _revision, version, raw_yaml, previous_yaml in rows:
+        item = ContractWork(product_id, contract_id, version)
+        try:
+            model = odcs.parse(odcs.load_yaml(raw_yaml))
+            previous = odcs.parse(odcs.load_yaml(previous_yaml)) if previous_yaml else None
+        except odcs.ContractError as exc:
+            item.problem = f"stored contract {contract_id} no longer parses: {exc}"
+            work.append(item)
+            continue
+        item.specs = contract_specs(model, product_id=product_id, previous=previous)
+        locations = dataset_locations(con, contract_id)
+        columns = con.execute(
+            "SELECT dataset, column_name, coalesce(physical_name, column_name) AS physical, "
+            "classification, pii, tags FROM columns WHERE contract_id = ? ORDER BY dataset, position",
+            [contract_id]).df()
+        for dataset, physical in con.execute(
+                "SELECT dataset, coalesce(physical_name, dataset) FROM datasets WHERE contract_id = ?",
+                [contract_id]).fetchall():
+            declared = columns[columns["dataset"] == dataset]
+            # The scanner matches declarations to the data's columns: use the physical names.
+            as_in_data = declared.assign(column_name=declared["physical"])
+            item.datasets[dataset] = DatasetWork(
+                name=dataset, physical_name=physical, location=locations.get(dataset),
+                declared=as_in_data[["column_name", "classification", "pii", "tags"]].reset_index(drop=True),
+                pii_columns=set(declared.loc[declared["pii"].astype(bool), "physical"]))
+        work.append(item)
+    return work, notes
+
+
+def _note(product_id: str, status: str, what: str, reason: str) -> CheckResult:
+    now = compiler.now_utc()
+    return CheckResult(check_id=f"{product_id}/{what}", kind="contract", target=product_id, status=status,  # type: ignore[arg-type]
+                       reason=reason, product_id=product_id, started_at=now, finished_at=now)
+
+
+def known_products(con: duckdb.DuckDBPyConnection) -> list[str]:
+    return [r[0] for r in con.execute("SELECT product_id FROM products ORDER BY product_id").fetchall()]
+
+
+def resolve_products(con: duckdb.DuckDBPyConnection, product_ids: list[str] | None) -> list[str]:
+    known = known_products(con)
+    if product_ids is None:
+        return known
+    wanted = list(dict.fromkeys(product_ids))
+    unknown = [p for p in wanted if p not in known]
+    if unknown:
+        raise UnknownProducts(unknown, known)
+    return wanted
+
+
+# --- run bookkeeping ---------------------------------------------------------------------------
+
+
+def _process_alive(pid: int | None, *, since: dt.datetime | None = None) -> bool:
+    """Whether `pid` is still the process that started a run at `since` (UTC, naive)."""
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    stat = Path(f"/proc/{pid}/stat")
+    try:
+        fields = stat.read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return True  # no /proc: trust the signal probe
+    if fields[0] in ("Z", "X"):  # exited, not yet reaped
+        return False
+    if since is not None:
+        try:
+            ticks = os.sysconf("SC_CLK_TCK")
+            boot = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                        if line.startswith("btime"))
+            started = dt.datetime.fromtimestamp(boot + int(fields[19]) / ticks, dt.UTC).replace(tzinfo=None)
+            if started > since + dt.timedelta(seconds=2):  # the pid was reused by a newer process
+                return False
+        except (OSError, ValueError, StopIteration, IndexError):
+            return True
+    return True
+
+
+def mark_dead_runs_incomplete(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Runs left `running` by a process of this host that is gone -> `incomplete`."""
+    host = socket.gethostname()
+    rows = con.execute("SELECT run_id, pid, started_at FROM check_runs WHERE state = 'running' AND host = ?",
+                       [host]).fetchall()
+    dead = [run_id for run_id, pid, started in rows if not _process_alive(pid, since=started)]
+    now = compiler.now_utc()
+
+    def write() -> None:
+        with transaction(con):
+            for run_id in dead:
+                con.execute(
+                    "UPDATE check_runs SET state = 'incomplete', finished_at = ?, note = ? "
+                    "WHERE run_id = ? AND state = 'running'",
+                    [now, "the process running this check run ended before it finished "
+                          "(crash or kill); its results were never written", run_id])
+
+    if dead:
+        retrying(write)
+    return dead
+
+
+def new_run_id() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
+
+
+def _text(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value, default=str)
+
+
+def _persist(con: duckdb.DuckDBPyConnection, run: Run, *, note: str | None = None,
+             actor: access.User | None = None) -> None:
+    rows = [[_text(getattr(r, c)) if c in ("measured", "threshold") else
+             json.dumps(r.diagnostics, default=str) if c == "diagnostics" else getattr(r, c)
+             for c in _RESULT_COLUMNS] for r in run.results]
+    frame = pd.DataFrame(rows, columns=list(_RESULT_COLUMNS), dtype=object)
+    for column in ("started_at", "finished_at"):
+        frame[column] = pd.to_datetime(frame[column])
+
+    def write() -> None:
+        with transaction(con):
+            con.execute("UPDATE check_runs SET state = ?, status = ?, finished_at = ?, note = ? WHERE run_id = ?",
+                        [run.state, run.status, run.finished_at, note, run.run_id])
+            if len(frame):
+                con.register("new_check_results", frame)
+                try:
+                    con.execute(f"INSERT INTO check_results ({', '.join(_RESULT_COLUMNS)}) "
+                                f"SELECT {', '.join(_RESULT_COLUMNS)} FROM new_check_results")
+                finally:
+                    con.unregister("new_check_results")
+            if actor is not None:
+                # In the run's transaction: the trail names exactly the runs that were stored.
+                audit.record(con, actor=actor, action="check_run", target=f"run:{run.run_id}",
+                             after={"state": run.state, "status": run.status, "counts": run.counts(),
+                                    "scope": run.scope or "all"})
+
+    retrying(write)
+
+
+# --- the run -------------------------------------------------------------------------------------
+
+
+class _Progress:
+    def __init__(self, total: int, callback: Callable[[dict], None] | None) -> None:
+        self.total, self.done, self.callback = total, 0, callback
+
+    def step(self, check_id: str, status: str) -> None:
+        self.done += 1
+        if self.callback:
+            self.callback({"done": self.done, "total": self.total, "check_id": check_id, "status": status})
+
+
+def run_checks(db_path: str | Path, *, product_ids: list[str] | None = None, triggered_by: str | None = None,
+               user: access.User | None = None, progress: Callable[[dict], None] | None = None,
+               timeout_s: float = 30.0, now: dt.datetime | None = None, plan: compiler.Plan | None = None,
+               with_policies: bool = True) -> Run:
+    """Check `product_ids` (None = all), persist the run, return it.
+
+    With `user`, the run is refused (access.PermissionDenied, nothing written) unless the
+    user's roles allow `run_checks`, is recorded as triggered by them, and is written to the
+    audit trail in the same transaction as its results. Without `user`, `triggered_by`
+    names the caller (trusted callers only: tests, the bench).
+
+    Raises UnknownProducts for ids not in the catalog and StoreError when the DB is missing
+    or stays locked; a check that cannot run becomes an `error`/`skipped` result instead.
+    """
+    if user is not None:
+        access.require(user, "run_checks", target="all products" if product_ids is None else ",".join(product_ids))
+        triggered_by = triggered_by or user.email
+    if not triggered_by:
+        raise TypeError("run_checks needs user= (who runs it, checked against their roles) or triggered_by=")
+    path = Path(db_path)
+    if not path.exists():
+        raise StoreError(f"{path} does not exist; create it with `python -m catalog seed --db {path}`")
+    run_id = new_run_id()
+    started = compiler.now_utc()
+    with connect(path) as con:
+        mark_dead_runs_incomplete(con)
+        scope = resolve_products(con, product_ids)
+        work, results = _load_work(con, scope)
+
+        def start() -> None:
+            con.execute(
+                "INSERT INTO check_runs (run_id, started_at, state, triggered_by, scope, products, pid, host) "
+                "VALUES (?, ?, 'running', ?, ?, ?, ?, ?)",
+                [run_id, started, triggered_by, "all" if product_ids is None else ",".join(scope),
+                 None if product_ids is None else scope, os.getpid(), socket.gethostname()])
+
+        retrying(start)
+    run = Run(run_id, "skipped", results, "running", started, None, triggered_by,
+              None if product_ids is None else scope)
+    steps = sum(len(w.specs) + len(w.datasets) + (1 if w.problem else 0) for w in work) + (1 if with_policies else 0)
+    tracker = _Progress(steps, progress)
+    try:
+        for item in work:
+            run.results += _check_contract(item, tracker, timeout_s=timeout_s, now=now, plan=plan)
+        with connect(path) as con:
+            if with_policies:
+                run.results += _policy_results(con, None if product_ids is None else scope, timeout_s, tracker)
+            _finish(con, run, triggered_by, user=user)
+    except BaseException as exc:
+        # Keep what was measured and say why the run stopped; then let the caller see it.
+        run.state = "incomplete"
+        _stamp(run, triggered_by)
+        run.status = worst(r.status for r in run.results)
+        try:
+            with connect(path) as con:
+                _persist(con, run, note=f"run stopped by {type(exc).__name__}: {exc}"[:500], actor=user)
+        except Exception:  # noqa: BLE001 - the original error matters more
+            pass
+        raise
+    return run
+
+
+def _stamp(run: Run, triggered_by: str) -> None:
+    run.finished_at = compiler.now_utc()
+    for result in run.results:
+        result.run_id = run.run_id
+        result.triggered_by = triggered_by
+
+
+def _finish(con: duckdb.DuckDBPyConnection, run: Run, triggered_by: str, *, user: access.User | None) -> None:
+    _stamp(run, triggered_by)
+    run.state = "complete"
+    run.status = worst(r.status for r in run.results)
+    _persist(con, run, actor=user)
+
+
+def _policy_results(con, product_ids: list[str] | None, timeout_s: float, tracker: _Progress) -> list[CheckResult]:
+    try:
+        from checks import policies
+    except ImportError as exc:
+        now = compiler.now_utc()
+        found = [CheckResult(check_id="policies", kind="policy", target="catalog", status="error",
+                             reason=f"the policy engine is not available: {exc}", started_at=now, finished_at=now)]
+    else:
+        # A cursor of its own: the policy engine must not inherit a half-read result.
+        cursor = con.cursor()
+        try:
+            found = policies.run_policies(cursor, product_ids=product_ids, timeout_s=timeout_s)
+        except Exception as exc:  # noqa: BLE001 - a broken pack must not lose the run
+            now = compiler.now_utc()
+            found = [CheckResult(check_id="policies", kind="policy", target="catalog", status="error",
+                                 reason=f"policy pack failed: {type(exc).__name__}: {exc}",
+                                 started_at=now, finished_at=now)]
+        finally:
+            cursor.close()
+    tracker.step("policies", worst(r.status for r in found))
+    return found
+
+
+def _check_contract(item: ContractWork, tracker: _Progress, *, timeout_s: float,
+                    now: dt.datetime | None, plan: compiler.Plan | None) -> list[CheckResult]:
+    results: list[CheckResult] = []
+    if item.problem:
+        result = _note(item.product_id, "error", f"contract/{item.contract_id}", item.problem)
+        tracker.step(result.check_id, result.status)
+        return [result]
+
+    def emit(result: CheckResult) -> None:
+        results.append(result)
+        tracker.step(result.check_id, result.status)
+
+    for spec in item.specs:
+        if spec.metric == "breaking_changes":
+            emit(compiler.compat_result(spec))
+        elif spec.problem or spec.metric in ("text", "custom") or (
+                spec.metric not in compiler.DATA_METRICS and spec.metric != "sql"):
+            emit(compiler.not_run_result(spec))
+    for name, dataset in item.datasets.items():
+        pii_results = _scan_pii(item, dataset)
+        results.extend(pii_results)
+        tracker.step(f"pii:{item.product_id}/{name}", worst(r.status for r in pii_results))
+        flagged = {r.column_name for r in pii_results if r.status in ("failed", "warning") and r.column_name}
+        data_specs = [s for s in item.specs if s.dataset == name and not s.problem
+                      and s.metric in compiler.DATA_METRICS]
+        target = compiler.DatasetTarget(item.product_id, name, dataset.location, dataset.pii_columns)
+        compiler.run_dataset(data_specs, target, timeout_s=timeout_s, plan=plan, now=now, on_result=emit,
+                             extra_mask=flagged)
+    orphans = [s for s in item.specs if s.metric in compiler.DATA_METRICS and not s.problem
+               and s.dataset not in item.datasets]
+    for spec in orphans:
+        emit(_orphan(spec))
+    sql_specs = [s for s in item.specs if s.metric == "sql" and not s.problem]
+    if sql_specs:
+        for result in run_sql_rules(sql_specs, item.datasets, timeout_s=timeout_s):
+            emit(result)
+    return results
+
+
+def _orphan(spec: CheckSpec) -> CheckResult:
+    now = compiler.now_utc()
+    return CheckResult(check_id=spec.check_id, kind=spec.kind, target=spec.target, status="error",
+                       reason=f"dataset {spec.dataset} is not in the catalog for this contract",
+                       product_id=spec.product_id, dataset=spec.dataset, contract_id=spec.contract_id,
+                       contract_version=spec.contract_version, started_at=now, finished_at=now)
+
+
+# --- PII sample --------------------------------------------------------------------------------
+
+
+def sample_rows(location: Location, *, rows: int = PII_SAMPLE_ROWS, seed: int = PII_SAMPLE_SEED) -> pd.DataFrame:
+    """A reproducible sample: reservoir sampling with a fixed seed on one thread (DuckDB's
+    sample is repeatable for a seed only single-threaded)."""
+    with compiler.trusted_connection(threads=1) as con:
+        setup, relation = compiler.relation_sql(location)
+        for statement in setup:
+            con.execute(statement)
+        return con.execute(f"SELECT * FROM {relation} USING SAMPLE {int(rows)} ROWS (reservoir, {int(seed)})").df()
+
+
+def _scan_pii(item: ContractWork, dataset: DatasetWork) -> list[CheckResult]:
+    check_id = f"pii:{item.product_id}/{dataset.name}"
+    now = compiler.now_utc()
+
+    def single(status: str, reason: str) -> list[CheckResult]:
+        return [CheckResult(check_id=check_id, kind="pii", target=f"{item.product_id}.{dataset.name}",
+                            status=status, reason=reason, product_id=item.product_id,  # type: ignore[arg-type]
+                            dataset=dataset.name, contract_id=item.contract_id,
+                            contract_version=item.version, started_at=now, finished_at=now)]
+
+    if dataset.location is None:
+        return single("skipped", f"no local server for dataset {dataset.name}: no data to sample")
+    if dataset.location.kind != "duckdb" and not Path(dataset.location.path).is_file():
+        return single("error", f"data file {dataset.location.path} does not exist: nothing to sample")
+    try:
+        from checks import pii
+    except ImportError as exc:
+        return single("error", f"the PII scanner is not available: {exc}")
+    try:
+        sample = sample_rows(dataset.location)
+        return pii.scan(sample, dataset.declared, product_id=item.product_id, dataset=dataset.name,
+                        contract_id=item.contract_id, contract_version=item.version)
+    except Exception as exc:  # noqa: BLE001 - one unreadable dataset must not stop the run
+        return single("error", f"PII scan failed: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}")
+
+
+# --- contract SQL in the sandbox ---------------------------------------------------------------
+
+_TABLE_PLACEHOLDER = re.compile(r"\$\{(?:table|object|model)\}|\{(?:table|object|model)\}")
+_COLUMN_PLACEHOLDER = re.compile(r"\$\{(?:column|property|field)\}|\{(?:column|property|field)\}")
+_PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _sandbox_name(dataset: DatasetWork) -> str:
+    for name in (dataset.name, dataset.physical_name):
+        if _PLAIN_NAME.fullmatch(name or ""):
+            return name
+    return re.sub(r"\W+", "_", dataset.name).strip("_") or "dataset"
+
+
+def expand_placeholders(spec: CheckSpec, table: str) -> str:
+    """`${table}` / `{model}` -> the dataset's table; `${column}` -> the rule's column."""
+    sql = _TABLE_PLACEHOLDER.sub(table, spec.sql or "")
+    if spec.physical_columns:
+        sql = _COLUMN_PLACEHOLDER.sub(compiler.quote_ident(spec.physical_columns[0]).replace("\\", "\\\\"), sql)
+    return sql
+
+
+def run_sql_rules(specs: list[CheckSpec], datasets: dict[str, DatasetWork], *,
+                  timeout_s: float = 30.0, memory_limit: str = SANDBOX_MEMORY) -> list[CheckResult]:
+    """A contract's `type: sql` rules in one sandbox that holds the contract's datasets the
+    rules name (and nothing else: a contract sees only its own data)."""
+    from checks.sandbox import Sandbox, SandboxError
+
+    by_name: dict[str, DatasetWork] = {}
+    for dataset in datasets.values():
+        for alias in {dataset.name, dataset.physical_name, _sandbox_name(dataset)}:
+            by_name.setdefault(alias.lower(), dataset)
+    prepared = []
+    needed: dict[str, DatasetWork] = {}
+    for spec in specs:
+        own = datasets.get(spec.dataset or "")
+        sql = expand_placeholders(spec, _sandbox_name(own) if own else (spec.dataset or ""))
+        try:
+            names = duckdb.get_table_names(sql)
+        except duckdb.Error:
+            names = set()  # the sandbox will say what is wrong with the SQL
+        for name in names:
+            hit = by_name.get(name.strip('"').lower())
+            if hit is not None:
+                needed[_sandbox_name(hit)] = hit
+        prepared.append((spec, sql))
+    results: list[CheckResult] = []
+    with Sandbox(memory_limit=memory_limit, timeout_s=timeout_s) as box:
+        load_errors: dict[str, str] = {}
+        for table, dataset in needed.items():
+            if dataset.location is None:
+                load_errors[table] = f"dataset {dataset.name} has no local server: nothing to load"
+                continue
+            try:
+                box.load(table, dataset.location)
+            except SandboxError as exc:
+                load_errors[table] = str(exc)
+        for spec, sql in prepared:
+            results.append(_sql_result(box, spec, sql, load_errors, needed))
+    return results
+
+
+def _sql_result(box, spec: CheckSpec, sql: str, load_errors: dict[str, str], needed: dict) -> CheckResult:
+    from checks.sandbox import SandboxError, SandboxTimeout, SandboxViolation
+
+    started = compiler.now_utc()
+    threshold = compiler.describe_threshold(spec.operator, spec.threshold, "")
+
+    def result(status: str, reason: str, measured=None, diagnostics=None) -> CheckResult:
+        return CheckResult(
+            check_id=spec.check_id, kind=spec.kind, target=spec.target, status=status,  # type: ignore[arg-type]
+            reason=reason, measured=compiler.json_safe(measured), threshold=threshold or None,
+            product_id=spec.product_id, dataset=spec.dataset, column_name=", ".join(spec.columns) or None,
+            diagnostics=compiler.json_safe({"sandbox": True, "tables": sorted(needed), **(diagnostics or {})}),
+            sql=sql, contract_id=spec.contract_id, contract_version=spec.contract_version,
+            started_at=started, finished_at=compiler.now_utc())
+
+    try:
+        names = {n.strip('"').lower() for n in duckdb.get_table_names(sql)}
+    except duckdb.Error:
+        names = set()
+    broken = [f"{t}: {why}" for t, why in load_errors.items() if t.lower() in names]
+    if broken:
+        return result("error", "cannot load the data this rule reads — " + "; ".join(broken))
+    try:
+        frame = box.query(sql, max_rows=2)
+    except SandboxTimeout as exc:
+        return result("error", f"timed out: {exc}")
+    except SandboxViolation as exc:
+        return result("error", f"sandbox refused the rule: {exc}")
+    except SandboxError as exc:
+        return result("error", f"the rule's SQL failed: {exc}")
+    if frame.shape != (1, 1):
+        return result("error", f"a sql rule must return one value (one row, one column); it returned "
+                               f"{'at least ' if len(frame) == 2 else ''}{len(frame)} row(s) x {frame.shape[1]} column(s)")
+    value = frame.iat[0, 0]
+    value = value.item() if hasattr(value, "item") else value
+    try:
+        ok = passes(spec.operator, spec.threshold, value)
+    except TypeError:
+        return result("error", f"the rule returned {value!r}, which cannot be compared with {threshold}", value)
+    shown = f"{value:.4g}" if isinstance(value, float) else repr(value) if isinstance(value, str) else str(value)
+    phrase = threshold_phrase(spec.operator, spec.threshold, "")
+    if ok:
+        return result("passed", f"returned {shown}; {phrase}", value)
+    reason = f"returned {shown}; {phrase}" + (f" ({spec.description})" if spec.description else "")
+    return result(spec.failing_status, reason, value)
+
+
+# --- reading runs back (pages, CLI) --------------------------------------------------------------
+
+_STATUS_ORDER = "CASE status WHEN 'error' THEN 0 WHEN 'failed' THEN 1 WHEN 'warning' THEN 2 WHEN 'passed' THEN 3 ELSE 4 END"
+
+
+def latest_results(con: duckdb.DuckDBPyConnection, product_id: str | None = None) -> pd.DataFrame:
+    """Per product, all results of the newest complete run that checked it; without a
+    product, also the catalog-wide results (product_id NULL) of the newest complete run over
+    all products (a catalog-wide finding that a later full run no longer reports is gone)."""
+    product_filter = "AND r.product_id = ?" if product_id else ""
+    catalog_wide = "" if product_id else """
+        UNION ALL BY NAME
+        SELECT r.*, cr.started_at AS run_started_at
+        FROM check_results r JOIN check_runs cr USING (run_id)
+        WHERE r.product_id IS NULL AND r.run_id = (
+            SELECT arg_max(run_id, started_at) FROM check_runs WHERE state = 'complete' AND products IS NULL)"""
+    sql = f"""
+        SELECT * FROM (
+            SELECT * EXCLUDE (rank_) FROM (
+                SELECT r.*, cr.started_at AS run_started_at,
+                       dense_rank() OVER (PARTITION BY r.product_id ORDER BY cr.started_at DESC, r.run_id DESC) AS rank_
+                FROM check_results r JOIN check_runs cr USING (run_id)
+                WHERE cr.state = 'complete' AND r.product_id IS NOT NULL {product_filter})
+            WHERE rank_ = 1
+            {catalog_wide})
+        ORDER BY {_STATUS_ORDER}, product_id NULLS LAST, check_id"""
+    return con.execute(sql, [product_id] if product_id else []).df()
+
+
+def run_results(con: duckdb.DuckDBPyConnection, run_id: str) -> pd.DataFrame:
+    return con.execute(f"SELECT * FROM check_results WHERE run_id = ? ORDER BY {_STATUS_ORDER}, check_id",
+                       [run_id]).df()
+
+
+def result_detail(con: duckdb.DuckDBPyConnection, run_id: str, check_id: str) -> dict | None:
+    """One result with its diagnostics parsed (failing-row sample, SQL, ...)."""
+    frame = con.execute("SELECT * FROM check_results WHERE run_id = ? AND check_id = ?", [run_id, check_id]).df()
+    if frame.empty:
+        return None
+    row = frame.iloc[0].to_dict()
+    try:
+        row["diagnostics"] = json.loads(row["diagnostics"]) if row.get("diagnostics") else {}
+    except (TypeError, ValueError):
+        row["diagnostics"] = {"raw": row.get("diagnostics")}
+    return row
+
+
+_COUNTS = ", ".join(f"count(r.check_id) FILTER (WHERE r.status = '{s}') AS {s}" for s in SEVERITY)
+
+
+def run_history(con: duckdb.DuckDBPyConnection, product_id: str) -> pd.DataFrame:
+    """Every run that covered the product, oldest first, with its status counts for it."""
+    return con.execute(f"""
+        SELECT cr.run_id, cr.started_at, cr.finished_at, cr.state, cr.triggered_by,
+               CASE WHEN count(r.check_id) = 0 THEN cr.status
+                    ELSE arg_max(r.status, CASE r.status WHEN 'error' THEN 4 WHEN 'failed' THEN 3
+                                 WHEN 'warning' THEN 2 WHEN 'passed' THEN 1 ELSE 0 END) END AS status,
+               {_COUNTS}
+        FROM check_runs cr LEFT JOIN check_results r ON r.run_id = cr.run_id AND r.product_id = ?
+        WHERE cr.products IS NULL OR list_contains(cr.products, ?)
+        GROUP BY cr.run_id, cr.started_at, cr.finished_at, cr.state, cr.triggered_by, cr.status
+        ORDER BY cr.started_at""", [product_id, product_id]).df()
+
+
+def list_runs(con: duckdb.DuckDBPyConnection, limit: int = 20) -> pd.DataFrame:
+    """Newest runs first, with their result counts."""
+    return con.execute(f"""
+        SELECT cr.run_id, cr.started_at, cr.finished_at, cr.state, cr.status, cr.triggered_by,
+               cr.scope, cr.pid, cr.host, cr.note, {_COUNTS}
+        FROM check_runs cr LEFT JOIN check_results r USING (run_id)
+        GROUP BY ALL ORDER BY cr.started_at DESC LIMIT ?""", [int(limit)]).df()
+
+
+def policy_outcomes(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Every policy of the pack with its SQL and its last outcome (worst over the products of
+    their latest runs): policy_id, title, severity, description, sql, source, problem,
+    status, failing, checked, last_run."""
+    from checks import policies
+
+    pack = pd.DataFrame([{"policy_id": p.id, "title": p.title, "severity": p.severity,
+                          "description": p.description, "applies_to": p.applies_to, "sql": p.sql,
+                          "source": p.source, "problem": p.problem} for p in policies.load_pack()],
+                        columns=["policy_id", "title", "severity", "description", "applies_to", "sql",
+                                 "source", "problem"])
+    latest = latest_results(con)
+    latest = latest[latest["kind"] == "policy"] if not latest.empty else latest
+    outcome = pd.DataFrame(columns=["policy_id", "status", "failing", "checked", "last_run"])
+    if not latest.empty:
+        latest = latest.assign(policy_id=[json.loads(d).get("policy") if d else None for d in latest["diagnostics"]],
+                               rank=latest["status"].map(SEVERITY))
+        outcome = latest.groupby("policy_id").agg(
+            rank=("rank", "max"), failing=("status", lambda s: int(s.isin(["failed", "warning", "error"]).sum())),
+            checked=("status", "size"), last_run=("finished_at", "max")).reset_index()
+        by_rank = {v: k for k, v in SEVERITY.items()}
+        outcome["status"] = outcome["rank"].map(by_rank)
+        outcome = outcome.drop(columns=["rank"])
+    return pack.merge(outcome, on="policy_id", how="left")

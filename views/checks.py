@@ -1,0 +1,307 @@
+"""Checks: run the contract checks, see what fails and why, and how it trends.
+
+Layout only: runs, results, history and policies come from checks.runner; the store is
+opened per use (ui.db.conn), so a CI gate can write to the same file while this page is up.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+from catalog import access
+from catalog.store import StoreError
+from checks import runner
+from ui.auth import page_user
+from ui.db import conn, db_path
+from ui.status import STATUS_COLOURS, STATUS_ICONS, label
+
+LAST_RUN_KEY = "checks_last_run"
+_STATUS_ORDER = ["error", "failed", "warning", "passed", "skipped"]
+_TABLE_COLUMNS = ["status", "check_id", "reason", "measured", "threshold", "kind", "finished_at"]
+
+
+# --- loaders (cached per DB path; cleared after a run) -----------------------------------------
+
+@st.cache_data(ttl=5, show_spinner=False)
+def _products(db: str) -> list[str]:
+    with conn(db) as con:
+        return runner.known_products(con)
+
+
+@st.cache_data(ttl=5, show_spinner=False)
+def _latest(db: str) -> pd.DataFrame:
+    with conn(db) as con:
+        return runner.latest_results(con)
+
+
+@st.cache_data(ttl=5, show_spinner=False)
+def _history(db: str, product_id: str) -> pd.DataFrame:
+    with conn(db) as con:
+        return runner.run_history(con, product_id)
+
+
+@st.cache_data(ttl=5, show_spinner=False)
+def _detail(db: str, run_id: str, check_id: str) -> dict | None:
+    with conn(db) as con:
+        return runner.result_detail(con, run_id, check_id)
+
+
+@st.cache_data(ttl=5, show_spinner=False)
+def _policies(db: str) -> pd.DataFrame:
+    with conn(db) as con:
+        return runner.policy_outcomes(con)
+
+
+def _clear_caches() -> None:
+    for loader in (_products, _latest, _history, _detail, _policies):
+        loader.clear()
+
+
+# --- run panel -----------------------------------------------------------------------------------
+
+@st.fragment
+def run_panel(db: str, selection: list[str], user: access.User) -> None:
+    """The Run button with live progress; reruns alone while checks run. Only for roles that
+    may run checks (the runner refuses the others too)."""
+    scope = ", ".join(selection) if selection else "all products"
+    if not access.can(user, "run_checks"):
+        st.caption(f"🔒 Your role ({', '.join(user.roles) or 'none'}) may read check results but not "
+                   f"start a run; roles that can: {', '.join(access.roles_allowing('run_checks'))}.")
+        return
+    left, middle, right = st.columns([1, 3, 1], vertical_alignment="bottom")
+    timeout = right.number_input("Time limit per query (s)", min_value=1.0, max_value=600.0, value=30.0,
+                                 step=5.0, key="timeout")
+    middle.caption(f"Scope: {scope}")
+    if not left.button("Run checks", key="run", type="primary", width="stretch"):
+        return
+    bar = st.progress(0.0, text="reading contracts…")
+    lines = st.empty()
+    seen: list[str] = []
+
+    def progress(event: dict) -> None:
+        bar.progress(event["done"] / max(event["total"], 1),
+                     text=f"{event['done']} of {event['total']} · {event['check_id']}")
+        if event["status"] != "passed":
+            seen.append(f"{STATUS_ICONS.get(event['status'], '')} `{event['check_id']}` {event['status']}")
+            lines.markdown("\n".join(f"- {line}" for line in seen[-12:]))
+
+    try:
+        run = runner.run_checks(db, product_ids=selection or None, user=user, progress=progress,
+                                timeout_s=float(timeout))
+    except access.PermissionDenied as exc:
+        st.error(f"🔒 {exc}")
+        return
+    except runner.UnknownProducts as exc:
+        st.error(f"Cannot run: {exc}")
+        return
+    except StoreError as exc:
+        st.error(f"Cannot reach the catalog: {exc}")
+        return
+    except Exception as exc:  # noqa: BLE001 - never a stack trace on the page
+        st.error(f"The check run stopped: {type(exc).__name__}: {exc}. It is recorded as incomplete.")
+        return
+    counts = run.counts()
+    st.session_state[LAST_RUN_KEY] = {"run_id": run.run_id, "status": run.status, "counts": counts,
+                                      "scope": scope}
+    _clear_caches()
+    st.rerun()
+
+
+def last_run_banner() -> None:
+    last = st.session_state.get(LAST_RUN_KEY)
+    if not last:
+        return
+    counts = ", ".join(f"{n} {s}" for s, n in last["counts"].items() if n)
+    text = f"Run {last['run_id']} ({last['scope']}) finished: {label(last['status'])} — {counts}."
+    {"passed": st.success, "skipped": st.info, "warning": st.warning}.get(last["status"], st.error)(text)
+
+
+# --- results --------------------------------------------------------------------------------------
+
+def _status_style(value: Any) -> str:
+    colour = STATUS_COLOURS.get(str(value))
+    return f"background-color: {colour}; color: white; font-weight: 600" if colour else ""
+
+
+def results_table(results: pd.DataFrame) -> None:
+    counts = results["status"].value_counts()
+    cols = st.columns(len(_STATUS_ORDER))
+    for col, status in zip(cols, _STATUS_ORDER, strict=True):
+        col.metric(label(status), int(counts.get(status, 0)))
+    kinds = sorted(results["kind"].dropna().unique())
+    left, right = st.columns([2, 3])
+    chosen_status = left.multiselect("Status", _STATUS_ORDER, default=["error", "failed", "warning"],
+                                     key="status_filter", placeholder="all statuses")
+    chosen_kinds = right.multiselect("Kind", kinds, key="kind_filter", placeholder="all kinds")
+    shown = results
+    if chosen_status:
+        shown = shown[shown["status"].isin(chosen_status)]
+    if chosen_kinds:
+        shown = shown[shown["kind"].isin(chosen_kinds)]
+    if shown.empty:
+        st.success("Nothing matches these filters: every shown check passed.")
+        return
+    table = shown[_TABLE_COLUMNS].reset_index(drop=True)
+    st.dataframe(
+        table.style.map(_status_style, subset=["status"]), hide_index=True, width="stretch",
+        column_config={
+            "status": st.column_config.TextColumn("Status", width="small"),
+            "check_id": st.column_config.TextColumn("Check", width="medium"),
+            "kind": st.column_config.TextColumn("Kind", width="small"),
+            "measured": st.column_config.TextColumn("Measured", width="small"),
+            "threshold": st.column_config.TextColumn("Threshold", width="small"),
+            "reason": st.column_config.TextColumn("Reason", width="large"),
+            "finished_at": st.column_config.DatetimeColumn("Checked (UTC)", format="YYYY-MM-DD HH:mm"),
+        })
+
+
+def render_detail(detail: dict) -> None:
+    """Everything about one result: reason, failing-row sample, the SQL that ran, diagnostics."""
+    diagnostics = dict(detail.get("diagnostics") or {})
+    status = detail.get("status")
+    st.markdown(f"**{label(status)}** · `{detail['check_id']}` · {detail.get('kind')} · {detail.get('target')}")
+    st.write(detail.get("reason") or "")
+    facts = {"measured": detail.get("measured"), "threshold": detail.get("threshold"),
+             "contract": f"{detail.get('contract_id') or '-'} {detail.get('contract_version') or ''}".strip(),
+             "run": detail.get("run_id"), "triggered by": detail.get("triggered_by")}
+    st.caption(" · ".join(f"{k}: {v}" for k, v in facts.items() if v not in (None, "", "-")))
+    sample = diagnostics.pop("sample", None)
+    if sample:
+        st.markdown("**Failing rows** (at most 10; personal data masked)")
+        st.dataframe(pd.DataFrame(sample), hide_index=True, width="stretch")
+    changes = diagnostics.pop("changes", None)
+    if changes:
+        st.markdown("**Breaking changes**")
+        st.dataframe(pd.DataFrame(changes), hide_index=True, width="stretch")
+    violations = diagnostics.pop("violations", None)
+    if violations:
+        st.markdown("**Violations**")
+        st.dataframe(pd.DataFrame(violations), hide_index=True, width="stretch")
+    if detail.get("sql"):
+        st.markdown("**SQL that ran**")
+        st.code(detail["sql"], language="sql")
+    sample_sql = diagnostics.pop("sample_sql", None)
+    if sample_sql:
+        st.markdown("**SQL of the failing-row sample**")
+        st.code(sample_sql, language="sql")
+    if diagnostics:
+        with st.expander("Diagnostics", expanded=False):
+            st.json(diagnostics)
+
+
+def drill_down(db: str, results: pd.DataFrame) -> None:
+    ordered = results.sort_values("status", key=lambda s: s.map({v: i for i, v in enumerate(_STATUS_ORDER)}))
+    options = list(ordered["check_id"])
+    run_of = dict(zip(ordered["check_id"], ordered["run_id"], strict=True))
+    status_of = dict(zip(ordered["check_id"], ordered["status"], strict=True))
+    chosen = st.selectbox("Inspect a result", options, key="inspect",
+                          format_func=lambda cid: f"{STATUS_ICONS.get(status_of[cid], '')} {cid}")
+    if not chosen:
+        return
+    detail = _detail(db, run_of[chosen], chosen)
+    if detail is None:
+        st.warning("That result is no longer stored.")
+        return
+    with st.container(border=True):
+        render_detail(detail)
+
+
+# --- history ----------------------------------------------------------------------------------------
+
+def history_panel(db: str, products: list[str], preferred: list[str]) -> None:
+    default = preferred[0] if preferred else products[0]
+    product = st.selectbox("Product", products, index=products.index(default), key="history_product")
+    history = _history(db, product)
+    if history.empty:
+        st.info(f"{product} has not been checked yet.")
+        return
+    long = history.melt(id_vars=["run_id", "started_at"], value_vars=["passed", "warning", "failed", "error"],
+                        var_name="status", value_name="checks")
+    figure = px.line(long, x="started_at", y="checks", color="status", markers=True,
+                     color_discrete_map=STATUS_COLOURS, hover_data=["run_id"],
+                     labels={"started_at": "run started (UTC)", "checks": "results"},
+                     title=f"Check results per run — {product}")
+    figure.update_layout(height=320, margin={"l": 10, "r": 10, "t": 40, "b": 10}, legend_title_text="")
+    st.plotly_chart(figure, width="stretch", key="history_chart")
+    runs = history[["run_id", "started_at", "state", "status", "triggered_by", "passed", "warning", "failed",
+                    "error", "skipped"]].iloc[::-1]
+    st.dataframe(runs.style.map(_status_style, subset=["status"]), hide_index=True, width="stretch")
+
+
+# --- policies --------------------------------------------------------------------------------------
+
+def policies_panel(db: str) -> None:
+    try:
+        pack = _policies(db)
+    except Exception as exc:  # noqa: BLE001 - a broken pack must not take the page down
+        st.error(f"Cannot load the policy pack: {exc}")
+        return
+    if pack.empty:
+        st.info("The policy pack is empty: add a policy file (one SELECT of violations) to checks/policies/ "
+                "or a folder named in MESHGOV_POLICY_DIR.")
+        return
+    for row in pack.itertuples():
+        status = row.status if isinstance(row.status, str) else None
+        outcome = label(status) if status else "not run yet"
+        if status and row.checked == row.checked:  # not NaN
+            outcome += f" · {int(row.failing)} of {int(row.checked)} products in breach"
+        with st.expander(f"{STATUS_ICONS.get(status or '', '▫️')} {row.title} — {outcome}"):
+            st.caption(f"`{row.policy_id}` · severity {row.severity} · applies to {row.applies_to} · {row.source}")
+            if row.description:
+                st.write(row.description)
+            if isinstance(row.problem, str) and row.problem:
+                st.error(f"This policy file cannot be used: {row.problem}")
+            st.code(row.sql or "", language="sql")
+
+
+# --- page ---------------------------------------------------------------------------------------------
+
+def main() -> None:
+    user = page_user("checks")
+    st.title("Checks")
+    st.caption("Contract quality, schema, freshness, compatibility, PII and catalog policies — "
+               "the same engine as the CI gate `python -m checks run`.")
+    db = db_path()
+    try:
+        products = _products(db)
+    except StoreError as exc:
+        st.error(f"Cannot open the catalog: {exc}")
+        return
+    if not products:
+        st.info("The catalog has no products yet. Seed the demo mesh with `python -m catalog seed`, "
+                "or ingest contracts with `python -m catalog ingest PATH`.")
+        return
+    wanted = [p for p in st.query_params.get_all("product") if p in products]
+    unknown = [p for p in st.query_params.get_all("product") if p not in products]
+    if unknown:
+        st.warning(f"Unknown product in the link: {', '.join(unknown)}")
+    selection = st.multiselect("Products", products, default=wanted, key="products",
+                               placeholder="All products")
+    run_panel(db, selection, user)
+    last_run_banner()
+    try:
+        latest = _latest(db)
+    except StoreError as exc:
+        st.error(f"Cannot read check results: {exc}")
+        return
+    if selection and not latest.empty:
+        latest = latest[latest["product_id"].isin(selection) | latest["product_id"].isna()]
+    results_tab, history_tab, policies_tab = st.tabs(["Results", "History", "Policies"])
+    with results_tab:
+        if latest.empty:
+            st.info("No check runs yet. Choose products (or none for all) and press **Run checks**, "
+                    "or run the CI gate: `python -m checks run --all`.")
+        else:
+            results_table(latest)
+            drill_down(db, latest)
+    with history_tab:
+        history_panel(db, products, selection)
+    with policies_tab:
+        policies_panel(db)
+
+
+main()
