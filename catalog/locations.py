@@ -8,12 +8,19 @@ which catalog dataset). Rules, first match wins, for servers of type local/duckd
   when the file's stem equals the dataset's physicalName or name;
 - `type: duckdb` with `database` means the table `<physicalName or name>` in that file.
 Relative paths are relative to the folder of the contract file they came from.
+
+A contract is user input, so the file it names may be anything readable by meshgov. When
+`MESHGOV_DATA_ROOTS` is set (folders separated by the OS path separator), only files under
+those folders are read; without it, system folders (/etc, /proc, /sys, /dev, /boot, /root,
+/var/log, /run) are refused. A refused location keeps its path and the reason, so checks
+report it as an error instead of reading the file.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import duckdb
@@ -24,6 +31,29 @@ class Location:
     kind: str          # parquet | csv | json | duckdb
     path: str          # absolute file path
     table: str | None  # table name inside a DuckDB file
+    refused: str | None = None  # why meshgov will not read this file, when it will not
+
+
+_SYSTEM_DIRS = ("/etc", "/proc", "/sys", "/dev", "/boot", "/root", "/var/log", "/run")
+
+
+def refusal(path: str) -> str | None:
+    """Why a data file may not be read (None when it may)."""
+    real = os.path.realpath(path)
+    roots = [r for r in os.environ.get("MESHGOV_DATA_ROOTS", "").split(os.pathsep) if r]
+    if roots:
+        if any(real == os.path.realpath(r) or real.startswith(os.path.realpath(r).rstrip("/") + "/")
+               for r in roots):
+            return None
+        return f"{path} is outside the allowed data roots (MESHGOV_DATA_ROOTS): not read"
+    if any(real == d or real.startswith(d + "/") for d in _SYSTEM_DIRS):
+        return f"{path} is in a system folder: meshgov does not read data there"
+    return None
+
+
+def _guarded(location: Location) -> Location:
+    reason = refusal(location.path)
+    return replace(location, refused=reason) if reason else location
 
 
 def _base_dir(source_file: str | None) -> Path:
@@ -36,16 +66,16 @@ def resolve(server: dict, dataset: str, physical_name: str | None, n_datasets: i
     base = _base_dir(source_file)
     stype = (server.get("type") or "").lower()
     if stype == "duckdb" and server.get("database"):
-        return Location("duckdb", str((base / server["database"]).resolve()), stem)
+        return _guarded(Location("duckdb", str((base / server["database"]).resolve()), stem))
     if stype != "local" or not server.get("path"):
         return None
     fmt = (server.get("format") or "parquet").lower()
     raw = server["path"].replace("{model}", stem)
     path = (base / raw).resolve()
     if path.is_dir() or raw.endswith("/"):
-        return Location(fmt, str(path / f"{stem}.{fmt}"), None)
+        return _guarded(Location(fmt, str(path / f"{stem}.{fmt}"), None))
     if "{model}" in server["path"] or n_datasets == 1 or path.stem == stem:
-        return Location(fmt, str(path), None)
+        return _guarded(Location(fmt, str(path), None))
     return None
 
 

@@ -95,6 +95,8 @@ def sql_literal(value: Any) -> str:
 
 def relation_sql(location: Location) -> tuple[list[str], str]:
     """(setup statements, relation) that read a dataset's file read-only."""
+    if location.refused:
+        raise ValueError(location.refused)
     path = sql_literal(location.path)
     if location.kind == "parquet":
         return [], f"read_parquet({path})"
@@ -495,6 +497,11 @@ def run_dataset(specs: list[CheckSpec], target: DatasetTarget, *, timeout_s: flo
     if location is None:
         for spec in specs:
             emit(_result(spec, "skipped", f"no local server for dataset {target.dataset}: nothing to scan",
+                         started=started))
+        return results
+    if location.refused:
+        for spec in specs:
+            emit(_result(spec, "error", location.refused, diagnostics={"path": location.path},
                          started=started))
         return results
     if location.kind != "duckdb" and not Path(location.path).is_file():

@@ -430,6 +430,8 @@ def _scan_pii(item: ContractWork, dataset: DatasetWork) -> list[CheckResult]:
 
     if dataset.location is None:
         return single("skipped", f"no local server for dataset {dataset.name}: no data to sample")
+    if dataset.location.refused:
+        return single("error", dataset.location.refused)
     if dataset.location.kind != "duckdb" and not Path(dataset.location.path).is_file():
         return single("error", f"data file {dataset.location.path} does not exist: nothing to sample")
     try:

@@ -258,6 +258,8 @@ class Sandbox:
             raise SandboxLoadError(f"cannot load {name!r} from {path}: {_first_line(exc)}") from exc
 
     def _checked_file(self, name: str, location: Location) -> str:
+        if location.refused:
+            raise SandboxLoadError(f"cannot load {name!r}: {location.refused}")
         if any(ch in location.path for ch in "*?[{"):
             raise SandboxLoadError(
                 f"cannot load {name!r}: {location.path} is a glob pattern; the sandbox loads "
