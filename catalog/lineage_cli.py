@@ -129,7 +129,7 @@ def _impact(graph, node: str, statuses: dict[str, str], *, as_json: bool) -> int
         if not rows.empty:
             print(f"  {kind}s ({len(rows)}):")
             for row in rows.itertuples():
-                print(f"    {row.hops:>2} hops  {row.id}" + (f"  [{row.status}]" if row.status else ""))
+                print(f"    {row.hops:>2} hops  {row.id}" + (f"  [{row.status}]" if isinstance(row.status, str) else "  [not checked]"))
     if radius.feeds_back:
         print("  note: its data flows back into it (a cycle)")
     return 0
