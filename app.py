@@ -4,26 +4,40 @@ from __future__ import annotations
 
 import streamlit as st
 
+from catalog import access
+from ui.auth import current_user, render_identity_sidebar
+
 st.set_page_config(page_title="meshgov", page_icon="🕸️", layout="wide")
 
-# (file, title, icon, url path). Only pages that work are listed. Pages live in views/, not
+# (page key, file, title, icon, url path). Only pages that work are listed. Pages live in views/, not
 # pages/: Streamlit still serves a pages/ folder's files directly on a fresh URL (legacy
 # multipage discovery), which would skip this frame (deep links lost the sidebar, and a
 # login gate here could be bypassed). Measured with streamlit 1.67.
+# The page key is the one catalog.access.PAGE_ACCESS uses; each view checks it again itself
+# (ui.auth.page_user), so a page reached any other way still refuses the wrong role.
 PAGES = [
-    ("views/overview.py", "Overview", ":material/dashboard:", "overview"),
-    ("views/catalog.py", "Catalog", ":material/menu_book:", "catalog"),
-    ("views/checks.py", "Checks", ":material/fact_check:", "checks"),
-    ("views/lineage.py", "Lineage", ":material/account_tree:", "lineage"),
+    ("overview", "views/overview.py", "Overview", ":material/dashboard:", "overview"),
+    ("catalog", "views/catalog.py", "Catalog", ":material/menu_book:", "catalog"),
+    ("checks", "views/checks.py", "Checks", ":material/fact_check:", "checks"),
+    ("lineage", "views/lineage.py", "Lineage", ":material/account_tree:", "lineage"),
+    ("audit", "views/audit.py", "Audit trail", ":material/receipt_long:", "audit"),
+    ("admin", "views/admin.py", "Admin", ":material/admin_panel_settings:", "admin"),
 ]
 
 
 def main() -> None:
-    pages = [st.Page(path, title=title, icon=icon, url_path=url) for path, title, icon, url in PAGES]
+    user = current_user()  # login screen, loopback refusal or persona switcher; may st.stop()
+    allowed = set(access.visible_pages(user))
+    pages = [st.Page(path, title=title, icon=icon, url_path=url)
+             for key, path, title, icon, url in PAGES if key in allowed]
+    if not pages:
+        st.error(f"{user.email} holds no role that opens a page here; ask an admin for one.")
+        st.stop()
     nav = st.navigation(pages)
     with st.sidebar:
         st.markdown("### meshgov")
         st.caption("Freedom with guardrails: the mesh's contracts, checks and lineage in one place.")
+    render_identity_sidebar(user)
     nav.run()
 
 

@@ -6,7 +6,6 @@ the same id becomes a new revision (older revisions are kept with their raw text
 
 from __future__ import annotations
 
-import getpass
 import hashlib
 import json
 from collections.abc import Iterable
@@ -17,7 +16,7 @@ from pathlib import Path
 import duckdb
 import yaml
 
-from catalog import odcs, search
+from catalog import access, audit, odcs, search
 from catalog.store import transaction
 
 CONTRACT_SUFFIXES = {".yaml", ".yml"}
@@ -80,25 +79,35 @@ def expand_paths(paths: Iterable[str | Path]) -> tuple[list[Path], list[Rejected
     return files, missing
 
 
-def ingest_paths(con: duckdb.DuckDBPyConnection, paths: Iterable[str | Path], *, actor: str | None = None) -> IngestReport:
+def _acting(user: access.User | None, actor: str | None) -> access.User:
+    """Who ingests: the page's user, else a command-line run as `actor` or the OS user.
+    Raises PermissionDenied unless they may ingest."""
+    return access.require(user or access.cli_user(actor), "ingest")
+
+
+def ingest_paths(con: duckdb.DuckDBPyConnection, paths: Iterable[str | Path], *, actor: str | None = None,
+                 user: access.User | None = None) -> IngestReport:
+    user = _acting(user, actor)
     files, missing = expand_paths(paths)
     report = IngestReport(rejected=missing)
     for path in files:
-        report.extend(ingest_file(con, path, actor=actor))
+        report.extend(ingest_file(con, path, user=user))
     return report
 
 
-def ingest_file(con: duckdb.DuckDBPyConnection, path: Path, *, actor: str | None = None) -> IngestReport:
+def ingest_file(con: duckdb.DuckDBPyConnection, path: Path, *, actor: str | None = None,
+                user: access.User | None = None) -> IngestReport:
     """Never raises for a bad file: whatever one producer sends, the batch goes on."""
+    user = _acting(user, actor)
     try:
-        return _ingest_file(con, path, actor=actor)
+        return _ingest_file(con, path, user=user)
     except Exception as exc:  # noqa: BLE001 - a bug must not stop the batch; its transaction rolled back
         return IngestReport(rejected=[Rejected(
             str(path), f"internal error while ingesting ({type(exc).__name__}: {str(exc)[:300]}); "
                        "nothing was written — please report this file")])
 
 
-def _ingest_file(con: duckdb.DuckDBPyConnection, path: Path, *, actor: str | None = None) -> IngestReport:
+def _ingest_file(con: duckdb.DuckDBPyConnection, path: Path, *, user: access.User) -> IngestReport:
     report = IngestReport()
     name = str(path)
     try:
@@ -114,13 +123,18 @@ def _ingest_file(con: duckdb.DuckDBPyConnection, path: Path, *, actor: str | Non
     if suffix in LINEAGE_SUFFIXES and _looks_like_lineage(text):
         from catalog import openlineage  # lineage ingest lives with the lineage graph
 
-        return openlineage.ingest_text(con, text, source=name, actor=actor)
+        report = openlineage.ingest_text(con, text, source=name, actor=user.email)
+        new_events = sum(not a.unchanged for a in report.accepted)
+        if new_events:  # one audit row per file: events are many and each has its own transaction
+            audit.record(con, actor=user, action="ingest", target=f"file:{name}",
+                         after={"lineage_events": new_events, "rejected": len(report.rejected)})
+        return report
     if suffix not in CONTRACT_SUFFIXES | {".json"}:
         report.rejected.append(Rejected(name, f"unsupported file type {suffix or '(none)'}: "
                                               "expected an ODCS contract (.yaml) or OpenLineage events (.json/.ndjson)"))
         return report
     try:
-        outcome, warnings = ingest_contract_text(con, text, source=name, actor=actor)
+        outcome, warnings = ingest_contract_text(con, text, source=name, user=user)
     except odcs.ContractError as exc:
         report.rejected.append(Rejected(name, str(exc)))
         return report
@@ -139,8 +153,10 @@ def _looks_like_lineage(text: str) -> bool:
 
 
 def ingest_contract_text(con: duckdb.DuckDBPyConnection, text: str, *, source: str,
-                         actor: str | None = None) -> tuple[Accepted, list[str]]:
-    """Validate, parse and store one contract; raise ContractError without writing on fault."""
+                         actor: str | None = None, user: access.User | None = None) -> tuple[Accepted, list[str]]:
+    """Validate, parse and store one contract; raise ContractError without writing on fault.
+    A new revision and its audit row (before/after revision and hash) commit together."""
+    user = _acting(user, actor)
     try:
         document = odcs.load_yaml(text)
     except yaml.YAMLError as exc:
@@ -164,10 +180,14 @@ def ingest_contract_text(con: duckdb.DuckDBPyConnection, text: str, *, source: s
             "INSERT INTO contracts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [contract.id, revision, contract.version, product_id, contract.name,
              validation.api_version, validation.validated_against, contract.status, text,
-             content_hash, source, now, actor or getpass.getuser()])
+             content_hash, source, now, user.email])
         _write_contract_details(con, contract, product_id, product_name, now)
         touched = {product_id} | ({latest[2]} if latest else set())
         search.reindex(con, sorted(touched))
+        audit.record(con, actor=user, action="ingest", target=f"contract:{contract.id}",
+                     before={"revision": latest[0], "content_hash": latest[1]} if latest else None,
+                     after={"revision": revision, "version": contract.version, "product": product_id,
+                            "content_hash": content_hash, "file": source})
     return Accepted(source, contract.id, contract.version), validation.warnings
 
 

@@ -79,12 +79,14 @@ def migrate(con: duckdb.DuckDBPyConnection) -> int:
         "CREATE TABLE IF NOT EXISTS schema_version ("
         " version INTEGER PRIMARY KEY, name TEXT, applied_at TIMESTAMP DEFAULT now())"
     )
-    current = con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchall()[0][0]
+    applied = {v for (v,) in con.execute("SELECT version FROM schema_version").fetchall()}
     known = _migrations()
     newest = known[-1][0]
-    _refuse_newer(current, newest)
+    _refuse_newer(max(applied, default=0), newest)
+    # Every known migration not yet applied, in order — not only those above the highest
+    # applied: migrations written in parallel may land with numbers below a DB's newest.
     for version, name, sql in known:
-        if version <= current:
+        if version in applied:
             continue
         con.execute("BEGIN TRANSACTION")
         try:
@@ -125,8 +127,9 @@ def connect(db_path: str | Path | None = None, *, read_only: bool = False) -> It
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise StoreError(f"cannot create the folder {path.parent} for the database: "
-                         f"{exc.strerror or exc}") from exc
+        why = ("a file is in the way" if isinstance(exc, FileExistsError | NotADirectoryError)
+               else exc.strerror or str(exc))
+        raise StoreError(f"cannot create the folder {path.parent} for the database {path}: {why}") from exc
     con = _connect_with_retry(path, read_only)
     try:
         if read_only:

@@ -243,7 +243,7 @@ def _persist(con: duckdb.DuckDBPyConnection, run: Run, *, note: str | None = Non
                              after={"state": run.state, "status": run.status, "counts": run.counts(),
                                     "scope": run.scope or "all"})
 
-    retrying(write)
+    audit.retry_write(con, write)  # also retries an audit seq taken by a concurrent writer
 
 
 # --- the run -------------------------------------------------------------------------------------

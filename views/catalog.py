@@ -8,6 +8,7 @@ import streamlit as st
 from catalog import contract_diff, queries, search
 from catalog.store import StoreError
 from checks import runner
+from ui.auth import page_user
 from ui.db import conn, db_path
 from ui.status import STATUS_COLOURS, badge
 
@@ -199,6 +200,7 @@ def versions_tab(contracts: pd.DataFrame) -> None:
 
 
 def main() -> None:
+    page_user("catalog")  # refuses (and stops) a role that may not see this page
     st.title("Catalog")
     st.caption("Find a data product: its owners, contract, schema with classifications and PII flags, SLOs.")
     try:

@@ -7,6 +7,7 @@ import streamlit as st
 
 from catalog import lineage, openlineage
 from catalog.store import StoreError
+from ui.auth import page_user
 from ui.db import conn, db_path
 from ui.status import STATUS_COLOURS, badge
 
@@ -196,6 +197,7 @@ def impact_panel(graph: lineage.LineageGraph, statuses: dict[str, str], failing:
 
 
 def main() -> None:
+    page_user("lineage")  # refuses (and stops) a role that may not see this page
     st.title("Lineage")
     db = db_path()
     try:

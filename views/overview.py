@@ -8,6 +8,7 @@ import streamlit as st
 
 from catalog import queries
 from catalog.store import StoreError
+from ui.auth import page_user
 from ui.db import conn, db_path
 from ui.status import STATUS_COLOURS, label
 
@@ -73,6 +74,7 @@ def where_not(posture: pd.DataFrame) -> None:
 
 
 def main() -> None:
+    page_user("overview")  # refuses (and stops) a role that may not see this page
     st.title("Overview")
     st.caption("Are we compliant, and where not? Latest check results of every data product.")
     try:

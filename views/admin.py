@@ -1,0 +1,68 @@
+"""Admin: role bindings (who holds which role) and the permission matrix."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from catalog import access
+from ui.auth import page_user, require_or_stop
+from ui.db import conn
+
+user = page_user("admin")
+require_or_stop(user, "manage_roles")  # the page is admin-only; grant/revoke check again
+
+st.title("🛡️ Admin: roles and permissions")
+bindings_tab, matrix_tab = st.tabs(["Role bindings", "Permission matrix"])
+
+with bindings_tab:
+    st.caption("A user holds every role bound to their email and to any group in their login "
+               f"token; with none bound they get **{access.default_role() or 'no access'}**. "
+               "Every change is in the audit trail.")
+    with st.form("grant_form", clear_on_submit=True):
+        kind_col, subject_col, role_col = st.columns([1, 3, 2])
+        kind = kind_col.selectbox("By", ["email", "group"], key="grant_kind")
+        subject = subject_col.text_input("Email or group", key="grant_subject")
+        role = role_col.selectbox("Role", access.ROLES, key="grant_role",
+                                  format_func=lambda r: r.replace("_", " "))
+        if st.form_submit_button("Grant role", type="primary", key="grant_submit"):
+            try:
+                with conn() as con:
+                    changed = access.grant(con, user=user, kind=kind, subject=subject, role=role)
+            except (access.PermissionDenied, ValueError) as exc:
+                st.error(str(exc))
+            else:
+                if changed:
+                    st.success(f"Granted {role} to {kind} {subject.strip()}.")
+                else:
+                    st.info(f"{kind} {subject.strip()} already holds {role}.")
+
+    with conn() as con:
+        bindings = access.list_bindings(con)
+    if bindings.empty:
+        st.info("No role bindings yet: everyone who logs in gets the default role.")
+    else:
+        st.dataframe(bindings, hide_index=True, width="stretch",
+                     column_config={"subject_kind": "by", "granted_at": st.column_config.DatetimeColumn(
+                         "granted (UTC)", format="YYYY-MM-DD HH:mm")})
+        labels = [f"{r.role} ← {r.subject_kind} {r.subject}" for r in bindings.itertuples()]
+        picked = st.selectbox("Revoke a binding", range(len(labels)), format_func=labels.__getitem__,
+                              index=None, key="revoke_pick", placeholder="choose a binding")
+        if st.button("Revoke", key="revoke_submit", disabled=picked is None):
+            row = bindings.iloc[picked]
+            try:
+                with conn() as con:
+                    access.revoke(con, user=user, kind=row.subject_kind, subject=row.subject,
+                                  role=row.role)
+            except (access.PermissionDenied, ValueError) as exc:
+                st.error(str(exc))
+            else:
+                st.toast(f"Revoked {row.role} from {row.subject_kind} {row.subject}.")
+                st.rerun()  # the table above was drawn before the revoke
+
+with matrix_tab:
+    matrix = access.permission_matrix()
+    st.dataframe(matrix, hide_index=True, width="stretch",
+                 column_config={c: st.column_config.CheckboxColumn(c, disabled=True)
+                                for c in matrix.columns if c not in ("role", "description")})
+    st.caption("Pages a role does not see are left out of its navigation; actions are refused "
+               "by the functions themselves (catalog.access.require), whatever the page shows.")
