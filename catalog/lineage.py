@@ -798,6 +798,7 @@ def to_pyvis_html(sub: nx.DiGraph, *, statuses: dict[str, str], colours: dict[st
     from pyvis.network import Network
 
     net = Network(height=height, width="100%", directed=True, cdn_resources="in_line", bgcolor="#ffffff")
+    levels = layer_levels(sub) if hierarchical else {}
     for node, attrs in sub.nodes(data=True):
         kind = attrs.get("kind") or "node"
         status = status_of(node, attrs, statuses)
@@ -821,7 +822,8 @@ def to_pyvis_html(sub: nx.DiGraph, *, statuses: dict[str, str], colours: dict[st
                      borderWidth=4 if pii else (3 if node == focus else 1),
                      shapeProperties={"borderDashes": [6, 3]} if pii else {},
                      font={"size": 14 if kind == "product" else 12, "face": "sans-serif",
-                           "color": "#0f172a" if kind != "job" else "#1e3a8a"})
+                           "color": "#0f172a" if kind != "job" else "#1e3a8a"},
+                     **({"level": levels[node]} if levels else {}))
     for source, target, attrs in sub.edges(data=True):
         kind = attrs.get("kind")
         net.add_edge(source, target, title=_inert(kind or ""), arrows="to",
@@ -842,6 +844,37 @@ def to_pyvis_html(sub: nx.DiGraph, *, statuses: dict[str, str], colours: dict[st
     page = re.sub(r"<link[^>]+cdn\.jsdelivr\.net[^>]*>", "", page)
     page = re.sub(r"<script[^>]+cdn\.jsdelivr\.net[^>]*>\s*</script>", "", page)
     return page.replace("<h1></h1>", "").replace("<center>\n<h1></h1>\n</center>", "")
+
+
+def layer_levels(graph: nx.DiGraph) -> dict[str, int]:
+    """Left-to-right columns for the drawing: longest path from a source, after dropping the
+    edges that close cycles. The mesh loops (interactions feed customer profiles again); left
+    to vis-network's own 'directed' sort, a loop stretched the drawing into one long line.
+    Which edges to drop: the greedy heuristic of Eades, Lin and Smyth (1993) — peel sinks
+    and sources, else the node with most out- minus in-edges — keeps the main flow intact."""
+    work = nx.DiGraph(graph)
+    work.remove_edges_from(nx.selfloop_edges(work))
+    head: list = []
+    tail: list = []
+    while work:
+        sinks = [n for n in work if work.out_degree(n) == 0]
+        sources = [n for n in work if work.in_degree(n) == 0 and work.out_degree(n) > 0]
+        if sinks or sources:
+            tail[:0] = sinks
+            head += sources
+            work.remove_nodes_from(sinks + sources)
+            continue
+        best = max(work, key=lambda n: (work.out_degree(n) - work.in_degree(n), str(n)))
+        head.append(best)
+        work.remove_node(best)
+    rank = {node: i for i, node in enumerate(head + tail)}
+    acyclic = nx.DiGraph()
+    acyclic.add_nodes_from(graph)
+    acyclic.add_edges_from((a, b) for a, b in graph.edges if rank[a] < rank[b])
+    levels: dict[str, int] = {}
+    for node in nx.topological_sort(acyclic):
+        levels[node] = max((levels[p] + 1 for p in acyclic.predecessors(node)), default=0)
+    return levels
 
 
 def _inert(text: str) -> str:

@@ -298,3 +298,17 @@ def test_page_view_cuts_before_copying_and_says_what_is_missing(graph):
     assert FEATURES not in folded.graph and "product:customer-features" in folded.graph
     datasets = lineage.view(graph, ORDERS, level="datasets", direction="downstream", depth=2)
     assert set(datasets.graph) >= {ORDERS, FEATURES, MODEL, "product:raw-orders", "product:customer-features"}
+
+
+def test_layer_levels_break_cycles_and_follow_flow():
+    import networkx as nx
+
+    from catalog.lineage import layer_levels
+
+    g = nx.DiGraph([("users", "segments"), ("segments", "recs"), ("recs", "sends"),
+                    ("sends", "interactions"), ("interactions", "users"), ("orders", "segments")])
+    levels = layer_levels(g)
+    assert levels["orders"] == 0, "a source starts the drawing"
+    assert levels["users"] < levels["segments"] < levels["recs"] < levels["sends"] < levels["interactions"], \
+        f"the pipeline flows left to right; only the edge closing the loop is dropped: {levels}"
+    assert max(levels.values()) == 4, f"one column per step of the pipeline: {levels}"
