@@ -11,6 +11,7 @@ import functools
 import json
 import re
 import threading
+import unicodedata
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -157,7 +158,8 @@ class _MemoisedChecks:
     def descend(self, instance, schema, path=None, schema_path=None):
         if path is not None:  # an unevaluated key's own check: not a repeated subtree walk
             return self._validator.descend(instance, schema, path=path, schema_path=schema_path)
-        return iter(()) if self._valid(instance, schema) else iter((None,))
+        # jsonschema only asks `next(..., None) is None`: any non-None item means "invalid"
+        return iter(()) if self._valid(instance, schema) else iter((self,))
 
 
 def _unevaluated_properties(validator, uP, instance, schema):
@@ -241,11 +243,15 @@ def validate(document: Any) -> Validation:
 
 
 def _validate(document: Any) -> Validation:
+    if document is None:
+        raise ContractError("not a data contract: the file holds no YAML document (empty or only comments)")
     if not isinstance(document, dict):
         raise ContractError(f"not a data contract: top level is {type(document).__name__}, expected a mapping")
     if document.get("kind") != "DataContract" and "apiVersion" not in document:
         raise ContractError("not a data contract: no 'apiVersion' and no 'kind: DataContract'")
     declared = document.get("apiVersion")
+    if declared is None:
+        raise ContractError(f"apiVersion: missing; a contract declares one of {', '.join(SUPPORTED_VERSIONS)}")
     if declared not in SUPPORTED_VERSIONS:
         raise ContractError(
             f"apiVersion: unsupported apiVersion {declared!r} "
@@ -294,7 +300,9 @@ _PII_PROPERTIES = {"pii", "ispii", "personaldata", "containspii"}
 
 
 def slug(text: str) -> str:
-    value = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    """Lower-case words joined by '-'. Letters of every script are kept: an ASCII-only slug
+    turned every non-Latin name into 'unnamed', merging unrelated products into one."""
+    value = re.sub(r"[\W_]+", "-", unicodedata.normalize("NFC", text).lower()).strip("-")
     return value or "unnamed"
 
 

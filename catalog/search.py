@@ -4,6 +4,14 @@ Each product is one document built from weighted fields; `search_terms` holds on
 (product, term) with the weighted term frequency, refreshed per product on ingest. Query
 terms match exactly, as a prefix, or within one or two edits (typos), with decreasing
 weight.
+
+A query runs in two steps. First its terms are expanded against `search_vocab` (one row per
+known term, ~10k rows at 10k products) — not a DISTINCT over every (product, term) row,
+which cost more than everything else together. Then the postings of just those terms are
+read from `search_terms` with an IN list of constants, so DuckDB's zone maps skip the row
+groups that cannot hold them (a full reindex writes `search_terms` ordered by term), and
+scored. 10k products / 200k columns on a shared 2-core machine: p50 45 -> 20 ms, p95 86 ->
+34 ms, with identical results (bench/bench_search.py).
 """
 
 from __future__ import annotations
@@ -42,6 +50,9 @@ def reindex(con: duckdb.DuckDBPyConnection, product_ids: list[str] | None = None
     con.execute(f"DELETE FROM search_docs {scope}", params)  # noqa: S608
     texts = " UNION ALL ".join(f"SELECT product_id, txt, {w} AS w FROM ({sql}) t(product_id, txt)"
                                for w, sql in _FIELDS)
+    # A full rebuild writes the rows ordered by term: the zone maps of each row group then
+    # cover a narrow range of terms and a query reads only the groups holding its terms.
+    order = "ORDER BY term" if product_ids is None else ""
     con.execute(f"""
         INSERT INTO search_terms
         WITH texts AS (SELECT * FROM ({texts}) {scope}),
@@ -50,12 +61,24 @@ def reindex(con: duckdb.DuckDBPyConnection, product_ids: list[str] | None = None
                 lower(regexp_replace(coalesce(txt, ''), '([a-z0-9])([A-Z])', '\\1 \\2', 'g')),
                 '{_TOKEN_SPLIT}|_')) AS term
             FROM texts)
-        SELECT product_id, term, sum(w) FROM tokens WHERE term <> '' GROUP BY ALL
+        SELECT product_id, term, sum(w) AS tf FROM tokens WHERE term <> '' GROUP BY ALL {order}
     """, params)  # noqa: S608 - composed from constants
     con.execute(f"""
         INSERT INTO search_docs
         SELECT product_id, sum(tf) FROM search_terms {scope} GROUP BY ALL
     """, params)  # noqa: S608
+    # The vocabulary only grows between full rebuilds: rows are appended, never updated, so
+    # writers of different products never conflict over a shared row. A term no product
+    # holds any more expands to no postings and so changes no result.
+    if product_ids is None:
+        con.execute("DELETE FROM search_vocab")
+        con.execute("INSERT INTO search_vocab SELECT DISTINCT term, length(term) FROM search_terms")
+    else:
+        con.execute(f"""
+            INSERT INTO search_vocab
+            SELECT DISTINCT term, length(term) FROM search_terms {scope}
+            AND term NOT IN (SELECT term FROM search_vocab)
+        """, params)  # noqa: S608
 
 
 def search(con: duckdb.DuckDBPyConnection, query: str = "", *, limit: int = 50,
@@ -74,30 +97,28 @@ def search(con: duckdb.DuckDBPyConnection, query: str = "", *, limit: int = 50,
     if not terms:
         return con.execute(f"SELECT *, 0.0 AS score FROM ({base}) ORDER BY name LIMIT ?",  # noqa: S608
                            params + [limit]).df()
-    # Expansions of each query term found in the vocabulary, with a match weight.
+    expanded = _expand(con, terms)
+    if not expanded:
+        return con.execute(f"SELECT *, 0.0 AS score FROM ({base}) WHERE FALSE",  # noqa: S608
+                           params).df()
+    qterms, vterms, weights = (list(column) for column in zip(*expanded, strict=True))
+    weights = [float(w) for w in weights]
+    unique_terms = sorted(set(vterms))
     sql = f"""
-    WITH q(qterm) AS (SELECT unnest(?::TEXT[])),
-    vocab AS (SELECT DISTINCT term FROM search_terms),
-    expanded AS (
-        SELECT qterm, term,
-               CASE WHEN term = qterm THEN 1.0
-                    WHEN length(qterm) >= 2 AND starts_with(term, qterm) THEN 0.8
-                    ELSE 0.5 END AS match_weight
-        FROM q JOIN vocab ON term = qterm
-            OR (length(qterm) >= 2 AND starts_with(term, qterm))
-            OR (length(qterm) >= 4 AND abs(length(term) - length(qterm)) <= 2
-                AND levenshtein(term, qterm) <= CASE WHEN length(qterm) >= 8 THEN 2 ELSE 1 END)
-    ),
+    WITH e AS (SELECT unnest(?::TEXT[]) AS qterm, unnest(?::TEXT[]) AS term,
+                      unnest(?::DOUBLE[]) AS match_weight),
+    postings AS MATERIALIZED (
+        SELECT product_id, term, tf FROM search_terms
+        WHERE term IN ({', '.join('?' * len(unique_terms))})),
+    df AS (SELECT term, count(*) AS df FROM postings GROUP BY term),
     stats AS (SELECT count(*) AS n, avg(doc_length) AS avgdl FROM search_docs),
-    df AS (SELECT st.term, count(*) AS df FROM search_terms st
-           WHERE st.term IN (SELECT term FROM expanded) GROUP BY ALL),
     per_term AS (
         SELECT st.product_id, e.qterm,
                max(e.match_weight * ln(1 + (stats.n - df.df + 0.5) / (df.df + 0.5))
                    * (st.tf * ({K1} + 1)) / (st.tf + {K1} * (1 - {B} + {B} * sd.doc_length / stats.avgdl))) AS s
-        FROM search_terms st
-        JOIN expanded e ON st.term = e.term
+        FROM postings st
         JOIN df ON df.term = st.term
+        JOIN e ON st.term = e.term
         JOIN search_docs sd ON sd.product_id = st.product_id
         CROSS JOIN stats
         GROUP BY ALL
@@ -108,7 +129,22 @@ def search(con: duckdb.DuckDBPyConnection, query: str = "", *, limit: int = 50,
     ORDER BY scored.matched DESC, scored.score DESC, b.name
     LIMIT ?
     """  # noqa: S608 - composed from constants; values are parameters
-    return con.execute(sql, [terms] + params + [limit]).df()
+    return con.execute(sql, [qterms, vterms, weights, *unique_terms, *params, limit]).df()
+
+
+def _expand(con: duckdb.DuckDBPyConnection, terms: list[str]) -> list[tuple[str, str, float]]:
+    """(query term, vocabulary term, match weight): exact 1.0, prefix 0.8, typo 0.5."""
+    return con.execute("""
+        SELECT DISTINCT qterm, term,
+               CASE WHEN term = qterm THEN 1.0
+                    WHEN length(qterm) >= 2 AND starts_with(term, qterm) THEN 0.8
+                    ELSE 0.5 END AS match_weight
+        FROM (SELECT unnest(?::TEXT[]) AS qterm) q JOIN search_vocab v ON term = qterm
+            OR (length(qterm) >= 2 AND starts_with(term, qterm))
+            OR (length(qterm) >= 4 AND abs(v.len - length(qterm)) <= 2
+                AND levenshtein(term, qterm) <= CASE WHEN length(qterm) >= 8 THEN 2 ELSE 1 END)
+        ORDER BY qterm, term
+    """, [terms]).fetchall()
 
 
 def _filters(domain, owner, classification) -> tuple[list[str], list]:
