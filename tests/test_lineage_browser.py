@@ -4,66 +4,17 @@ and save a screenshot (artifacts/lineage-expanded.png)."""
 from __future__ import annotations
 
 import contextlib
-import os
 import re
-import subprocess
-import sys
 import time
-import urllib.request
-from pathlib import Path
 
 import pytest
 
 from catalog.ingest import ingest_paths
 from catalog.store import connect
-from tests.browser_support import ARTIFACTS, ROOT, chromium_page, free_port, require_chromium
+from tests.browser_support import ARTIFACTS, chromium_page, require_chromium, streamlit_server
 from tests.fixtures.lineage import mesh
 
-PAGE = ROOT / "views" / "lineage.py"
 DASHBOARD = "external:https://bi.example.com/dashboards/campaign-kpis"
-
-
-def _frame(folder: Path) -> tuple[Path, str]:
-    """(script, page path): app.py once it lists the lineage page; until then a frame that runs
-    just this page (as its only page, served at /)."""
-    if "views/lineage.py" in (ROOT / "app.py").read_text():
-        return ROOT / "app.py", "/lineage"
-    frame = folder / "frame.py"
-    frame.write_text(f"import sys\nsys.path.insert(0, {str(ROOT)!r})\nimport streamlit as st\n"
-                     "st.set_page_config(page_title='meshgov', layout='wide')\n"
-                     f"st.navigation([st.Page({str(PAGE)!r}, title='Lineage', url_path='lineage')]).run()\n")
-    return frame, "/"
-
-
-@contextlib.contextmanager
-def _server(script: Path, db: Path):
-    port = free_port()
-    ARTIFACTS.mkdir(exist_ok=True)
-    log_path = ARTIFACTS / f"streamlit-lineage-{port}.log"
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(script), "--server.headless", "true",
-             "--server.address", "127.0.0.1", "--server.port", str(port), "--browser.gatherUsageStats", "false",
-             "--server.fileWatcherType", "none"],
-            cwd=ROOT, env={**os.environ, "MESHGOV_DB": str(db)}, stdout=log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                assert proc.poll() is None, f"streamlit exited early; see {log_path}"
-                with contextlib.suppress(OSError):
-                    if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).status == 200:
-                        break
-                assert time.monotonic() < deadline, f"streamlit not healthy within 60 s; see {log_path}"
-                time.sleep(0.2)
-            yield url
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
 
 
 def _graph_ids(page) -> set[str]:
@@ -94,8 +45,8 @@ def test_select_and_expand_a_product_in_the_browser(tmp_path):
     with connect(db) as con:
         assert not ingest_paths(con, [mesh.CONTRACTS, mesh.write_events(tmp_path)]).rejected
         mesh.record_checks(con, {"raw-orders": "failed", "customer-features": "passed", "campaigns": "warning"})
-    script, path = _frame(tmp_path)
-    with _server(script, db) as url, chromium_page() as page:
+    path = "/lineage"
+    with streamlit_server(env={"MESHGOV_DB": str(db)}) as url, chromium_page() as page:
         page.goto(f"{url}{path}", wait_until="networkidle")
         page.get_by_role("heading", name="Lineage").wait_for(timeout=60_000)
         _wait_for_ids(page, {"product:raw-orders", "product:customer-features"})
