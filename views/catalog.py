@@ -6,9 +6,11 @@ import pandas as pd
 import streamlit as st
 
 from catalog import contract_diff, queries, search
+from catalog.masking import pii_columns
 from catalog.store import StoreError
 from checks import runner
-from ui.auth import page_user
+from checks.preview import PreviewUnavailable, dataset_preview
+from ui.auth import page_user, show_masked
 from ui.db import conn, db_path
 from ui.status import STATUS_COLOURS, badge
 
@@ -87,7 +89,7 @@ def search_panel(stats: dict, domain_names: list[str], classification_names: lis
         st.rerun()
 
 
-def product_detail(product_id: str) -> None:
+def product_detail(product_id: str, user) -> None:
     bundle = _product_bundle(db_path(), product_id)
     if st.button("← Back to search", key="back"):
         st.query_params.clear()
@@ -112,7 +114,7 @@ def product_detail(product_id: str) -> None:
         if info.get(label):
             st.markdown(f"**{label.capitalize()}:** {info[label]}")
 
-    tabs = st.tabs(["Schema", "Owners", "Latest checks", "Contract versions", "SLOs", "Servers"])
+    tabs = st.tabs(["Schema", "Owners", "Latest checks", "Contract versions", "SLOs", "Servers", "Data preview"])
     with tabs[0]:
         schema_tab(cols)
     with tabs[1]:
@@ -135,6 +137,27 @@ def product_detail(product_id: str) -> None:
             st.info("No servers declared: checks cannot read this product's data.")
         else:
             st.dataframe(bundle["servers"], hide_index=True, width="stretch")
+    with tabs[6]:
+        preview_tab(product_id, bundle["datasets"], user)
+
+
+def preview_tab(product_id: str, datasets: pd.DataFrame, user) -> None:
+    if datasets.empty:
+        st.info("The contract declares no datasets.")
+        return
+    dataset = st.selectbox("Dataset", datasets["dataset"], key="preview_dataset")
+    try:
+        rows = dataset_preview(db_path(), product_id=product_id, dataset=dataset)
+    except PreviewUnavailable as exc:
+        st.info(f"No preview: {exc}.")
+        return
+    except Exception as exc:  # noqa: BLE001 - a broken file must not show a stack trace
+        st.warning(f"Could not read {dataset}: {exc}")
+        return
+    with conn() as con:
+        pii = pii_columns(con, product_id=product_id, dataset=dataset)
+    show_masked(rows, pii, user, target=f"{product_id}.{dataset}", key=f"preview_{product_id}_{dataset}",
+                hide_index=True, width="stretch")
 
 
 def results_tab(product_id: str, results: pd.DataFrame) -> None:
@@ -200,7 +223,7 @@ def versions_tab(contracts: pd.DataFrame) -> None:
 
 
 def main() -> None:
-    page_user("catalog")  # refuses (and stops) a role that may not see this page
+    user = page_user("catalog")  # refuses (and stops) a role that may not see this page
     st.title("Catalog")
     st.caption("Find a data product: its owners, contract, schema with classifications and PII flags, SLOs.")
     try:
@@ -214,7 +237,7 @@ def main() -> None:
         return
     product_id = st.query_params.get("product")
     if product_id:
-        product_detail(product_id)
+        product_detail(product_id, user)
     else:
         search_panel(stats, domain_names, classification_names)
 

@@ -1,0 +1,40 @@
+"""A few rows of a dataset, read from the file its contract names — raw; callers mask.
+
+Masking is the caller's duty on purpose (catalog.masking.mask_frame with the user): the
+same rows are shown masked to most roles and unmasked, audited, to those who may view PII.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from catalog.locations import dataset_locations
+from catalog.store import connect
+from checks import compiler
+
+
+class PreviewUnavailable(Exception):
+    """Why no rows can be shown (message says what to fix)."""
+
+
+def dataset_preview(db_path: str | Path, *, product_id: str, dataset: str, limit: int = 20) -> pd.DataFrame:
+    with connect(db_path) as con:
+        contract = con.execute("SELECT contract_id FROM datasets WHERE product_id = ? AND dataset = ? LIMIT 1",
+                               [product_id, dataset]).fetchall()
+        if not contract:
+            raise PreviewUnavailable(f"{product_id} has no dataset {dataset!r}")
+        location = dataset_locations(con, contract[0][0]).get(dataset)
+    if location is None:
+        raise PreviewUnavailable(f"the contract names no local file for {dataset}: add a `servers` entry "
+                                 "of type local (path + format) or duckdb")
+    if location.refused:
+        raise PreviewUnavailable(location.refused)
+    if location.kind != "duckdb" and not Path(location.path).is_file():
+        raise PreviewUnavailable(f"data file {location.path} does not exist")
+    with compiler.trusted_connection(threads=1) as con:
+        setup, relation = compiler.relation_sql(location)
+        for statement in setup:
+            con.execute(statement)
+        return con.execute(f"SELECT * FROM {relation} LIMIT {int(limit)}").df()  # noqa: S608 - quoted relation
