@@ -11,7 +11,7 @@ from ui.db import conn
 user = page_user("admin")
 require_or_stop(user, "manage_roles")  # the page is admin-only; grant/revoke check again
 
-st.title("🛡️ Admin: roles and permissions")
+st.title("Admin: roles and permissions")
 bindings_tab, matrix_tab = st.tabs(["Role bindings", "Permission matrix"])
 
 with bindings_tab:

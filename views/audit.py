@@ -10,7 +10,7 @@ from ui.db import conn
 
 user = page_user("audit")
 
-st.title("🧾 Audit trail")
+st.title("Audit trail")
 st.caption("Every login, ingest, check run, policy and role change, unmasked PII view and "
            "export — chained by hashes, so a row changed or removed in the database shows here.")
 
