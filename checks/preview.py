@@ -1,7 +1,8 @@
-"""A few rows of a dataset, read from the file its contract names — raw; callers mask.
+"""A few rows of a dataset, read from the file its contract names, PII masked here.
 
-Masking is the caller's duty on purpose (catalog.masking.mask_frame with the user): the
-same rows are shown masked to most roles and unmasked, audited, to those who may view PII.
+Masking happens in this function, not in the page, so no caller can get raw PII by
+skipping a widget: only a user who may view PII and asks to reveal gets the rows unmasked,
+and that view is written to the audit trail.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from catalog import access, masking
 from catalog.locations import dataset_locations
 from catalog.store import connect
 from checks import compiler
@@ -19,7 +21,19 @@ class PreviewUnavailable(Exception):
     """Why no rows can be shown (message says what to fix)."""
 
 
-def dataset_preview(db_path: str | Path, *, product_id: str, dataset: str, limit: int = 20) -> pd.DataFrame:
+def dataset_preview(db_path: str | Path, *, product_id: str, dataset: str, user: access.User,
+                    reveal: bool = False, limit: int = 20) -> tuple[pd.DataFrame, list[str]]:
+    """(rows, PII columns present): masked unless `reveal` and the user may view PII."""
+    raw = _read(db_path, product_id=product_id, dataset=dataset, limit=limit)
+    with connect(db_path) as con:
+        pii = masking.pii_columns(con, product_id=product_id, dataset=dataset)
+        shown = masking.mask_frame(raw, pii, user, con=con if reveal else None,
+                                   target=f"{product_id}.{dataset}")
+    wanted = {p.lower() for p in pii}
+    return shown, [c for c in raw.columns if str(c).lower() in wanted]
+
+
+def _read(db_path: str | Path, *, product_id: str, dataset: str, limit: int) -> pd.DataFrame:
     with connect(db_path) as con:
         contract = con.execute("SELECT contract_id FROM datasets WHERE product_id = ? AND dataset = ? LIMIT 1",
                                [product_id, dataset]).fetchall()

@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from catalog.access import ROLES, demo_user
 from catalog.store import connect
+from checks.preview import dataset_preview
 from sample_data.generate import seed
 from ui.auth import PERSONA_KEY
 
@@ -54,3 +56,11 @@ def test_data_scientist_reveal_is_audited(seeded_db, monkeypatch):
     with connect(seeded_db) as con:
         views = con.execute("SELECT actor, target FROM audit_log WHERE action = 'view_pii'").fetchall()
     assert ("data_scientist@demo.meshgov.local", "customer-profiles.users") in views, views
+
+
+@pytest.mark.parametrize("role", [r for r in ROLES if r != "data_scientist"])
+def test_direct_call_without_view_pii_stays_masked_even_when_asking_to_reveal(seeded_db, role):
+    rows, pii = dataset_preview(seeded_db, product_id="customer-profiles", dataset="users",
+                                user=demo_user(role), reveal=True)
+    assert {"email", "full_name", "phone"} <= set(pii), pii
+    assert all("***" in str(v) for v in rows["email"]), f"no path gives a {role} unmasked PII"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.util import patch_config_options
@@ -253,36 +252,3 @@ def test_oidc_first_start_seeds_role_bindings_from_the_config_file(db, monkeypat
     assert at.title and not at.error, f"the seeded admin must get in: {errors(at)}"
 
 
-# --- masked previews -----------------------------------------------------------------------------
-
-def _preview_script() -> None:
-    import pandas as pd
-
-    from ui.auth import current_user, show_masked
-
-    user = current_user()
-    frame = pd.DataFrame({"email": ["jane.doe@example.com"], "country": ["DE"]})
-    show_masked(frame, ["email"], user, target="customers.users", key="preview")
-
-
-@pytest.mark.parametrize("role", [r for r in access.ROLES if r != "data_scientist"])
-def test_previews_are_masked_for_roles_without_view_pii_with_no_way_to_reveal(db, role):
-    at = AppTest.from_function(_preview_script, default_timeout=30)
-    at.session_state[PERSONA_KEY] = role
-    run(at)
-    assert at.dataframe[0].value.email.tolist() == ["j***@e***.com"], f"{role} must see masked PII"
-    assert not at.toggle, f"{role} must not be offered a reveal toggle"
-
-
-def test_a_data_scientist_reveals_pii_and_each_view_is_audited(db):
-    at = AppTest.from_function(_preview_script, default_timeout=30)
-    at.session_state[PERSONA_KEY] = "data_scientist"
-    run(at)
-    assert at.dataframe[0].value.email.tolist() == ["j***@e***.com"], "masked until revealed"
-    at.toggle(key="preview_reveal").set_value(True)
-    run(at)
-    shown: pd.DataFrame = at.dataframe[0].value
-    assert shown.email.tolist() == ["jane.doe@example.com"], "revealed for view_pii"
-    with connect(db) as con:
-        views = audit.query(con, action="view_pii")
-    assert len(views) == 1 and views.target.iloc[0] == "customers.users", views

@@ -15,13 +15,11 @@ A login is audited once per session and identity.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
 
-import pandas as pd
 import streamlit as st
 from streamlit import config as st_config
 
-from catalog import access, audit, masking
+from catalog import access, audit
 from catalog.access import User
 from ui.db import conn
 
@@ -154,22 +152,3 @@ def render_identity_sidebar(user: User) -> None:
                 audit.record(con, actor=user, action="logout", target=None)
             st.session_state.pop(AUDITED_LOGIN_KEY, None)
             st.logout()
-
-
-def show_masked(df: pd.DataFrame, pii_columns: Iterable[str], user: User, *, target: str,
-                key: str, **dataframe_kwargs) -> None:
-    """Show a data preview with PII masked; a view_pii user may reveal it (each view audited)."""
-    pii = list(pii_columns)
-    present = [c for c in df.columns if str(c).lower() in {p.lower() for p in pii}]
-    reveal = False
-    if present and access.can(user, "view_pii"):
-        reveal = st.toggle("Reveal PII (each view is audited)", key=f"{key}_reveal")
-    if reveal:
-        with conn() as con:
-            shown = masking.mask_frame(df, pii, user, con=con, target=target)
-    else:  # no connection: mask_frame masks for every role, and nothing needs auditing
-        shown = masking.mask_frame(df, pii, user, target=target)
-    if present:
-        st.caption("🔒 PII masked: " + ", ".join(present) if not reveal else
-                   "🔓 PII shown unmasked — this view is in the audit trail")
-    st.dataframe(shown, **dataframe_kwargs)

@@ -5,12 +5,11 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from catalog import contract_diff, queries, search
-from catalog.masking import pii_columns
+from catalog import access, contract_diff, queries, search
 from catalog.store import StoreError
 from checks import runner
 from checks.preview import PreviewUnavailable, dataset_preview
-from ui.auth import page_user, show_masked
+from ui.auth import page_user
 from ui.db import conn, db_path
 from ui.status import STATUS_COLOURS, badge
 
@@ -146,18 +145,20 @@ def preview_tab(product_id: str, datasets: pd.DataFrame, user) -> None:
         st.info("The contract declares no datasets.")
         return
     dataset = st.selectbox("Dataset", datasets["dataset"], key="preview_dataset")
+    reveal = access.can(user, "view_pii") and st.toggle("Reveal PII (each view is audited)",
+                                                         key=f"reveal_{product_id}_{dataset}")
     try:
-        rows = dataset_preview(db_path(), product_id=product_id, dataset=dataset)
+        rows, pii = dataset_preview(db_path(), product_id=product_id, dataset=dataset, user=user, reveal=reveal)
     except PreviewUnavailable as exc:
         st.info(f"No preview: {exc}.")
         return
     except Exception as exc:  # noqa: BLE001 - a broken file must not show a stack trace
         st.warning(f"Could not read {dataset}: {exc}")
         return
-    with conn() as con:
-        pii = pii_columns(con, product_id=product_id, dataset=dataset)
-    show_masked(rows, pii, user, target=f"{product_id}.{dataset}", key=f"preview_{product_id}_{dataset}",
-                hide_index=True, width="stretch")
+    if pii:
+        st.caption(("🔓 PII shown unmasked — this view is in the audit trail: " if reveal else "🔒 PII masked: ")
+                   + ", ".join(pii))
+    st.dataframe(rows, hide_index=True, width="stretch")
 
 
 def results_tab(product_id: str, results: pd.DataFrame) -> None:
