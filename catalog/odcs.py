@@ -19,7 +19,12 @@ from typing import Any
 
 import jsonschema
 import yaml
-from jsonschema import Draft201909Validator, _legacy_keywords
+from jsonschema import Draft201909Validator
+
+try:  # private module: the memoised unevaluatedProperties below needs it (jsonschema 4.x)
+    from jsonschema import _legacy_keywords
+except ImportError:  # a jsonschema without it validates with the stock (slower) keyword
+    _legacy_keywords = None
 from open_data_contract_standard.model import OpenDataContractStandard
 from pydantic import ValidationError
 
@@ -167,8 +172,10 @@ def _unevaluated_properties(validator, uP, instance, schema):
         _MemoisedChecks(validator), uP, instance, schema)
 
 
-_ODCSValidator = jsonschema.validators.extend(
+_ODCSValidator = (jsonschema.validators.extend(
     Draft201909Validator, {"unevaluatedProperties": _unevaluated_properties})
+    if _legacy_keywords is not None and hasattr(_legacy_keywords, "unevaluatedProperties_draft2019")
+    else Draft201909Validator)
 
 
 @contextlib.contextmanager
