@@ -370,7 +370,7 @@ def seed_synthetic(con: duckdb.DuckDBPyConnection, out: Path, n: int) -> tuple[I
     files = write_all(out / "contracts", made)
     written = time.perf_counter()
     with validation_per_shape() as shapes:
-        report = ingest_paths(con, files)
+        report = ingest_paths(con, files, bulk=True)
     done = time.perf_counter()
     n_columns = sum(len(p.datasets[0].columns) for p in made)
     return report, (f"synthetic: {n} products, {n_columns:,} columns; written in {written - started:.1f} s, "
