@@ -142,7 +142,7 @@ def _expand(con: duckdb.DuckDBPyConnection, terms: list[str]) -> list[tuple[str,
         FROM (SELECT unnest(?::TEXT[]) AS qterm) q JOIN search_vocab v ON term = qterm
             OR (length(qterm) >= 2 AND starts_with(term, qterm))
             OR (length(qterm) >= 4 AND abs(v.len - length(qterm)) <= 2
-                AND levenshtein(term, qterm) <= CASE WHEN length(qterm) >= 8 THEN 2 ELSE 1 END)
+                AND damerau_levenshtein(term, qterm) <= CASE WHEN length(qterm) >= 8 THEN 2 ELSE 1 END)
         ORDER BY qterm, term
     """, [terms]).fetchall()
 

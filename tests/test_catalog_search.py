@@ -109,6 +109,12 @@ def test_typo_still_finds(con, typo):
             f"{typo!r} should rank customer products first: {found}"
 
 
+def test_swapped_letters_in_a_short_word_count_as_one_typo(con):
+    found = ids(con, "stcok")  # 'stock' with two letters swapped: Damerau distance 1
+    assert found and set(found) <= {"stock-levels", "stockpile-forecast"}, \
+        f"a transposition in a 5-letter word should still find stock products: {found}"
+
+
 def test_short_terms_are_not_typo_matched(con):
     assert set(ids(con, "sto")) == {"stock-levels", "stockpile-forecast"}, \
         f"three letters match as a prefix only, not as a typo of 'sta': {ids(con, 'sto')}"
