@@ -90,6 +90,9 @@ def test_all_products_have_their_domain_and_owners(base):
 
 
 def test_every_generated_contract_validates_against_v3_1_0(base, tmp_path):
+    if "v3.1.0" not in odcs.schema_sources():
+        pytest.skip("the official ODCS v3.1.0 JSON Schema is not here (../shared/fixtures/odcs/schema "
+                    "or MESHGOV_ODCS_SCHEMAS): without it contracts validate against v3.2.0 with a warning")
     files = sorted((base.out / "contract-history").rglob("*.yaml")) + sorted((base.out / "contracts").rglob("*.yaml"))
     with store.connect(tmp_path / "fresh.duckdb") as con:
         report = ingest_paths(con, files)
