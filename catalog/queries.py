@@ -91,12 +91,16 @@ _SEVERITY_SQL = ("CASE status WHEN 'error' THEN 4 WHEN 'failed' THEN 3 WHEN 'war
                  "WHEN 'passed' THEN 1 ELSE 0 END")
 
 
-_LATEST_SQL = """
-    SELECT cr.* FROM check_results cr
-    JOIN (SELECT cr2.product_id, arg_max(cr2.run_id, r.started_at) AS run_id
+# Each product's results from the newest complete run that checked it (ties: the later run
+# id). The one definition of "latest results": the overview and checks.runner use it.
+LATEST_RESULTS_SQL = """
+    SELECT cr.*, newest.run_started_at FROM check_results cr
+    JOIN (SELECT cr2.product_id, max((r.started_at, cr2.run_id)) AS newest_key,
+                 newest_key[1] AS run_started_at, newest_key[2] AS run_id
           FROM check_results cr2 JOIN check_runs r USING (run_id)
           WHERE r.state = 'complete' AND cr2.product_id IS NOT NULL
           GROUP BY cr2.product_id) newest USING (product_id, run_id)"""
+_LATEST_SQL = LATEST_RESULTS_SQL
 
 
 def compliance_by_product(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:

@@ -23,7 +23,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from catalog import access, audit, odcs
+from catalog import access, audit, odcs, queries
 from catalog.locations import Location, dataset_locations
 from catalog.store import StoreError, connect, retrying, transaction
 from checks import compiler
@@ -564,21 +564,16 @@ def latest_results(con: duckdb.DuckDBPyConnection, product_id: str | None = None
     """Per product, all results of the newest complete run that checked it; without a
     product, also the catalog-wide results (product_id NULL) of the newest complete run over
     all products (a catalog-wide finding that a later full run no longer reports is gone)."""
-    product_filter = "AND r.product_id = ?" if product_id else ""
     catalog_wide = "" if product_id else """
         UNION ALL BY NAME
         SELECT r.*, cr.started_at AS run_started_at
         FROM check_results r JOIN check_runs cr USING (run_id)
         WHERE r.product_id IS NULL AND r.run_id = (
             SELECT arg_max(run_id, started_at) FROM check_runs WHERE state = 'complete' AND products IS NULL)"""
+    product_filter = "WHERE product_id = ?" if product_id else ""
     sql = f"""
         SELECT * FROM (
-            SELECT * EXCLUDE (rank_) FROM (
-                SELECT r.*, cr.started_at AS run_started_at,
-                       dense_rank() OVER (PARTITION BY r.product_id ORDER BY cr.started_at DESC, r.run_id DESC) AS rank_
-                FROM check_results r JOIN check_runs cr USING (run_id)
-                WHERE cr.state = 'complete' AND r.product_id IS NOT NULL {product_filter})
-            WHERE rank_ = 1
+            SELECT * FROM ({queries.LATEST_RESULTS_SQL}) {product_filter}
             {catalog_wide})
         ORDER BY {_STATUS_ORDER}, product_id NULLS LAST, check_id"""
     return con.execute(sql, [product_id] if product_id else []).df()
