@@ -182,24 +182,26 @@ def _event_key(event: Any) -> str:
 
 # --------------------------------------------------------------------------- judging
 
+def _required_string(event: dict, key: str, warnings: list[str], *, missing: str) -> str | None:
+    """A field the spec requires but real producers omit or mistype: tolerated with a warning."""
+    value = event.get(key)
+    if value is None:
+        warnings.append(missing)
+    elif not isinstance(value, str):
+        warnings.append(f"{key} is {_type_name(value)}, not a string; ignored")
+        return None
+    return value
+
+
 def check_event(event: Any) -> Event:
     """Read one decoded event; raise EventError (the quarantine reason) when it cannot land."""
     if not isinstance(event, dict):
         raise EventError(f"an event must be a JSON object, got {_type_name(event)}")
     warnings: list[str] = []
 
-    schema_url = event.get("schemaURL")
-    if schema_url is None:
-        warnings.append("no top-level schemaURL (the spec requires it); read as OpenLineage 2-0-x")
-    elif not isinstance(schema_url, str):
-        warnings.append(f"schemaURL is {_type_name(schema_url)}, not a string; ignored")
-        schema_url = None
-    producer = event.get("producer")
-    if producer is None:
-        warnings.append("no producer (the spec requires it)")
-    elif not isinstance(producer, str):
-        warnings.append(f"producer is {_type_name(producer)}, not a string; ignored")
-        producer = None
+    schema_url = _required_string(event, "schemaURL", warnings,
+                                  missing="no top-level schemaURL (the spec requires it); read as OpenLineage 2-0-x")
+    producer = _required_string(event, "producer", warnings, missing="no producer (the spec requires it)")
 
     event_time = parse_event_time(event.get("eventTime"), warnings)
 
