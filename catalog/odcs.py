@@ -57,13 +57,18 @@ class _StringDatesLoader(_SafeLoader):
     """SafeLoader that keeps `2022-10-03` a string: the JSON Schemas expect strings."""
 
 
-_StringDatesLoader.yaml_implicit_resolvers = {
+class _PureStringDatesLoader(yaml.SafeLoader):
+    """The pure-Python twin of _StringDatesLoader: its scanner streams lazily, whereas some
+    libyaml builds refuse a deep document before yielding its first event (PyYAML 6.0.4)."""
+
+
+_StringDatesLoader.yaml_implicit_resolvers = _PureStringDatesLoader.yaml_implicit_resolvers = {
     key: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
     for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
 
 
-def _check_structure(text: str) -> None:
+def _check_structure(text: str, loader: type = _StringDatesLoader) -> None:
     """Stream the YAML events (no tree is built) and refuse what would blow up later.
 
     - nesting deeper than MAX_YAML_DEPTH: PyYAML composes recursively (RecursionError) and
@@ -76,7 +81,7 @@ def _check_structure(text: str) -> None:
     sizes: dict[str, int] = {}  # anchor -> expanded node count of its node
     open_frames: list[tuple[str | None, int]] = []  # (anchor, expanded count at start)
     expanded = distinct = 0
-    for event in yaml.parse(text, Loader=_StringDatesLoader):
+    for event in yaml.parse(text, Loader=loader):
         if isinstance(event, yaml.CollectionStartEvent):
             open_frames.append((event.anchor, expanded))
             expanded += 1
@@ -106,7 +111,14 @@ def _check_structure(text: str) -> None:
 def load_yaml(text: str) -> Any:
     """Parse YAML safely; ContractError for structures that would hang or crash later,
     yaml.YAMLError for text that is not YAML."""
-    _check_structure(text)
+    try:
+        _check_structure(text)
+    except yaml.YAMLError:
+        # The fast scanner may refuse a structure (e.g. deep nesting) in its own words before
+        # our guard sees an event; the lazy pure-Python scan names the cause in ours, and
+        # text that is simply not YAML still raises the scanner's error.
+        _check_structure(text, _PureStringDatesLoader)
+        raise
     return yaml.load(text, Loader=_StringDatesLoader)  # noqa: S506 - SafeLoader subclass
 
 
