@@ -37,12 +37,11 @@ import networkx as nx
 import pandas as pd
 
 from catalog.locations import resolve as resolve_location
+from catalog.queries import LATEST_RESULTS_SQL
+from catalog.status import FAILING, SEVERITY, severity_sql
 
 Direction = Literal["upstream", "downstream", "both"]
 FLOW_KINDS = ("product", "dataset", "external", "model", "job")
-FAILING = ("failed", "error")
-# Same order as checks.result.SEVERITY (catalog must not import checks; a test holds them equal).
-SEVERITY = {"error": 4, "failed": 3, "warning": 2, "passed": 1, "skipped": 0}
 MAX_DRAWN_NODES = 300
 
 
@@ -361,16 +360,9 @@ def load_graph(con: duckdb.DuckDBPyConnection) -> LineageGraph:
 def latest_statuses(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
     """Node id -> latest check status: per product and per catalog dataset, from the results
     of the product's most recent complete check run."""
-    order = " ".join(f"WHEN '{s}' THEN {n}" for s, n in SEVERITY.items())
     rows = con.execute(f"""
-        WITH runs AS (
-            SELECT DISTINCT r.product_id, r.run_id, cr.finished_at
-            FROM check_results r JOIN check_runs cr USING (run_id)
-            WHERE cr.state = 'complete' AND r.product_id IS NOT NULL),
-        latest AS (SELECT product_id, arg_max(run_id, finished_at) AS run_id FROM runs GROUP BY product_id),
-        scored AS (
-            SELECT r.product_id, r.dataset, CASE r.status {order} ELSE 0 END AS severity
-            FROM check_results r JOIN latest l USING (product_id, run_id))
+        WITH scored AS (SELECT product_id, dataset, {severity_sql()} AS severity
+                        FROM ({LATEST_RESULTS_SQL}))
         SELECT product_id, dataset, grouping(dataset) AS whole_product, max(severity) FROM scored
         GROUP BY GROUPING SETS ((product_id), (product_id, dataset))""").fetchall()  # noqa: S608 - constants
     by_severity = {n: s for s, n in SEVERITY.items()}

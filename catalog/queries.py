@@ -5,6 +5,8 @@ from __future__ import annotations
 import duckdb
 import pandas as pd
 
+from catalog.status import FAILING, NOT_PASSING, in_sql, severity_sql, status_of_severity_sql
+
 
 def stats(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     row = con.execute("""
@@ -87,12 +89,10 @@ def servers(con: duckdb.DuckDBPyConnection, product_id: str) -> pd.DataFrame:
         WHERE c.product_id = ? GROUP BY ALL ORDER BY s.server""", [product_id]).df()
 
 
-_SEVERITY_SQL = ("CASE status WHEN 'error' THEN 4 WHEN 'failed' THEN 3 WHEN 'warning' THEN 2 "
-                 "WHEN 'passed' THEN 1 ELSE 0 END")
-
-
-# Each product's results from the newest complete run that checked it (ties: the later run
-# id). The one definition of "latest results": the overview and checks.runner use it.
+# Each product's results from the newest complete run that checked it: newest by start time
+# (a run started later looked at the data later), ties broken by the later run id. The one
+# definition of "latest results": the overview, catalog, checks pages, the lineage colours and
+# its blast radius all read it.
 LATEST_RESULTS_SQL = """
     SELECT cr.*, newest.run_started_at FROM check_results cr
     JOIN (SELECT cr2.product_id, max((r.started_at, cr2.run_id)) AS newest_key,
@@ -109,18 +109,16 @@ def compliance_by_product(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
         WITH latest AS ({_LATEST_SQL}),
         per_product AS (
             SELECT product_id,
-                   CASE max({_SEVERITY_SQL}) WHEN 4 THEN 'error' WHEN 3 THEN 'failed'
-                        WHEN 2 THEN 'warning' WHEN 1 THEN 'passed' ELSE 'skipped' END AS status,
+                   coalesce({status_of_severity_sql(f"max({severity_sql()})")}, 'skipped') AS status,
                    count(*) AS checks,
-                   count(*) FILTER (WHERE status IN ('failed', 'error')) AS failing,
+                   count(*) FILTER (WHERE status IN {in_sql(FAILING)}) AS failing,
                    count(*) FILTER (WHERE status = 'warning') AS warnings,
-                   string_agg(DISTINCT kind, ', ' ORDER BY kind) FILTER (WHERE status IN ('failed', 'error', 'warning')) AS failing_kinds,
+                   string_agg(DISTINCT kind, ', ' ORDER BY kind) FILTER (WHERE status IN {in_sql(NOT_PASSING)}) AS failing_kinds,
                    max(finished_at) AS checked_at
             FROM latest GROUP BY product_id)
         SELECT p.product_id, p.name, d.name AS domain, pp.status, coalesce(pp.checks, 0) AS checks,
                coalesce(pp.failing, 0) AS failing, coalesce(pp.warnings, 0) AS warnings,
                pp.failing_kinds, pp.checked_at
         FROM products p LEFT JOIN domains d USING (domain_id) LEFT JOIN per_product pp USING (product_id)
-        ORDER BY CASE pp.status WHEN 'error' THEN 0 WHEN 'failed' THEN 1 WHEN 'warning' THEN 2
-                 WHEN 'passed' THEN 3 ELSE 4 END, d.name, p.name""").df()  # noqa: S608
+        ORDER BY {severity_sql("pp.status")} DESC, d.name, p.name""").df()  # noqa: S608
 

@@ -4,17 +4,11 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
-Status = Literal["passed", "warning", "failed", "error", "skipped"]
-STATUSES: tuple[Status, ...] = ("passed", "warning", "failed", "error", "skipped")
-# Most severe first: a run's status is the most severe of its results.
-SEVERITY: dict[str, int] = {"error": 4, "failed": 3, "warning": 2, "passed": 1, "skipped": 0}
-
-
-def worst(statuses) -> Status:
-    statuses = list(statuses)
-    return max(statuses, key=SEVERITY.__getitem__) if statuses else "skipped"
+# The vocabulary lives in catalog.status (the catalog's queries need it too); re-exported here
+# because every check kind speaks it.
+from catalog.status import FAILING, SEVERITY, STATUSES, Status, worst  # noqa: E402,F401
 
 
 @dataclass

@@ -160,12 +160,6 @@ def test_latest_status_uses_the_most_recent_complete_run(db):
     assert failing == ["product:raw-orders"]
 
 
-def test_severity_matches_the_check_result_model():
-    from checks.result import SEVERITY
-
-    assert lineage.SEVERITY == SEVERITY, "lineage ranks statuses exactly as checks do"
-
-
 def test_blast_radius_of_a_failing_product(db, graph):
     with connect(db) as con:
         statuses = lineage.latest_statuses(con)
