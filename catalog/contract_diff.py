@@ -1,7 +1,8 @@
 """What changed between two revisions of a contract, and which changes break consumers.
 
 Breaking (a consumer's query or expectation can stop working): a dataset or column removed,
-a column's type changed (parameters such as VARCHAR(255) aside), `required` / `unique` /
+a column's type changed to another family or narrowed (catalog.types: VARCHAR(255) -> VARCHAR(10),
+DECIMAL(12,2) -> DECIMAL(5,2); INT -> INTEGER is the same type, INT -> BIGINT widens), `required` / `unique` /
 `primaryKey` newly set on an existing column. Adding datasets or columns, relaxing
 constraints and editing descriptions or classifications are not breaking. The checks
 engine's compatibility check (checks/compat.py) judges the same list against the version
@@ -11,12 +12,12 @@ bump.
 from __future__ import annotations
 
 import difflib
-import re
 from dataclasses import dataclass
 
 import pandas as pd
 
 from catalog import odcs
+from catalog.types import breaks_consumers, compare_logical, compare_physical
 
 _LABELS = {"dataset_removed": "dataset removed", "column_removed": "column removed",
            "type_changed": "type change", "required_added": "required added",
@@ -53,13 +54,6 @@ def _datasets(model) -> dict[str, dict[str, object]]:
     return found
 
 
-def _base_type(physical: str | None) -> str | None:
-    """'VARCHAR(255)' -> 'varchar': parameters and case do not change the type's family."""
-    if not physical:
-        return None
-    return re.sub(r"\s*\(.*\)\s*$", "", physical.strip()).lower()
-
-
 def breaking_changes(old_model, new_model) -> list[dict]:
     """Every breaking change from `old_model` to `new_model`, as
     dict(kind, dataset, column, before, after); kinds: dataset_removed, column_removed,
@@ -88,10 +82,11 @@ def _type_label(prop) -> str:
 
 def _column_changes(dataset: str, column: str, before, after) -> list[dict]:
     found = []
-    logical_changed = (before.logicalType or None) != (after.logicalType or None) and before.logicalType
-    physical_changed = (_base_type(before.physicalType) != _base_type(after.physicalType)
-                        and before.physicalType is not None)
-    if logical_changed or physical_changed:
+    logical_breaks = bool(before.logicalType) and breaks_consumers(
+        compare_logical(before.logicalType, after.logicalType or ""))
+    physical_breaks = bool(before.physicalType) and breaks_consumers(
+        compare_physical(before.physicalType, after.physicalType or ""))
+    if logical_breaks or physical_breaks:
         found.append({"kind": "type_changed", "dataset": dataset, "column": column,
                       "before": _type_label(before), "after": _type_label(after)})
     for attribute, kind in (("required", "required_added"), ("unique", "unique_added"),

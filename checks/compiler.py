@@ -27,7 +27,6 @@ import contextlib
 import datetime as dt
 import decimal
 import math
-import re
 import shutil
 import tempfile
 import threading
@@ -40,6 +39,7 @@ from typing import Any, Literal
 import duckdb
 
 from catalog.locations import Location
+from catalog.types import ACCEPTS, data_family, physical_family
 from checks import compat
 from checks.result import CheckResult
 from checks.specs import CheckSpec, describe_threshold, passes, threshold_phrase, unit_seconds
@@ -116,64 +116,7 @@ def choose_plan(location: Location) -> Plan:
 
 # --- types ---------------------------------------------------------------------------------
 
-_INTEGER_TYPES = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
-                  "UINTEGER", "UBIGINT", "UHUGEINT", "INT", "INT1", "INT2", "INT4", "INT8", "LONG"}
-_PHYSICAL_FAMILIES = [
-    (r"(var)?char|text|string|uuid|nvarchar|nchar|clob|enum", "string"),
-    (r"(tiny|small|medium|big|huge)?int(eger)?(\d+)?|long|short|byte|serial|bigserial|u?int\d*", "integer"),
-    (r"float\d*|double( precision)?|real|decimal|numeric|number|money", "number"),
-    (r"timestamp(_ntz|_ltz|_tz|tz)?( with(out)? time zone)?|datetime\d*", "timestamp"),
-    (r"date", "date"),
-    (r"time(tz)?( with(out)? time zone)?", "time"),
-    (r"bool(ean)?|bit", "boolean"),
-    (r"struct.*|record|map.*|json|jsonb|object|variant|super", "object"),
-    (r"array.*|list.*|.*\[\d*\]", "array"),
-]
-# declared family -> families in the data that satisfy it
-_ACCEPTS = {
-    "string": {"string"}, "integer": {"integer"}, "number": {"integer", "number"},
-    # ODCS v3.0 had no `timestamp`: its `date` covers date-times.
-    "date": {"date", "timestamp"}, "timestamp": {"timestamp"}, "time": {"time"},
-    "boolean": {"boolean"}, "object": {"object"}, "array": {"array"},
-}
-
-
-def data_family(duck_type: str) -> str:
-    t = duck_type.upper().strip()
-    if t.endswith("]"):
-        return "array"
-    if t.startswith(("STRUCT", "MAP", "UNION")) or t == "JSON":
-        return "object"
-    if t.startswith(("VARCHAR", "ENUM")) or t == "UUID":
-        return "string"
-    if t in _INTEGER_TYPES:
-        return "integer"
-    if t.startswith("DECIMAL"):
-        return "integer" if re.fullmatch(r"DECIMAL\(\d+,\s*0\)", t) else "number"
-    if t in ("FLOAT", "DOUBLE", "REAL"):
-        return "number"
-    if t.startswith("TIMESTAMP"):
-        return "timestamp"
-    if t == "DATE":
-        return "date"
-    if t.startswith("TIME"):
-        return "time"
-    if t == "BOOLEAN":
-        return "boolean"
-    return t.lower()
-
-
-def physical_family(physical_type: str | None) -> str | None:
-    """The family of a contract's physicalType, or None when it names nothing we know."""
-    if not physical_type:
-        return None
-    text = re.sub(r"\s*\(.*\)\s*$", "", physical_type.strip().lower())
-    for pattern, family in _PHYSICAL_FAMILIES:
-        if re.fullmatch(pattern, text):
-            return family
-    return None
-
-
+# The families and what satisfies what are catalog.types' (the compatibility check reads them too).
 def type_problem(expected: dict | None, duck_type: str, *, source_kind: str) -> str | None:
     """Why the data's type does not satisfy the contract's types, or None when it does."""
     actual = data_family(duck_type)
@@ -181,12 +124,12 @@ def type_problem(expected: dict | None, duck_type: str, *, source_kind: str) -> 
                 ("physicalType", (expected or {}).get("physical"))]
     for label, value in declared:
         family = (value or "").lower() if label == "logicalType" else physical_family(value)
-        if not family or family not in _ACCEPTS:
+        if not family or family not in ACCEPTS:
             continue
         # CSV carries no types: DuckDB guesses them, and any column can be read as text.
         if family == "string" and source_kind in ("csv", "json"):
             continue
-        if actual not in _ACCEPTS[family]:
+        if actual not in ACCEPTS[family]:
             return f"{label} {value} but the data has {duck_type}"
     return None
 
