@@ -13,6 +13,7 @@ from catalog import cli, lineage
 from catalog.ingest import ingest_paths
 from catalog.store import connect
 from tests.fixtures.lineage import mesh
+from ui import lineage_drawing
 
 ORDERS = "dataset:raw-orders.orders"
 FEATURES = "dataset:customer-features.features"
@@ -226,14 +227,14 @@ def test_large_views_are_cut_to_the_nearest_300_nodes():
     kept, left_out = lineage.limit_nodes(sub, hops, focus="dataset:hub")
     assert kept.number_of_nodes() == 300 and "dataset:hub" in kept
     assert left_out == {"job": 701}, left_out
-    message = lineage.describe_left_out(left_out, 300)
+    message = lineage_drawing.describe_left_out(left_out, 300)
     assert "701 more were left out (701 jobs)" in message and "lower the depth" in message
 
 
 def test_rendered_html_is_self_contained_and_defuses_event_text(graph):
     graph.flow.nodes[RAW]["description"] = 'x <img src=y onerror=alert(1)> <a href="javascript:alert(1)">'
     sub, hops = lineage.lineage_subgraph(graph, FEATURES, direction="upstream")
-    page = lineage.to_pyvis_html(sub, statuses={ORDERS: "failed"}, colours={"failed": "#b91c1c"}, focus=FEATURES)
+    page = lineage_drawing.to_pyvis_html(sub, statuses={ORDERS: "failed"}, colours={"failed": "#b91c1c"}, focus=FEATURES)
     assert "vis.Network" in page and "cdnjs" not in page and "cdn.jsdelivr" not in page, "no CDN calls"
     assert "<img src=y" not in page and 'href="javascript' not in page, "event text cannot inject markup"
     assert "#b91c1c" in page, "the failing dataset is filled with the failed colour"
@@ -297,7 +298,7 @@ def test_page_view_cuts_before_copying_and_says_what_is_missing(graph):
 def test_layer_levels_break_cycles_and_follow_flow():
     import networkx as nx
 
-    from catalog.lineage import layer_levels
+    from ui.lineage_drawing import layer_levels
 
     g = nx.DiGraph([("users", "segments"), ("segments", "recs"), ("recs", "sends"),
                     ("sends", "interactions"), ("interactions", "users"), ("orders", "segments")])

@@ -7,6 +7,7 @@ import streamlit as st
 
 from catalog import lineage, openlineage
 from catalog.store import StoreError
+from ui import lineage_drawing
 from ui.auth import page_user
 from ui.db import conn, db_path
 from ui.status import STATUS_COLOURS, badge
@@ -94,10 +95,10 @@ def graph_panel(graph: lineage.LineageGraph, statuses: dict[str, str], node, lev
     shown = lineage.view(graph, node, level=level, direction=direction, depth=depth, expand=expand)
     drawn, hops = shown.graph, shown.hops
     if shown.left_out:
-        st.warning(lineage.describe_left_out(shown.left_out, drawn.number_of_nodes()), icon="✂️")
+        st.warning(lineage_drawing.describe_left_out(shown.left_out, drawn.number_of_nodes()), icon="✂️")
     left, right = st.columns([3, 2])
     with left:
-        html = lineage.to_pyvis_html(drawn, statuses=statuses, colours=STATUS_COLOURS, focus=node, height="600px")
+        html = lineage_drawing.to_pyvis_html(drawn, statuses=statuses, colours=STATUS_COLOURS, focus=node, height="600px")
         st.iframe(html, height=620)
         st.caption("Fill = latest check status (green passed, amber warning, red failed, violet error, grey not "
                    "checked) · (PII) and a dashed dark border = contains PII · ● product/dataset, ■ job, "
@@ -158,7 +159,7 @@ def column_panel(graph: lineage.LineageGraph, node: str | None, direction: str) 
     sub, _ = lineage.column_lineage(graph, column, direction=direction)
     left, right = st.columns([3, 2])
     with left:
-        st.iframe(lineage.to_pyvis_html(sub, statuses={}, colours=STATUS_COLOURS, focus=column,
+        st.iframe(lineage_drawing.to_pyvis_html(sub, statuses={}, colours=STATUS_COLOURS, focus=column,
                                         height="380px"), height=400)
     with right:
         table = lineage.column_lineage_table(graph, column, direction=direction)
