@@ -16,12 +16,12 @@ st.set_page_config(page_title="meshgov", page_icon="🕸️", layout="wide")
 # The page key is the one catalog.access.PAGE_ACCESS uses; each view checks it again itself
 # (ui.auth.page_user), so a page reached any other way still refuses the wrong role.
 PAGES = [
-    ("overview", "views/overview.py", "Overview", ":material/dashboard:", "overview"),
-    ("catalog", "views/catalog.py", "Catalog", ":material/menu_book:", "catalog"),
-    ("checks", "views/checks.py", "Checks", ":material/fact_check:", "checks"),
-    ("lineage", "views/lineage.py", "Lineage", ":material/account_tree:", "lineage"),
-    ("audit", "views/audit.py", "Audit trail", ":material/receipt_long:", "audit"),
-    ("admin", "views/admin.py", "Admin", ":material/admin_panel_settings:", "admin"),
+    ("overview", "views/overview_page.py", "Overview", ":material/dashboard:", "overview"),
+    ("catalog", "views/catalog_page.py", "Catalog", ":material/menu_book:", "catalog"),
+    ("checks", "views/checks_page.py", "Checks", ":material/fact_check:", "checks"),
+    ("lineage", "views/lineage_page.py", "Lineage", ":material/account_tree:", "lineage"),
+    ("audit", "views/audit_page.py", "Audit trail", ":material/receipt_long:", "audit"),
+    ("admin", "views/admin_page.py", "Admin", ":material/admin_panel_settings:", "admin"),
 ]
 
 

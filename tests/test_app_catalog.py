@@ -34,7 +34,7 @@ class _CatalogApp:
 
     def run(self) -> AppTest:
         self.at.run()
-        return self.at.switch_page("views/catalog.py").run()
+        return self.at.switch_page("views/catalog_page.py").run()
 
 
 def _app() -> _CatalogApp:

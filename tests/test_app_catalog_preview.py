@@ -30,7 +30,7 @@ def _preview(db: Path, persona: str, monkeypatch) -> AppTest:
     at.session_state[PERSONA_KEY] = persona
     at.query_params["product"] = "customer-profiles"
     at.run()
-    return at.switch_page("views/catalog.py").run()
+    return at.switch_page("views/catalog_page.py").run()
 
 
 def _emails(at: AppTest) -> list[str]:

@@ -15,7 +15,7 @@ from ui.auth import PERSONA_KEY
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).parent / "fixtures" / "auth"
-PAGES = {"audit": "views/audit.py", "admin": "views/admin.py"}
+PAGES = {"audit": "views/audit_page.py", "admin": "views/admin_page.py"}
 AUTH_SECRETS = {"auth": {"redirect_uri": "http://127.0.0.1:8501/oauth2callback",
                          "cookie_secret": "test-secret", "client_id": "meshgov",
                          "client_secret": "x",

@@ -14,7 +14,7 @@ from tests.fixtures.lineage import mesh
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = ROOT / "views" / "lineage.py"
-# The page as app.py's st.navigation runs it (a frame, so `catalog` is the package, not views/catalog.py).
+# The page as app.py's st.navigation runs it (a frame, so `catalog` is the package, not views/catalog_page.py).
 FRAME = f"""
 import streamlit as st
 st.set_page_config(layout="wide")

@@ -171,7 +171,7 @@ def results_tab(product_id: str, results: pd.DataFrame) -> None:
     view = results[["status", "kind", "target", "measured", "threshold", "reason"]]
     st.dataframe(view.style.map(lambda v: f"color: {STATUS_COLOURS.get(v, '')}", subset=["status"]),
                  hide_index=True, width="stretch")
-    st.page_link("views/checks.py", label="Open in Checks for history and failing rows",
+    st.page_link("views/checks_page.py", label="Open in Checks for history and failing rows",
                  query_params={"product": product_id})
 
 
