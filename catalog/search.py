@@ -90,6 +90,8 @@ def search(con: duckdb.DuckDBPyConnection, query: str = "", *, limit: int = 50,
     """
     terms = sorted(set(tokenize(query or "")))
     filters, params = _filters(domain, owner, classification)
+    if (query or "").strip() and not terms:
+        filters.append("FALSE")  # only punctuation: it matches nothing, not everything
     base = f"""
         SELECT p.product_id, p.name, d.name AS domain, p.status, p.description
         FROM products p LEFT JOIN domains d USING (domain_id)
@@ -126,10 +128,16 @@ def search(con: duckdb.DuckDBPyConnection, query: str = "", *, limit: int = 50,
     scored AS (SELECT product_id, sum(s) AS score, count(*) AS matched FROM per_term GROUP BY ALL)
     SELECT b.*, round(scored.score, 4) AS score
     FROM scored JOIN ({base}) b USING (product_id)
-    ORDER BY scored.matched DESC, scored.score DESC, b.name
+    -- A product whose name or id holds a query word (or starts one) is what the user named:
+    -- it outranks products that only mention the word in descriptions or columns.
+    ORDER BY scored.matched DESC,
+             len(list_filter(?::TEXT[], lambda t: list_contains(
+                 list_transform(regexp_split_to_array(lower(b.name || ' ' || b.product_id), '{_TOKEN_SPLIT}|_'),
+                                lambda w: starts_with(w, t)), true))) DESC,
+             scored.score DESC, b.name
     LIMIT ?
     """  # noqa: S608 - composed from constants; values are parameters
-    return con.execute(sql, [qterms, vterms, weights, *unique_terms, *params, limit]).df()
+    return con.execute(sql, [qterms, vterms, weights, *unique_terms, *params, terms, limit]).df()
 
 
 def _expand(con: duckdb.DuckDBPyConnection, terms: list[str]) -> list[tuple[str, str, float]]:
