@@ -1,4 +1,6 @@
-"""`python -m catalog`: seed, ingest, search (and lineage, audit) from the command line.
+"""`python -m catalog`: ingest, search (and lineage, audit, roles) from the command line.
+
+The demo mesh is seeded by `python -m sample_data seed`, which stands above the catalog.
 
 Exit codes: 0 success, 1 something was rejected / found, 2 usage or engine error.
 """
@@ -37,13 +39,6 @@ def build_parser() -> argparse.ArgumentParser:
     _db_arg(p)
     p.add_argument("--json", action="store_true", help="print one JSON object: accepted, rejected, warnings")
     p.add_argument("--as", dest="actor", help="name recorded as the actor (default: OS user)")
-
-    p = sub.add_parser("seed", help="generate the sample mesh (data, contracts, lineage) and ingest it",
-                       description="Deterministic demo mesh: Customer -> AI/ML -> Marketing -> Customer, plus Commerce.")
-    _db_arg(p)
-    p.add_argument("--products", type=int, default=0, metavar="N",
-                   help="add N synthetic products (~20 columns each) for scale tests")
-    p.add_argument("--out", help="folder for generated files (default: next to the DB, sample/)")
 
     p = sub.add_parser("search", help="ranked search over products, owners, tags, columns")
     p.add_argument("query", nargs="?", default="")
@@ -86,11 +81,6 @@ def _dispatch(args) -> int:
         else:
             _print_report(report)
         return 1 if report.rejected else 0
-    if args.command == "seed":
-        from sample_data import generate
-        summary = generate.seed(db, extra_products=args.products, out_dir=args.out)
-        print(summary)
-        return 0
     if args.command == "search":
         if args.limit < 1:
             print("error: --limit must be at least 1", file=sys.stderr)

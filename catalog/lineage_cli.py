@@ -57,7 +57,7 @@ def run(args, db_path) -> int:
     except lineage.UnknownNode as exc:
         print(f"error: {exc}", file=sys.stderr)
         if not graph.has_lineage:
-            print("hint: no lineage yet; run `python -m catalog ingest events.json` or `python -m catalog seed`",
+            print("hint: no lineage yet; run `python -m catalog ingest events.json` or `python -m sample_data seed`",
                   file=sys.stderr)
         return 2
     direction = "upstream" if args.upstream else "downstream" if args.downstream else "both"
@@ -89,7 +89,7 @@ def _list(graph: lineage.LineageGraph, statuses: dict[str, str], *, as_json: boo
                          indent=2, ensure_ascii=False))
         return 0
     if table.empty:
-        print("no lineage nodes yet; run `python -m catalog ingest events.json` or `python -m catalog seed`")
+        print("no lineage nodes yet; run `python -m catalog ingest events.json` or `python -m sample_data seed`")
         return 0
     for row in table.itertuples():
         print(f"{row.kind:<9} {row.id}" + (f"  [{row.status}]" if row.status else ""))

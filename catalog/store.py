@@ -123,7 +123,7 @@ def connect(db_path: str | Path | None = None, *, read_only: bool = False) -> It
     """Open the store (creating and migrating it), yield the connection, always close it."""
     path = Path(db_path) if db_path else default_db_path()
     if read_only and not path.exists():
-        raise StoreError(f"{path} does not exist; create it with `python -m catalog seed --db {path}`.")
+        raise StoreError(f"{path} does not exist; create it with `python -m sample_data seed --db {path}`.")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -83,7 +83,7 @@ def _run(args) -> int:
         return EXIT_USAGE
     db = resolve_db_path(args.db)
     if not db.exists():
-        print(f"error: {db} does not exist; create it with `python -m catalog seed --db {db}` "
+        print(f"error: {db} does not exist; create it with `python -m sample_data seed --db {db}` "
               "or point --db / MESHGOV_DB at the catalog", file=sys.stderr)
         return EXIT_USAGE
     result = runner.run_checks(db, product_ids=None if args.all else args.products,

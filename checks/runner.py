@@ -280,7 +280,7 @@ def run_checks(db_path: str | Path, *, product_ids: list[str] | None = None, tri
         raise TypeError("run_checks needs user= (who runs it, checked against their roles) or triggered_by=")
     path = Path(db_path)
     if not path.exists():
-        raise StoreError(f"{path} does not exist; create it with `python -m catalog seed --db {path}`")
+        raise StoreError(f"{path} does not exist; create it with `python -m sample_data seed --db {path}`")
     run_id = new_run_id()
     started = compiler.now_utc()
     with connect(path) as con:

@@ -1,4 +1,4 @@
-"""`python -m catalog seed`: write the sample mesh's files and ingest them into a store.
+"""`python -m sample_data seed`: write the sample mesh's files and ingest them into a store.
 
 Layout under `out_dir` (default: `sample/` next to the DB file):
     data/<product_id>/<dataset>.parquet             the rows

@@ -188,7 +188,9 @@ def test_non_loopback_app_shows_only_the_refusal(tmp_path, monkeypatch):
 
 def test_audit_verify_on_the_seeded_demo_then_a_tampered_row_is_named(tmp_path, capsys):
     db = tmp_path / "demo.duckdb"
-    assert catalog_main(["seed", "--db", str(db)]) == 0
+    from sample_data.__main__ import main as seed_main
+
+    assert seed_main(["seed", "--db", str(db)]) == 0
     assert catalog_main(["roles", "seed", str(ROOT / "config" / "roles.example.toml"), "--db", str(db)]) == 0
     capsys.readouterr()
     assert catalog_main(["audit", "verify", "--db", str(db)]) == 0, capsys.readouterr().out

@@ -45,7 +45,7 @@ def test_empty_catalog_says_what_to_do(tmp_path, monkeypatch):
     monkeypatch.setenv("MESHGOV_DB", str(tmp_path / "empty.duckdb"))
     at = _app().run()
     assert not at.exception, at.exception
-    assert any("python -m catalog seed" in i.value for i in at.info), "empty state must name the next step"
+    assert any("python -m sample_data seed" in i.value for i in at.info), "empty state must name the next step"
 
 
 def test_search_ranks_and_filters(catalog_db):

@@ -43,7 +43,7 @@ def test_empty_mesh_says_what_to_do(tmp_path, monkeypatch):
     monkeypatch.setenv("MESHGOV_DB", str(tmp_path / "empty.duckdb"))
     at = _overview().run()
     assert not at.exception, at.exception
-    assert any("python -m catalog seed" in i.value for i in at.info), "empty state names the next step"
+    assert any("python -m sample_data seed" in i.value for i in at.info), "empty state names the next step"
 
 
 def test_no_checks_yet_points_to_checks(mesh_db):

@@ -29,7 +29,7 @@ def test_python_m_catalog_help_runs_as_a_module():
     done = subprocess.run([sys.executable, "-m", "catalog", "--help"], cwd=PROJECT_ROOT, env=env,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, f"--help must exit 0: {done.stderr}"
-    for command in ("ingest", "search", "seed"):
+    for command in ("ingest", "search", "lineage"):
         assert command in done.stdout, f"--help should list {command!r}: {done.stdout}"
     assert "Traceback" not in done.stderr, done.stderr
 
@@ -45,7 +45,7 @@ def test_each_subcommand_has_help(capsys, command):
     code, out, err = run(capsys, command, "--help")
     assert code == 0, f"{command} --help exits 0, got {code}: {err}"
     assert out.startswith("usage: python -m catalog " + command), f"{command} --help prints its usage: {out[:200]}"
-    if command in ("ingest", "search", "seed"):
+    if command in ("ingest", "search"):
         assert "--db" in out, f"{command} --help documents --db: {out}"
 
 
@@ -61,7 +61,7 @@ def test_ingest_and_search_document_their_options(capsys):
     ([], "required: command"),
     (["frobnicate"], "invalid choice"),
     (["ingest"], "PATH"),
-    (["seed", "--products", "lots"], "invalid int value"),
+    (["search", "--limit", "lots"], "invalid int value"),
 ])
 def test_usage_errors_exit_2_with_usage(capsys, argv, fragment):
     code, out, err = run(capsys, *argv)
@@ -115,3 +115,12 @@ def test_meshgov_db_environment_variable_is_the_default(tmp_path, monkeypatch, c
     assert code == 0 and db.is_file(), f"without --db, $MESHGOV_DB is used: {err}"
     code, out, _ = run(capsys, "search", "orders", "--json")
     assert code == 0 and json.loads(out)[0]["product_id"] == "web-shop-orders", out
+
+
+def test_seed_lives_above_the_catalog():
+    """`python -m sample_data seed` seeds; `python -m catalog` must not depend on the demo."""
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
+    done = subprocess.run([sys.executable, "-m", "sample_data", "seed", "--products", "lots"], cwd=PROJECT_ROOT,
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "invalid int value" in done.stderr, done.stderr
+    assert "seed" not in subcommands(), "the seed command moved to python -m sample_data"

@@ -49,7 +49,7 @@ def test_checks_page_empty_catalog_says_what_to_do(tmp_path, monkeypatch):
     monkeypatch.setenv("MESHGOV_DB", str(tmp_path / "empty.duckdb"))
     at = _run(_page())
     assert not at.exception, at.exception
-    assert any("python -m catalog seed" in i.value for i in at.info), "empty catalog names the next step"
+    assert any("python -m sample_data seed" in i.value for i in at.info), "empty catalog names the next step"
 
 
 def test_checks_page_no_runs_yet(shop_db):

@@ -56,7 +56,7 @@ def test_empty_store_says_how_to_get_lineage(tmp_path, monkeypatch):
     monkeypatch.setenv("MESHGOV_DB", str(tmp_path / "empty.duckdb"))
     at = _ok(_app())
     text = " ".join(i.value for i in at.info)
-    assert "python -m catalog ingest events.json" in text and "python -m catalog seed" in text, text
+    assert "python -m catalog ingest events.json" in text and "python -m sample_data seed" in text, text
 
 
 def test_default_is_the_product_level_graph(mesh_db):

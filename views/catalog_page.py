@@ -233,7 +233,7 @@ def main() -> None:
         st.error(f"Cannot open the catalog: {exc}")
         return
     if stats["products"] == 0:
-        st.info("The catalog is empty. Seed the demo mesh with `python -m catalog seed`, or ingest your "
+        st.info("The catalog is empty. Seed the demo mesh with `python -m sample_data seed`, or ingest your "
                 "contracts with `python -m catalog ingest path/to/contracts/`.")
         return
     product_id = st.query_params.get("product")

@@ -272,7 +272,7 @@ def main() -> None:
         st.error(f"Cannot open the catalog: {exc}")
         return
     if not products:
-        st.info("The catalog has no products yet. Seed the demo mesh with `python -m catalog seed`, "
+        st.info("The catalog has no products yet. Seed the demo mesh with `python -m sample_data seed`, "
                 "or ingest contracts with `python -m catalog ingest PATH`.")
         return
     wanted = [p for p in st.query_params.get_all("product") if p in products]

@@ -208,7 +208,7 @@ def main() -> None:
         return
     if not graph.has_lineage:
         st.info("No lineage yet. Ingest OpenLineage events (one event, a JSON array, or NDJSON) with "
-                "`python -m catalog ingest events.json`, or seed the demo mesh with `python -m catalog seed`.")
+                "`python -m catalog ingest events.json`, or seed the demo mesh with `python -m sample_data seed`.")
         return
     _apply_deep_link(graph)
     node, level, direction, depth, expand = controls(graph)

@@ -83,7 +83,7 @@ def main() -> None:
         st.error(f"Cannot open the catalog: {exc}")
         return
     if stats["products"] == 0:
-        st.info("The mesh is empty. Seed the demo with `python -m catalog seed`, or ingest contracts "
+        st.info("The mesh is empty. Seed the demo with `python -m sample_data seed`, or ingest contracts "
                 "with `python -m catalog ingest path/to/contracts/`.")
         return
     headline(posture)
