@@ -11,6 +11,7 @@ import sys
 
 from catalog import ingest as ingest_mod
 from catalog import search as search_mod
+from catalog.audit import AuditKeyError
 from catalog.settings import resolve_db_path
 from catalog.store import StoreError, connect
 
@@ -71,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return _dispatch(args)
-    except StoreError as exc:
+    except (StoreError, AuditKeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
