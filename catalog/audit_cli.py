@@ -61,7 +61,7 @@ def _add_audit(subparsers, db_arg) -> None:
     ls = sub.add_parser("list", help="show audit rows, newest first")
     db_arg(ls)
     _filters(ls)
-    ls.add_argument("--limit", type=_non_negative_int, default=50, help="rows to show (default 50; 0 = all)")
+    ls.add_argument("--limit", type=_list_limit, default=50, help="rows to show (default 50; 0 = all)")
     ls.add_argument("--json", action="store_true", help="print a JSON list")
     ls.set_defaults(handler=_list)
 
@@ -73,17 +73,9 @@ def _add_audit(subparsers, db_arg) -> None:
     ex.set_defaults(handler=_export)
 
 
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0 or value > MAX_LIMIT:
-        raise argparse.ArgumentTypeError(f"must be between 0 and {MAX_LIMIT}, got {text}")
-    return value
-
-
-MAX_LIMIT = 10**12
+def _list_limit(text: str) -> int:
+    from catalog.cli import bounded_int  # catalog.cli imports this module while building its parser
+    return bounded_int(0, 10**9)(text)
 
 
 def _verify(args, db_path) -> int:

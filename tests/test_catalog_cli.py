@@ -62,6 +62,9 @@ def test_ingest_and_search_document_their_options(capsys):
     (["frobnicate"], "invalid choice"),
     (["ingest"], "PATH"),
     (["seed", "--products", "lots"], "invalid int value"),
+    (["audit", "list", "--limit", "-5"], "argument --limit: must be between 0"),
+    (["search", "x", "--limit", "100000000000000000000"], "argument --limit: must be between 1"),
+    (["search", "x", "--limit", "0"], "argument --limit: must be between 1"),
 ])
 def test_usage_errors_exit_2_with_usage(capsys, argv, fragment):
     code, out, err = run(capsys, *argv)

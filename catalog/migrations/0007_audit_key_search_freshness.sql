@@ -21,3 +21,9 @@ CREATE TABLE audit_chain (
 );
 
 INSERT INTO audit_chain SELECT 1, NULL, count(*), max(seq), arg_max(hash, seq) FROM audit_log;
+
+-- Search freshness: each index document remembers the products.updated_at it was built
+-- from, so a product committed without its index rows (a bulk load killed before its final
+-- reindex) or re-ingested without re-indexing is found and re-indexed (catalog.search).
+-- NULL for indexes built before 0007: they are rebuilt once, on the first search.
+ALTER TABLE search_docs ADD COLUMN indexed_updated_at TIMESTAMP;
