@@ -23,6 +23,8 @@ from catalog.store import transaction
 CONTRACT_SUFFIXES = {".yaml", ".yml"}
 LINEAGE_SUFFIXES = {".json", ".ndjson", ".jsonl"}
 INGESTIBLE = CONTRACT_SUFFIXES | LINEAGE_SUFFIXES
+# Bytes per contract file; lineage files have their own (catalog.openlineage.MAX_FILE_BYTES).
+MAX_CONTRACT_BYTES = 16 * 1024 * 1024
 
 
 @dataclass
@@ -157,6 +159,10 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: Path, *, actor: str | None
 def _ingest_file(con: duckdb.DuckDBPyConnection, path: Path, *, user: access.User, index: bool = True) -> IngestReport:
     report = IngestReport()
     name = str(path)
+    too_big = _over_size_limit(path)
+    if too_big:
+        report.rejected.append(Rejected(name, too_big))
+        return report
     try:
         raw = path.read_bytes()
         text = raw.decode("utf-8-sig")
@@ -188,6 +194,21 @@ def _ingest_file(con: duckdb.DuckDBPyConnection, path: Path, *, user: access.Use
     report.accepted.append(outcome)
     report.warnings += [Warning_(name, w) for w in warnings]
     return report
+
+
+def _over_size_limit(path: Path) -> str | None:
+    """The reason a file is refused unread for its size, naming the limit; None when it fits."""
+    from catalog import openlineage
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return None  # reading it will say why
+    if path.suffix.lower() in LINEAGE_SUFFIXES:
+        return openlineage.file_too_big(size) if size > openlineage.MAX_FILE_BYTES else None
+    if size > MAX_CONTRACT_BYTES:
+        return (f"file of {size:,} bytes is larger than the limit of {MAX_CONTRACT_BYTES:,} bytes "
+                "per contract file (MAX_CONTRACT_BYTES)")
+    return None
 
 
 def _looks_like_lineage(text: str) -> bool:
