@@ -151,7 +151,7 @@ def test_checks_cli_short_timeout_contains_a_runaway_rule(tmp_path):
 def test_checks_cli_timeout_must_be_a_finite_positive_number(value, capsys):
     """'inf' raised an OverflowError in every timer thread; 'nan' was accepted."""
     with pytest.raises(SystemExit) as stop:
-        cli.main(["run", "--all", "--timeout", value])
+        cli.main(["run", "--all", f"--timeout={value}"])
     err = capsys.readouterr().err
     assert stop.value.code == 2, f"--timeout {value} is a usage error"
     assert "argument --timeout" in err and value in err and "Traceback" not in err, err
