@@ -490,6 +490,7 @@ def _make_pre_0007_trail(db, rows: int) -> None:
     """A store as meshgov wrote it before migration 0007: a plain SHA-256 chain."""
     with connect(db) as con:
         con.execute("DROP TABLE audit_chain")
+        con.execute("ALTER TABLE search_docs DROP COLUMN indexed_updated_at")
         con.execute("DELETE FROM schema_version WHERE version = 7")
         prev = audit.GENESIS
         for seq in range(1, rows + 1):
