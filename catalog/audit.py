@@ -132,6 +132,9 @@ def _create_key_file(path: Path) -> bytes:
                             f"set ${KEY_ENV} or MESHGOV_CONFIG_DIR to a writable folder") from exc
 
 
+KEY_MISMATCH = "the audit key does not match the key this trail was written with"
+
+
 def key_check(key: bytes) -> str:
     """A value that identifies the key without revealing it (HMAC of a fixed text)."""
     return hmac.new(key, _KEY_CHECK_TEXT, hashlib.sha256).hexdigest()
@@ -334,7 +337,13 @@ def _ensure_keyed(con, key: bytes) -> None:
     """
     state = con.execute("SELECT key_check, legacy_rows FROM audit_chain WHERE id = 1").fetchone()
     if state is not None and state[0] is not None:
-        return
+        if hmac.compare_digest(state[0], key_check(key)):
+            return
+        if con.execute("SELECT count(*) FROM audit_log").fetchone()[0]:
+            # Appending under another key would break the chain at the new row: refuse loudly.
+            raise AuditKeyError(KEY_MISMATCH + f" (key from {_key_source()}); set ${KEY_ENV} or the "
+                                "key file to the key the trail was written with")
+        state = (None, 0)  # nothing chained yet: the trail simply takes this key
     if state is None:
         con.execute("INSERT INTO audit_chain VALUES (1, NULL, 0, NULL, NULL)")
         state = (None, 0)
@@ -514,8 +523,8 @@ def verify(con: duckdb.DuckDBPyConnection, *, expect_head: tuple[int, str] | Anc
         return early("key", str(exc))
     stored_check = _bind_key(con, key)
     if stored_check is not None and not hmac.compare_digest(stored_check, key_check(key)):
-        return early("key", "the audit key does not match the key this trail was written with "
-                     f"(key from {_key_source()}); set ${KEY_ENV} or the key file to the right key",
+        return early("key", KEY_MISMATCH + f" (key from {_key_source()}); set ${KEY_ENV} or the key "
+                     "file to the key the trail was written with",
                      con.execute("SELECT count(*) FROM audit_log").fetchone()[0])
 
     count, head_seq, head_hash, first_bad = con.execute(f"""
@@ -568,9 +577,12 @@ def _key_source() -> str:
 
 def _bind_key(con, key: bytes) -> str | None:
     """The key check the trail is bound to, binding it (and re-chaining a pre-0007 trail)
-    first when it is not yet; None when that needs a write this connection cannot make."""
+    first when it is not yet, or when the trail is still empty; None when that needs a write
+    this connection cannot make. A key that does not match a non-empty trail is left alone."""
     state = con.execute("SELECT key_check FROM audit_chain WHERE id = 1").fetchone()
-    if state is not None and state[0] is not None:
+    if state is not None and state[0] is not None and (
+            hmac.compare_digest(state[0], key_check(key))
+            or con.execute("SELECT count(*) FROM audit_log").fetchone()[0]):
         return state[0]
     try:
         with _APPEND_LOCK, own_transaction(con):

@@ -523,3 +523,21 @@ def test_a_pre_0007_trail_that_was_already_broken_stays_reported(db):
         result = audit.verify(con)
     assert (result.ok, result.first_broken_seq) == (False, 3), result
     assert "before migration 0007" in result.reason, result.reason
+
+
+def test_recording_under_another_key_is_refused_once_the_trail_has_rows(con, monkeypatch):
+    fill(con, 2)
+    monkeypatch.setenv(audit.KEY_ENV, OTHER_KEY)
+    with pytest.raises(audit.AuditKeyError, match="does not match"):
+        audit.record(con, actor=STEWARD, action="login", target=None)
+    monkeypatch.delenv(audit.KEY_ENV)
+    assert audit.verify(con).ok and audit.verify(con).rows == 2, "nothing was appended under the other key"
+
+
+def test_an_empty_trail_takes_the_key_of_its_first_writer(con, monkeypatch):
+    assert audit.verify(con).ok, "verifying an empty trail binds the session key"
+    monkeypatch.setenv(audit.KEY_ENV, OTHER_KEY)
+    audit.record(con, actor=STEWARD, action="login", target=None)
+    assert audit.verify(con).ok, "an empty trail may be rebound to another key"
+    monkeypatch.delenv(audit.KEY_ENV)
+    assert audit.verify(con).kind == "key", "and from then on the other key is the trail's"
