@@ -1,10 +1,16 @@
-"""The audit trail: append-only, hash-chained, verifiable.
+"""The audit trail: append-only, chained under a secret key, verifiable.
 
-Every row stores the hash of the row before it (`prev_hash`) and its own hash, sha256 over
-a canonical serialisation of its fields plus `prev_hash`. Changing a row, deleting one or
-renumbering them breaks the chain at a row that `verify` names. What the chain alone cannot
-show is the removal of the newest rows (the tail still chains); `verify(expect_head=...)`
-with a head (seq, hash) kept outside the DB covers that — `audit verify` prints the head.
+Every row stores the hash of the row before it (`prev_hash`) and its own hash: HMAC-SHA256,
+under the audit key, of a canonical serialisation of its fields plus `prev_hash`. Changing a
+row, deleting one or renumbering them breaks the chain at a row that `verify` names; and
+because the key is kept outside the DB ($MESHGOV_AUDIT_KEY, else a 0600 key file in
+meshgov's config folder), whoever can write the DB file cannot recompute the chain after an
+edit nor append a row that verifies. What the chain alone cannot show is the removal of the
+newest rows (the tail still chains); `verify(expect_head=...)` with an anchor (seq, hash)
+kept outside the DB covers that — `audit anchor` prints one.
+
+Trails written before migration 0007 were chained with plain SHA-256; on first keyed use
+they are checked under the plain scheme and re-chained under the key (see `_ensure_keyed`).
 
 Writers: within one process several threads may record at once (a cursor each). Appends
 are serialised by a process-wide lock and, because a caller may record inside its own
@@ -19,32 +25,119 @@ from __future__ import annotations
 import contextlib
 import csv
 import hashlib
+import hmac
 import io
 import json
+import os
 import random
+import secrets
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import duckdb
 import pandas as pd
 
 from catalog import access
+from catalog.settings import config_dir
 
 GENESIS = "0" * 64
-# Bump when the canonical form changes; old rows keep verifying under their own version.
-CHAIN_FORMAT = "meshgov-audit-v1"
+# Bump when the canonical form changes. v1 was plain SHA-256 (re-chained on migration 0007).
+CHAIN_FORMAT = "meshgov-audit-v2"
+LEGACY_FORMAT = "meshgov-audit-v1"
 COLUMNS = ("seq", "logged_at", "actor", "via", "action", "target", "before", "after", "prev_hash", "hash")
 
 # The actions the app and CLI record; others are allowed (new slices add their own).
 KNOWN_ACTIONS = ("login", "ingest", "check_run", "policy_change", "role_change", "view_pii",
-                 "export", "seed")
+                 "export", "seed", "audit_rechain")
 
 _APPEND_LOCK = threading.RLock()
 T = TypeVar("T")
+
+
+# --- the key ------------------------------------------------------------------------------------
+
+KEY_ENV = "MESHGOV_AUDIT_KEY"
+KEY_FILE_NAME = "audit.key"
+MIN_KEY_CHARS = 16
+_KEY_CHECK_TEXT = b"meshgov-audit-key-check"
+
+
+class AuditKeyError(Exception):
+    """The audit key cannot be read or created (message says where and how to fix it)."""
+
+
+def key_file() -> Path:
+    return config_dir() / KEY_FILE_NAME
+
+
+def audit_key() -> bytes:
+    """The key the chain is computed under: $MESHGOV_AUDIT_KEY, else the key file in meshgov's
+    config folder, created (32 random bytes, hex, mode 0600) on first use.
+
+    Read at each call, so every store a process opens uses the same key as long as the
+    environment does not change.
+    """
+    env = os.environ.get(KEY_ENV)
+    if env is not None:
+        if len(env.strip()) < MIN_KEY_CHARS:
+            raise AuditKeyError(f"${KEY_ENV} is set but shorter than {MIN_KEY_CHARS} characters; "
+                                "use a long random value (e.g. `openssl rand -hex 32`)")
+        return env.strip().encode("utf-8")
+    path = key_file()
+    try:
+        return _read_key_file(path)
+    except FileNotFoundError:
+        return _create_key_file(path)
+
+
+def _read_key_file(path: Path) -> bytes:
+    mode = path.stat().st_mode
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise AuditKeyError(f"the audit key file {path} can be read by other users "
+                            f"(mode {stat.S_IMODE(mode):o}); run `chmod 600 {path}`")
+    text = path.read_text(encoding="ascii", errors="replace").strip()
+    if len(text) < MIN_KEY_CHARS:
+        raise AuditKeyError(f"the audit key file {path} is empty or too short; restore it from "
+                            "your backup (a new key cannot verify the existing trail)")
+    return text.encode("ascii", errors="replace")
+
+
+def _create_key_file(path: Path) -> bytes:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # Written under a temporary name and linked into place: a concurrent process either
+        # wins the link or reads the complete key of the process that did.
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w", encoding="ascii") as out:
+                out.write(secrets.token_hex(32) + "\n")
+                out.flush()
+                os.fsync(out.fileno())
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                pass
+        finally:
+            tmp.unlink(missing_ok=True)
+        return _read_key_file(path)
+    except OSError as exc:
+        raise AuditKeyError(f"cannot create the audit key file {path}: {exc.strerror or exc}; "
+                            f"set ${KEY_ENV} or MESHGOV_CONFIG_DIR to a writable folder") from exc
+
+
+KEY_MISMATCH = "the audit key does not match the key this trail was written with"
+
+
+def key_check(key: bytes) -> str:
+    """A value that identifies the key without revealing it (HMAC of a fixed text)."""
+    return hmac.new(key, _KEY_CHECK_TEXT, hashlib.sha256).hexdigest()
 
 
 # --- transactions and retries ---------------------------------------------------------------
@@ -148,16 +241,23 @@ def _field(value: str | None) -> str:
 
 
 def canonical_row(*, seq: int, logged_at: datetime | str, actor: str, via: str, action: str,
-                  target: str | None, before: str | None, after: str | None, prev_hash: str) -> str:
-    """The text a row's hash is taken over; `_HASH_SQL` builds the same text in DuckDB."""
+                  target: str | None, before: str | None, after: str | None, prev_hash: str,
+                  chain_format: str = CHAIN_FORMAT) -> str:
+    """The text a row's hash is taken over; `hash_sql` builds the same text in DuckDB."""
     at_text = logged_at if isinstance(logged_at, str) else _iso(logged_at)
-    return "|".join(_field(v) for v in (CHAIN_FORMAT, str(seq), at_text, actor, via, action,
+    return "|".join(_field(v) for v in (chain_format, str(seq), at_text, actor, via, action,
                                         target, before, after, prev_hash))
 
 
-def row_hash(**fields: Any) -> str:
-    """sha256 hex of `canonical_row(**fields)`."""
-    return hashlib.sha256(canonical_row(**fields).encode("utf-8")).hexdigest()
+def row_hash(*, key: bytes | None = None, **fields: Any) -> str:
+    """HMAC-SHA256 hex, under `key` (default: the audit key), of `canonical_row(**fields)`."""
+    return hmac.new(audit_key() if key is None else key, canonical_row(**fields).encode("utf-8"),
+                    hashlib.sha256).hexdigest()
+
+
+def legacy_row_hash(**fields: Any) -> str:
+    """The plain SHA-256 of chains written before migration 0007 (kept to check them once)."""
+    return hashlib.sha256(canonical_row(**fields, chain_format=LEGACY_FORMAT).encode("utf-8")).hexdigest()
 
 
 def _sql_field(expr: str) -> str:
@@ -166,9 +266,20 @@ def _sql_field(expr: str) -> str:
 
 # The same canonical text, computed by DuckDB for every row at once: verify runs as one
 # vectorised query instead of a Python loop (tests compare the two on awkward text).
-_HASH_SQL = "sha256(concat_ws('|', " + ", ".join(_sql_field(e) for e in (
+_CANONICAL_SQL = "concat_ws('|', " + ", ".join(_sql_field(e) for e in (
     f"'{CHAIN_FORMAT}'", "CAST(seq AS VARCHAR)", f"strftime(logged_at, '{ISO_SQL_FORMAT}')",
-    "actor", "via", "action", "target", "before", "after", "prev_hash")) + "))"
+    "actor", "via", "action", "target", "before", "after", "prev_hash")) + ")"
+# HMAC (RFC 2104) spelled with DuckDB's sha256: H((K^opad) || H((K^ipad) || text)). The pads
+# are bound parameters ($ipad, $opad), so the key never appears in query text.
+HASH_SQL = f"sha256($opad::BLOB || unhex(sha256($ipad::BLOB || encode({_CANONICAL_SQL}))))"
+
+
+def hash_params(key: bytes | None = None) -> dict[str, bytes]:
+    """The parameters HASH_SQL needs: the key's inner and outer HMAC pads."""
+    key = audit_key() if key is None else key
+    block = hashlib.sha256().block_size
+    padded = (hashlib.sha256(key).digest() if len(key) > block else key).ljust(block, b"\0")
+    return {"ipad": bytes(b ^ 0x36 for b in padded), "opad": bytes(b ^ 0x5C for b in padded)}
 
 
 # --- writing ------------------------------------------------------------------------------------
@@ -192,25 +303,134 @@ def record(con: duckdb.DuckDBPyConnection, *, actor: access.User | str, action: 
         raise ValueError("action must be a non-empty string, e.g. 'ingest'")
     who, via = _actor_fields(actor)
     before_text, after_text = canonical_json(before), canonical_json(after)
+    key = audit_key()
 
     def append() -> int:
         with _APPEND_LOCK, own_transaction(con):
-            last = con.execute("SELECT seq, hash FROM audit_log "
-                               "WHERE seq = (SELECT max(seq) FROM audit_log)").fetchone()
-            seq, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS)
-            logged_at = datetime.now(UTC).replace(tzinfo=None)
-            digest = row_hash(seq=seq, logged_at=logged_at, actor=who, via=via, action=action, target=target,
-                              before=before_text, after=after_text, prev_hash=prev_hash)
-            con.execute("INSERT INTO audit_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        [seq, logged_at, who, via, action, target, before_text, after_text, prev_hash, digest])
-            return seq
+            _ensure_keyed(con, key)
+            return _append(con, key, who, via, action, target, before_text, after_text)
 
     return retry_write(con, append)
 
 
+def _append(con, key: bytes, who: str, via: str, action: str, target: str | None,
+            before_text: str | None, after_text: str | None) -> int:
+    last = con.execute("SELECT seq, hash FROM audit_log "
+                       "WHERE seq = (SELECT max(seq) FROM audit_log)").fetchone()
+    seq, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS)
+    logged_at = datetime.now(UTC).replace(tzinfo=None)
+    digest = row_hash(key=key, seq=seq, logged_at=logged_at, actor=who, via=via, action=action,
+                      target=target, before=before_text, after=after_text, prev_hash=prev_hash)
+    con.execute("INSERT INTO audit_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [seq, logged_at, who, via, action, target, before_text, after_text, prev_hash, digest])
+    return seq
+
+
+def _ensure_keyed(con, key: bytes) -> None:
+    """Bind the trail to `key` on first keyed use; re-chain rows written before 0007.
+
+    Re-chaining (rather than keeping a plain-SHA-256 prefix) leaves one rule for every row.
+    The plain chain is checked first and the outcome is written into an `audit_rechain` row
+    under the key: a trail that was already broken is re-chained (the app must keep
+    recording) but `verify` keeps reporting where the plain chain broke.
+    Runs inside the caller's transaction, under the append lock.
+    """
+    state = con.execute("SELECT key_check, legacy_rows FROM audit_chain WHERE id = 1").fetchone()
+    if state is not None and state[0] is not None:
+        if hmac.compare_digest(state[0], key_check(key)):
+            return
+        if con.execute("SELECT count(*) FROM audit_log").fetchone()[0]:
+            # Appending under another key would break the chain at the new row: refuse loudly.
+            raise AuditKeyError(KEY_MISMATCH + f" (key from {_key_source()}); set ${KEY_ENV} or the "
+                                "key file to the key the trail was written with")
+        state = (None, 0)  # nothing chained yet: the trail simply takes this key
+    if state is None:
+        con.execute("INSERT INTO audit_chain VALUES (1, NULL, 0, NULL, NULL)")
+        state = (None, 0)
+    if state[1]:
+        _rechain(con, key)
+    con.execute("UPDATE audit_chain SET key_check = ? WHERE id = 1", [key_check(key)])
+
+
+def _rechain(con, key: bytes) -> None:
+    rows = con.execute("SELECT rowid, " + _ROW_SQL.removeprefix("SELECT ") + " ORDER BY seq, rowid").fetchall()
+    legacy = con.execute("SELECT legacy_rows, legacy_head_seq, legacy_head_hash FROM audit_chain").fetchone()
+    broken_seq, why, prev, expected_seq = None, "", GENESIS, 1
+    rechained, new_prev = [], GENESIS
+    for rowid, *row in rows:
+        seq, stored_prev, stored = row[0], row[8], row[9]
+        fields = dict(zip(COLUMNS[:8], row[:8], strict=True))
+        if broken_seq is None:
+            if seq != expected_seq:
+                broken_seq, why = expected_seq, f"seq {expected_seq} missing (next row is seq {seq})"
+            elif stored_prev != prev:
+                broken_seq, why = seq, "does not chain to the row before it"
+            elif legacy_row_hash(**fields, prev_hash=stored_prev) != stored:
+                broken_seq, why = seq, "its fields no longer match its plain SHA-256 hash"
+        prev, expected_seq = stored, (seq or 0) + 1
+        new_hash = row_hash(key=key, **fields, prev_hash=new_prev)
+        rechained.append((rowid, new_prev, new_hash))
+        new_prev = new_hash
+    if broken_seq is None and rows and (legacy[1], legacy[2]) != (rows[-1][1], rows[-1][10]):
+        broken_seq, why = legacy[1], "the newest rows written before migration 0007 were removed"
+    if rechained:
+        frame = pd.DataFrame(rechained, columns=["row_id", "prev_hash", "hash"])  # noqa: F841 - read by DuckDB
+        con.execute("UPDATE audit_log SET prev_hash = frame.prev_hash, hash = frame.hash "
+                    "FROM frame WHERE audit_log.rowid = frame.row_id")
+    _append(con, key, "meshgov", "system", "audit_rechain", "audit_log", None, canonical_json({
+        "from": LEGACY_FORMAT, "to": CHAIN_FORMAT, "rows": len(rows),
+        "legacy_head_seq": legacy[1], "legacy_head_hash": legacy[2],
+        "legacy_intact": broken_seq is None, "legacy_broken_seq": broken_seq, "legacy_broken": why}))
+
+
 # --- verifying ----------------------------------------------------------------------------------
 
-BreakKind = Literal["altered", "deleted", "reordered"]
+BreakKind = Literal["altered", "deleted", "reordered", "schema", "key"]
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """A head recorded outside the DB: `audit anchor` prints it as JSON."""
+    seq: int
+    hash: str
+    at: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"seq": self.seq, "hash": self.hash, "at": self.at}
+
+
+def parse_anchor(text: str, *, allow_file: bool = False) -> Anchor:
+    """An anchor from `SEQ:HASH`, the JSON `audit anchor` prints, or (`allow_file`, the CLI
+    only: a page must never read server paths) a file holding either."""
+    text = (text or "").strip()
+    if allow_file and text and not text.startswith("{") and not text.partition(":")[0].isdigit():
+        path = Path(text)
+        if path.is_file():
+            text = path.read_text(encoding="utf-8", errors="replace").strip()
+    if text.startswith("{"):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"the anchor is not valid JSON ({exc.msg}); pass what `audit anchor --json` "
+                             "printed") from None
+        if not isinstance(data, dict):
+            raise ValueError('the anchor JSON must be an object like {"seq": 12, "hash": "…", "at": "…"}')
+        seq, digest, at = data.get("seq"), data.get("hash"), data.get("at")
+    else:
+        seq_text, _, digest = text.partition(":")
+        seq = int(seq_text) if seq_text.isdigit() else None
+        at = None
+    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
+        raise ValueError("the anchor needs a positive integer seq: give SEQ:HASH or the JSON "
+                         "`audit anchor --json` printed (or a file holding it)")
+    if not isinstance(digest, str) or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        raise ValueError("the anchor's hash must be 64 lowercase hex characters")
+    if at is not None:
+        try:
+            at = _iso(datetime.fromisoformat(at))
+        except (TypeError, ValueError):
+            raise ValueError("the anchor's 'at' must be an ISO time, as `audit anchor` prints it") from None
+    return Anchor(seq, digest, at)
 
 
 @dataclass(frozen=True)
@@ -223,84 +443,199 @@ class VerifyResult:
     head_seq: int | None = None
     head_hash: str | None = None
     seconds: float = 0.0
+    anchor_seq: int | None = None
+    anchor_at: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
     def summary(self) -> str:
-        if self.ok:
-            head = f"; head seq {self.head_seq} {self.head_hash}" if self.head_seq else ""
-            return f"audit trail intact: {self.rows} rows{head}"
-        return f"audit trail BROKEN at seq {self.first_broken_seq} ({self.kind}): {self.reason}"
+        """What was checked, in one line (the CLI and the Audit page show it)."""
+        if not self.ok:
+            where = f" at seq {self.first_broken_seq}" if self.first_broken_seq is not None else ""
+            return f"audit trail BROKEN{where} ({self.kind}): {self.reason}"
+        if not self.head_seq:
+            return "audit trail intact: 0 rows (empty)"
+        text = f"audit trail intact: {self.rows} rows, chain intact up to seq {self.head_seq}"
+        if self.anchor_seq is not None:
+            at = f" (logged {self.anchor_at})" if self.anchor_at else ""
+            return (text + f", anchored at seq {self.anchor_seq}{at}: no row up to the anchor "
+                    "was removed")
+        return text + "; no anchor given: deletion of the newest rows cannot be detected"
 
 
 _ROW_SQL = "SELECT seq, logged_at, actor, via, action, target, before, after, prev_hash, hash FROM audit_log"
 
 
-def _recompute(row: tuple, *, seq: int | None = None) -> str:
+def _recompute(row: tuple, *, seq: int | None = None, key: bytes | None = None) -> str:
     s, logged_at, actor, via, action, target, before, after, prev_hash, _ = row
-    return row_hash(seq=s if seq is None else seq, logged_at=logged_at, actor=actor, via=via, action=action,
-                    target=target, before=before, after=after, prev_hash=prev_hash)
+    return row_hash(key=key, seq=s if seq is None else seq, logged_at=logged_at, actor=actor, via=via,
+                    action=action, target=target, before=before, after=after, prev_hash=prev_hash)
 
 
-def verify(con: duckdb.DuckDBPyConnection, *, expect_head: tuple[int, str] | None = None) -> VerifyResult:
-    """Recompute the chain; report the first row that does not fit, and why.
+def _schema_problem(con) -> str | None:
+    """Why the audit table cannot be trusted as a table (missing, constraints dropped), if so."""
+    tables = {r[0] for r in con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE table_name IN ('audit_log', 'audit_chain')").fetchall()}
+    if "audit_log" not in tables:
+        return ("this database has no audit_log table: it is not a meshgov store, or the "
+                "table was dropped")
+    nullable = [r[0] for r in con.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE table_name = 'audit_log' AND is_nullable "
+        "AND column_name IN ('seq', 'logged_at', 'actor', 'via', 'action', 'prev_hash', 'hash') "
+        "ORDER BY column_index").fetchall()]
+    if nullable:
+        return (f"the NOT NULL constraint on audit_log.{', '.join(nullable)} was dropped: "
+                "the table was altered outside meshgov")
+    unique_seq = con.execute(
+        "SELECT count(*) FROM duckdb_constraints() WHERE table_name = 'audit_log' "
+        "AND constraint_type IN ('PRIMARY KEY', 'UNIQUE') AND constraint_column_names = ['seq']").fetchone()[0]
+    if not unique_seq:
+        return "audit_log.seq is no longer unique (its primary key was dropped): the table was altered"
+    if "audit_chain" not in tables:
+        return "this database has no audit_chain table (the key check): it was dropped"
+    return None
 
-    One DuckDB query recomputes every hash and compares each row with the one before it;
-    only the first broken row is then examined in Python to say how it broke.
-    `expect_head` = (seq, hash) recorded earlier outside the DB: the chain must still
-    contain that row unchanged, which catches the newest rows being cut off.
+
+def verify(con: duckdb.DuckDBPyConnection, *, expect_head: tuple[int, str] | Anchor | None = None,
+           key: bytes | None = None) -> VerifyResult:
+    """Recompute the chain under the key; report the first row that does not fit, and why.
+
+    One DuckDB query recomputes every HMAC and compares each row with the one before it
+    (NULL-safe: a NULL hash never compares as equal); only the first broken row is then
+    examined in Python to say how it broke. `expect_head` = an anchor (seq, hash) recorded
+    earlier outside the DB: the chain must still contain that row unchanged, which catches
+    the newest rows being cut off.
     """
     started = time.perf_counter()
+    anchor = (expect_head if isinstance(expect_head, Anchor) or expect_head is None
+              else Anchor(int(expect_head[0]), str(expect_head[1])))
+
+    def early(kind: BreakKind, reason: str, rows: int = 0) -> VerifyResult:
+        return VerifyResult(False, rows, None, kind, reason, seconds=time.perf_counter() - started)
+
+    problem = _schema_problem(con)
+    if problem:
+        return early("schema", problem)
+    try:
+        key = audit_key() if key is None else key
+    except AuditKeyError as exc:
+        return early("key", str(exc))
+    stored_check = _bind_key(con, key)
+    if stored_check is not None and not hmac.compare_digest(stored_check, key_check(key)):
+        return early("key", KEY_MISMATCH + f" (key from {_key_source()}); set ${KEY_ENV} or the key "
+                     "file to the key the trail was written with",
+                     con.execute("SELECT count(*) FROM audit_log").fetchone()[0])
+
     count, head_seq, head_hash, first_bad = con.execute(f"""
         WITH chain AS (
-            SELECT seq, hash, prev_hash, {_HASH_SQL} AS recomputed,
+            SELECT seq, hash, prev_hash, {HASH_SQL} AS recomputed,
                    lag(hash, 1, '{GENESIS}') OVER (ORDER BY seq) AS expected_prev,
                    lag(seq, 1, 0) OVER (ORDER BY seq) AS prev_seq
             FROM audit_log)
         SELECT count(*), max(seq), arg_max(hash, seq),
-               min(seq) FILTER (WHERE seq <> prev_seq + 1 OR prev_hash <> expected_prev
-                                   OR recomputed <> hash)
-        FROM chain""").fetchone()
+               min(seq) FILTER (WHERE seq IS DISTINCT FROM prev_seq + 1
+                                   OR prev_hash IS DISTINCT FROM expected_prev
+                                   OR recomputed IS DISTINCT FROM hash)
+        FROM chain""", hash_params(key)).fetchone()
 
     def result(ok: bool, seq: int | None = None, kind: BreakKind | None = None, reason: str = ""):
         return VerifyResult(ok, count, seq, kind, reason, head_seq, head_hash,
-                            time.perf_counter() - started)
+                            time.perf_counter() - started,
+                            anchor.seq if anchor else None, anchor.at if anchor else None)
 
     if first_bad is not None:
-        row = con.execute(_ROW_SQL + " WHERE seq = ?", [first_bad]).fetchone()
+        row = con.execute(_ROW_SQL + " WHERE seq = ? LIMIT 1", [first_bad]).fetchone()
         prev = con.execute(_ROW_SQL + " WHERE seq < ? ORDER BY seq DESC LIMIT 1", [first_bad]).fetchone()
-        broken = _check_row(con, row, prev) or (
+        broken = _check_row(con, row, prev, key) or (
             first_bad, "altered", "its stored hash does not match the recomputed one")
         return result(False, *broken)
-    if expect_head:
-        want_seq, want_hash = expect_head
-        if head_seq is None or head_seq < want_seq:
+    legacy = _legacy_break(con)
+    if legacy:
+        return result(False, *legacy)
+    if anchor:
+        if head_seq is None or head_seq < anchor.seq:
             return result(False, (head_seq or 0) + 1, "deleted",
                           f"the trail ends at seq {head_seq or 0} but the anchor names seq "
-                          f"{want_seq}: the newest rows were deleted")
-        stored = con.execute("SELECT hash FROM audit_log WHERE seq = ?", [want_seq]).fetchone()[0]
-        if stored != want_hash:
-            return result(False, want_seq, "altered",
-                          f"seq {want_seq} hashes to {stored[:12]}… but the anchor recorded "
-                          f"{want_hash[:12]}…: the chain was rewritten from there on")
+                          f"{anchor.seq}: the newest rows were deleted")
+        stored, logged_at = con.execute("SELECT hash, logged_at FROM audit_log WHERE seq = ?",
+                                        [anchor.seq]).fetchone()
+        if stored != anchor.hash:
+            return result(False, anchor.seq, "altered",
+                          f"seq {anchor.seq} hashes to {stored[:12]}… but the anchor recorded "
+                          f"{anchor.hash[:12]}…: the chain was rewritten from there on (or the "
+                          "anchor was taken under another key or before migration 0007)")
+        if anchor.at is not None and anchor.at != _iso(logged_at):
+            return result(False, anchor.seq, "altered",
+                          f"seq {anchor.seq} was logged at {_iso(logged_at)}, the anchor says {anchor.at}")
     return result(True)
 
 
-def _check_row(con, row: tuple, prev: tuple | None) -> tuple[int, BreakKind, str] | None:
+def _key_source() -> str:
+    return f"${KEY_ENV}" if os.environ.get(KEY_ENV) is not None else str(key_file())
+
+
+def _bind_key(con, key: bytes) -> str | None:
+    """The key check the trail is bound to, binding it (and re-chaining a pre-0007 trail)
+    first when it is not yet, or when the trail is still empty; None when that needs a write
+    this connection cannot make. A key that does not match a non-empty trail is left alone."""
+    state = con.execute("SELECT key_check FROM audit_chain WHERE id = 1").fetchone()
+    if state is not None and state[0] is not None and (
+            hmac.compare_digest(state[0], key_check(key))
+            or con.execute("SELECT count(*) FROM audit_log").fetchone()[0]):
+        return state[0]
+    try:
+        with _APPEND_LOCK, own_transaction(con):
+            _ensure_keyed(con, key)
+    except duckdb.Error:
+        return None
+    return key_check(key)
+
+
+def _legacy_break(con) -> tuple[int, BreakKind, str] | None:
+    """Where a pre-0007 trail was already broken when it was re-chained (read from the
+    keyed `audit_rechain` row, so it cannot be edited away)."""
+    for seq, after in con.execute("SELECT seq, after FROM audit_log WHERE action = 'audit_rechain' "
+                                  "AND actor = 'meshgov' ORDER BY seq").fetchall():
+        try:
+            info = json.loads(after or "{}")
+        except json.JSONDecodeError:
+            continue
+        if info.get("legacy_intact") is False:
+            return (info.get("legacy_broken_seq") or seq, "altered",
+                    f"the plain-SHA-256 trail written before migration 0007 was already broken at "
+                    f"seq {info.get('legacy_broken_seq')} ({info.get('legacy_broken')}) when it was "
+                    f"re-chained under the key at seq {seq}")
+    return None
+
+
+def head(con: duckdb.DuckDBPyConnection) -> Anchor | None:
+    """The newest row as an anchor (None for an empty trail); verify first to trust it."""
+    row = con.execute("SELECT seq, hash, logged_at FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
+    return Anchor(row[0], row[1], _iso(row[2])) if row else None
+
+
+def _check_row(con, row: tuple, prev: tuple | None, key: bytes) -> tuple[int, BreakKind, str] | None:
     seq, prev_hash, stored_hash = row[0], row[8], row[9]
     expected_seq = prev[0] + 1 if prev else 1
     expected_prev = prev[9] if prev else GENESIS
+    if prev is not None and seq == prev[0]:
+        return seq, "reordered", f"two rows carry seq {seq}: a row was copied or renumbered"
     if seq != expected_seq:
         missing = f"seq {expected_seq}" if seq == expected_seq + 1 else f"seq {expected_seq}–{seq - 1}"
         return expected_seq, "deleted", f"{missing} missing: the row(s) before seq {seq} were deleted"
-    self_ok = _recompute(row) == stored_hash
+    if stored_hash is None or prev_hash is None:
+        which = "hash" if stored_hash is None else "prev_hash"
+        return seq, "altered", f"its {which} is NULL: the row was changed after it was written"
+    if prev is not None and prev[9] is None:
+        return expected_seq - 1, "altered", f"seq {expected_seq - 1} has a NULL hash"
+    self_ok = _recompute(row, key=key) == stored_hash
     link_ok = prev_hash == expected_prev
     if self_ok and link_ok:
         return None
     origin = _origin_of(con, prev_hash)
     if not self_ok:
-        written_as = _written_as(row)
+        written_as = _written_as(row, key)
         if written_as is not None and origin is not None:
             return seq, "reordered", (f"the row now at seq {seq} was written as seq {written_as}: "
                                       "rows were renumbered or moved")
@@ -309,7 +644,8 @@ def _check_row(con, row: tuple, prev: tuple | None) -> tuple[int, BreakKind, str
                                     "the row it chained to is gone: rows were deleted and later "
                                     "rows renumbered")
         return seq, "altered", (f"its fields no longer match its stored hash "
-                                f"{stored_hash[:12]}…: the row was changed after it was written")
+                                f"{stored_hash[:12]}…: the row was changed after it was written, "
+                                "or written or re-hashed without the audit key")
     # The row itself is intact but does not chain to the row before it.
     if origin is not None and origin != expected_seq - 1:
         return seq, "reordered", (f"seq {seq} chains to seq {origin}, not to seq {expected_seq - 1}: "
@@ -322,11 +658,11 @@ def _check_row(con, row: tuple, prev: tuple | None) -> tuple[int, BreakKind, str
         f"{prev_hash[:12]}…, but seq {expected_seq - 1} now hashes to {expected_prev[:12]}…")
 
 
-def _written_as(row: tuple, *, window: int = 64) -> int | None:
+def _written_as(row: tuple, key: bytes, *, window: int = 64) -> int | None:
     """The seq a row was hashed with, when it is near its present one (moved, not edited)."""
     seq = row[0]
     for candidate in sorted(range(max(1, seq - window), seq + window + 1), key=lambda c: abs(c - seq)):
-        if candidate != seq and _recompute(row, seq=candidate) == row[9]:
+        if candidate != seq and _recompute(row, seq=candidate, key=key) == row[9]:
             return candidate
     return None
 

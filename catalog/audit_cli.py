@@ -38,19 +38,30 @@ def _add_audit(subparsers, db_arg) -> None:
     p = subparsers.add_parser("audit", help="verify, list and export the tamper-evident audit trail")
     sub = p.add_subparsers(dest="audit_command", required=True, parser_class=type(p))
 
-    v = sub.add_parser("verify", help="recompute the hash chain; exit 1 naming the first broken row",
+    v = sub.add_parser("verify", help="recompute the keyed chain; exit 1 naming the first broken row",
                        description="Exit 0 when the chain is intact, 1 naming the first broken row "
-                                   "(seq, and whether it was altered, deleted or reordered).")
+                                   "(seq, and whether it was altered, deleted or reordered), a wrong "
+                                   "audit key, or a missing/altered audit table.")
     db_arg(v)
     v.add_argument("--json", action="store_true", help="print the result as one JSON object")
-    v.add_argument("--anchor", metavar="SEQ:HASH",
-                   help="a head printed by an earlier verify: also catches deleted newest rows")
+    v.add_argument("--anchor", metavar="ANCHOR",
+                   help="a head taken earlier by `audit anchor`: its JSON, a file holding it, or "
+                        "SEQ:HASH; proves no row up to it was removed")
     v.set_defaults(handler=_verify)
+
+    a = sub.add_parser("anchor", help="print the head of a verified chain, to keep outside the DB",
+                       description="Verify the chain, then print its head as JSON "
+                                   '{"seq": N, "hash": "...", "at": "..."}. Keep it somewhere the DB\'s '
+                                   "writers cannot change; `audit verify --anchor` later proves no row "
+                                   "up to it was removed. Exit 1 if the chain is broken.")
+    db_arg(a)
+    a.add_argument("--json", action="store_true", help="print only the JSON (for scripts)")
+    a.set_defaults(handler=_anchor)
 
     ls = sub.add_parser("list", help="show audit rows, newest first")
     db_arg(ls)
     _filters(ls)
-    ls.add_argument("--limit", type=int, default=50, help="rows to show (default 50; 0 = all)")
+    ls.add_argument("--limit", type=_list_limit, default=50, help="rows to show (default 50; 0 = all)")
     ls.add_argument("--json", action="store_true", help="print a JSON list")
     ls.set_defaults(handler=_list)
 
@@ -62,15 +73,19 @@ def _add_audit(subparsers, db_arg) -> None:
     ex.set_defaults(handler=_export)
 
 
+def _list_limit(text: str) -> int:
+    from catalog.cli import bounded_int  # catalog.cli imports this module while building its parser
+    return bounded_int(0, 10**9)(text)
+
+
 def _verify(args, db_path) -> int:
     anchor = None
     if args.anchor:
-        seq, sep, digest = args.anchor.partition(":")
-        if not sep or not seq.isdigit() or len(digest) != 64:
-            print("error: --anchor must look like SEQ:HASH (the head an earlier verify printed)",
-                  file=sys.stderr)
+        try:
+            anchor = audit.parse_anchor(args.anchor, allow_file=True)
+        except (ValueError, OSError) as exc:
+            print(f"error: --anchor: {exc}", file=sys.stderr)
             return 2
-        anchor = (int(seq), digest)
     with connect(db_path) as con:
         result = audit.verify(con, expect_head=anchor)
     if args.json:
@@ -78,8 +93,30 @@ def _verify(args, db_path) -> int:
     else:
         print(result.summary())
         if result.ok and result.head_seq:
-            print(f"anchor for a later check: --anchor {result.head_seq}:{result.head_hash}")
+            print(f"anchor for a later check: --anchor {result.head_seq}:{result.head_hash} "
+                  "(or keep the JSON of `audit anchor`)")
     return 0 if result.ok else 1
+
+
+def _anchor(args, db_path) -> int:
+    with connect(db_path) as con:
+        result = audit.verify(con)
+        head = audit.head(con) if result.ok else None
+    if not result.ok:
+        print(result.summary(), file=sys.stderr)
+        print("no anchor printed: an anchor of a broken chain proves nothing", file=sys.stderr)
+        return 1
+    if head is None:
+        print("error: the audit trail is empty; there is no head to anchor yet", file=sys.stderr)
+        return 1
+    text = json.dumps(head.to_json())
+    if args.json:
+        print(text)
+    else:
+        print(text)
+        print(f"keep this outside the DB; later: python -m catalog audit verify --anchor '{text}'",
+              file=sys.stderr)
+    return 0
 
 
 def _filter_kwargs(args) -> dict:

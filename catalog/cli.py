@@ -13,8 +13,24 @@ import sys
 
 from catalog import ingest as ingest_mod
 from catalog import search as search_mod
+from catalog.audit import AuditKeyError
 from catalog.settings import resolve_db_path
 from catalog.store import StoreError, connect
+
+MAX_SEARCH_LIMIT = 100_000
+
+
+def bounded_int(low: int, high: int):
+    """An argparse type: a whole number in [low, high], else a one-line usage error (exit 2)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be between {low} and {high}, got {text}")
+        return value
+    return parse
 
 
 class _Parser(argparse.ArgumentParser):
@@ -44,10 +60,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("query", nargs="?", default="")
     _db_arg(p)
     p.add_argument("--json", action="store_true", help="print a JSON list best first")
-    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--limit", type=bounded_int(1, MAX_SEARCH_LIMIT), default=20,
+                   help=f"products to show (1-{MAX_SEARCH_LIMIT}, default 20)")
     p.add_argument("--domain")
     p.add_argument("--owner")
     p.add_argument("--classification")
+
+    p = sub.add_parser("reindex", help="rebuild the search index from what the store holds",
+                       description="Rebuild the search index of every product (after a crash, or "
+                                   "if search misses products). Searches also repair a stale index "
+                                   "on their own; this forces a full rebuild and says what was stale.")
+    _db_arg(p)
 
     try:
         from catalog import lineage_cli
@@ -66,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return _dispatch(args)
-    except StoreError as exc:
+    except (StoreError, AuditKeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
@@ -81,10 +104,13 @@ def _dispatch(args) -> int:
         else:
             _print_report(report)
         return 1 if report.rejected else 0
+    if args.command == "reindex":
+        with connect(db) as con:
+            stale = search_mod.refresh(con, full=True)
+            products = con.execute("SELECT count(*) FROM products").fetchone()[0]
+        print(f"search index rebuilt: {products} products ({stale} were stale or missing)")
+        return 0
     if args.command == "search":
-        if args.limit < 1:
-            print("error: --limit must be at least 1", file=sys.stderr)
-            return 2
         with connect(db) as con:
             hits = search_mod.search(con, args.query, limit=args.limit, domain=args.domain,
                                      owner=args.owner, classification=args.classification)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -22,6 +23,8 @@ from catalog.store import transaction
 CONTRACT_SUFFIXES = {".yaml", ".yml"}
 LINEAGE_SUFFIXES = {".json", ".ndjson", ".jsonl"}
 INGESTIBLE = CONTRACT_SUFFIXES | LINEAGE_SUFFIXES
+# Bytes per contract file; lineage files have their own (catalog.openlineage.MAX_FILE_BYTES).
+MAX_CONTRACT_BYTES = 2 * 1024 * 1024  # YAML parses at ~0.15 MB/s here: bounds the time too
 
 
 @dataclass
@@ -93,12 +96,52 @@ def ingest_paths(con: duckdb.DuckDBPyConnection, paths: Iterable[str | Path], *,
     user = _acting(user, actor)
     files, missing = expand_paths(paths)
     report = IngestReport(rejected=missing)
+    stored_in_batch: dict[str, Accepted] = {}
     for path in files:
-        report.extend(ingest_file(con, path, user=user, index=not bulk))
+        one = ingest_file(con, path, user=user, index=not bulk)
+        report.extend(one)
+        report.warnings += _same_id_in_batch(one, stored_in_batch)
     if bulk and report.accepted:
         with transaction(con):
             search.reindex(con)
     return report
+
+
+def _same_id_in_batch(one: IngestReport, stored_in_batch: dict[str, Accepted]) -> list[Warning_]:
+    """Two files of one batch with the same contract id and different content: the later one
+    silently became the newest revision. Say so, naming both files and versions."""
+    warnings = []
+    for item in one.accepted:
+        if item.kind != "contract":
+            continue
+        earlier = stored_in_batch.get(item.id)
+        if earlier is not None and not item.unchanged and earlier.file != item.file:
+            warnings.append(Warning_(item.file, (
+                f"contract {item.id!r} (version {item.version or '?'}) is also in {earlier.file} "
+                f"(version {earlier.version or '?'}) in this batch with different content; "
+                f"{item.file} was stored last, so it is the newest revision")))
+        if not item.unchanged or item.id not in stored_in_batch:
+            stored_in_batch[item.id] = item
+    return warnings
+
+
+_SEMVER = re.compile(r"^v?(\d+)(?:\.(\d+))?(?:\.(\d+))?(?:[-+].*)?$")
+
+
+def _semver(version: str | None) -> tuple[int, int, int] | None:
+    # Same reading as checks.compat._semver (catalog cannot import checks: arrows point down).
+    match = _SEMVER.match(str(version or "").strip())
+    return tuple(int(part or 0) for part in match.groups()) if match else None  # type: ignore[return-value]
+
+
+def _older_version_warning(contract_id: str, new_version: str | None, latest_version: str | None,
+                           latest_revision: int) -> list[str]:
+    new, old = _semver(new_version), _semver(latest_version)
+    if new is None or old is None or not new < old:
+        return []
+    return [f"contract {contract_id!r}: version {new_version} is older than the stored version "
+            f"{latest_version} (revision {latest_revision}), yet it is now the newest revision; "
+            "re-ingest the newer file if this was not meant"]
 
 
 def ingest_file(con: duckdb.DuckDBPyConnection, path: Path, *, actor: str | None = None,
@@ -116,6 +159,10 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: Path, *, actor: str | None
 def _ingest_file(con: duckdb.DuckDBPyConnection, path: Path, *, user: access.User, index: bool = True) -> IngestReport:
     report = IngestReport()
     name = str(path)
+    too_big = _over_size_limit(path)
+    if too_big:
+        report.rejected.append(Rejected(name, too_big))
+        return report
     try:
         raw = path.read_bytes()
         text = raw.decode("utf-8-sig")
@@ -147,6 +194,21 @@ def _ingest_file(con: duckdb.DuckDBPyConnection, path: Path, *, user: access.Use
     report.accepted.append(outcome)
     report.warnings += [Warning_(name, w) for w in warnings]
     return report
+
+
+def _over_size_limit(path: Path) -> str | None:
+    """The reason a file is refused unread for its size, naming the limit; None when it fits."""
+    from catalog import openlineage
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return None  # reading it will say why
+    if path.suffix.lower() in LINEAGE_SUFFIXES:
+        return openlineage.file_too_big(size) if size > openlineage.MAX_FILE_BYTES else None
+    if size > MAX_CONTRACT_BYTES:
+        return (f"file of {size:,} bytes is larger than the limit of {MAX_CONTRACT_BYTES:,} bytes "
+                "per contract file (MAX_CONTRACT_BYTES)")
+    return None
 
 
 def _looks_like_lineage(text: str) -> bool:
@@ -187,7 +249,7 @@ def _store_contract(con, contract, validation, *, text: str, source: str, user: 
     now = datetime.now(UTC).replace(tzinfo=None)
     with transaction(con):
         latest = con.execute(
-            "SELECT revision, content_hash, product_id FROM contracts WHERE contract_id = ? "
+            "SELECT revision, content_hash, product_id, version FROM contracts WHERE contract_id = ? "
             "ORDER BY revision DESC LIMIT 1", [contract.id]).fetchone()
         if latest and latest[1] == content_hash:
             return Accepted(source, contract.id, contract.version, unchanged=True), validation.warnings
@@ -204,7 +266,8 @@ def _store_contract(con, contract, validation, *, text: str, source: str, user: 
                      before={"revision": latest[0], "content_hash": latest[1]} if latest else None,
                      after={"revision": revision, "version": contract.version, "product": product_id,
                             "content_hash": content_hash, "file": source})
-    return Accepted(source, contract.id, contract.version), validation.warnings
+    older = _older_version_warning(contract.id, contract.version, latest[3], latest[0]) if latest else []
+    return Accepted(source, contract.id, contract.version), validation.warnings + older
 
 
 def _write_contract_details(con, contract, product_id: str, product_name: str, now: datetime) -> None:

@@ -25,6 +25,7 @@ import os
 import re
 import unicodedata
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -43,6 +44,17 @@ TERMINAL_STATES = ("COMPLETE", "ABORT", "FAIL")
 # A facet's own envelope; missing it is a producer's sloppiness, not broken lineage.
 ENVELOPE_FIELDS = {"_producer", "_schemaURL"}
 MAX_REASONS = 3
+
+# Limits on what one producer may send (events are user input). Beyond them an event is
+# quarantined, or a file rejected, with a reason naming the limit — before the expensive
+# work: an unbounded event of 200,000 inputs (8 MB) took 112 s and 4.8 GB, column lineage
+# of 20,000 x 20 fields (21 MB) passed 6 GB. Real producers stay far below them (the largest
+# real event in ../shared/fixtures is a few KB). Documented in the README.
+MAX_FILE_BYTES = 256 * 1024 * 1024        # one lineage file (NDJSON is read one event at a time)
+MAX_EVENT_BYTES = 4 * 1024 * 1024         # one event's JSON text
+MAX_EVENT_DATASETS = 2_000                # inputs, and outputs, of one event (each)
+MAX_COLUMN_LINEAGE_FIELDS = 10_000        # input fields named in one event's column lineage
+MAX_QUARANTINE_RAW_BYTES = 64 * 1024      # raw text kept of an event quarantined for its size
 
 # Where a facet sits decides which facet schema applies (`ownership` on a job is not the
 # `ownership` of a dataset; `dataQualityMetrics` exists as input and as dataset facet).
@@ -84,85 +96,184 @@ class Event:
 
 def ingest_text(con: duckdb.DuckDBPyConnection, text: str, *, source: str,
                 actor: str | None = None) -> IngestReport:
-    """Judge and store every event of one file; one transaction per event."""
+    """Judge and store every event of one file; one transaction per event.
+
+    Events are decoded and stored one at a time: memory follows the largest event, not the
+    file (an array is walked element by element, NDJSON line by line)."""
     report = IngestReport()
+    if len(text) > MAX_FILE_BYTES:
+        report.rejected.append(Rejected(source, file_too_big(len(text.encode("utf-8", "replace")))))
+        return report
+    file_warnings: list[str] = []
+    who = actor or getpass.getuser()
+    count = 0
     try:
-        items, file_warnings = split_events(text)
+        for index, (event, raw, read_error) in enumerate(iter_events(text, file_warnings)):
+            count += 1
+            _ingest_one(con, report, event, raw, read_error, source=source, index=index, who=who)
     except EventError as exc:
         report.rejected.append(Rejected(source, str(exc)))
         return report
     report.warnings += [Warning_(source, w) for w in file_warnings]
-    if not items:
+    if not count:
         report.warnings.append(Warning_(source, "no OpenLineage events in this file"))
-    who = actor or getpass.getuser()
-    for index, (event, raw, read_error) in enumerate(items):
-        where = f"{source}#{index}"
-        try:
-            if read_error:
-                raise EventError(read_error)
-            parsed = check_event(event)
-        except EventError as exc:
-            _quarantine(con, raw, str(exc), source, index, who)
-            report.rejected.append(Rejected(where, str(exc)))
-            continue
-        except Exception as exc:  # noqa: BLE001 - a producer's event must never crash a batch
-            reason = f"unreadable event ({type(exc).__name__}: {exc})"
-            _quarantine(con, raw, reason, source, index, who)
-            report.rejected.append(Rejected(where, reason))
-            continue
-        try:
-            unchanged = store_event(con, parsed, raw_json=_canonical(event), source=source, actor=who)
-        except Exception as exc:  # noqa: BLE001 - same promise when the store refuses a value
-            reason = f"could not be stored ({type(exc).__name__}: {exc})"
-            _quarantine(con, raw, reason, source, index, who)
-            report.rejected.append(Rejected(where, reason))
-            continue
-        report.accepted.append(Accepted(file=where, id=parsed.run_id or _event_key(event)[:16],
-                                        version=None, unchanged=unchanged, kind="lineage-event"))
-        report.warnings += [Warning_(where, w) for w in parsed.warnings]
     return report
 
 
+def file_too_big(size: int) -> str:
+    return (f"file of {size:,} bytes is larger than the limit of {MAX_FILE_BYTES:,} bytes per lineage "
+            "file (MAX_FILE_BYTES); split it into smaller files")
+
+
+def _event_too_big(size: int) -> str:
+    return (f"event of {size:,} bytes is larger than the limit of {MAX_EVENT_BYTES:,} bytes per event "
+            "(MAX_EVENT_BYTES)")
+
+
+def _ingest_one(con, report: IngestReport, event: Any, raw: str, read_error: str | None, *,
+                source: str, index: int, who: str) -> None:
+    where = f"{source}#{index}"
+    try:
+        if read_error:
+            raise EventError(read_error)
+        parsed = check_event(event)
+    except EventError as exc:
+        _quarantine(con, raw, str(exc), source, index, who)
+        report.rejected.append(Rejected(where, str(exc)))
+        return
+    except Exception as exc:  # noqa: BLE001 - a producer's event must never crash a batch
+        reason = f"unreadable event ({type(exc).__name__}: {exc})"
+        _quarantine(con, raw, reason, source, index, who)
+        report.rejected.append(Rejected(where, reason))
+        return
+    try:
+        unchanged = store_event(con, parsed, raw_json=_canonical(event), source=source, actor=who)
+    except Exception as exc:  # noqa: BLE001 - same promise when the store refuses a value
+        reason = f"could not be stored ({type(exc).__name__}: {exc})"
+        _quarantine(con, raw, reason, source, index, who)
+        report.rejected.append(Rejected(where, reason))
+        return
+    report.accepted.append(Accepted(file=where, id=parsed.run_id or _event_key(event)[:16],
+                                    version=None, unchanged=unchanged, kind="lineage-event"))
+    report.warnings += [Warning_(where, w) for w in parsed.warnings]
+
+
 def split_events(text: str) -> tuple[list[tuple[Any, str, str | None]], list[str]]:
-    """A file's events as (decoded event, raw text, read error); raise when nothing is JSON."""
+    """All of a file's events at once (for small inputs and tests; ingest uses iter_events)."""
+    warnings: list[str] = []
+    items = list(iter_events(text, warnings))
+    return items, warnings
+
+
+def iter_events(text: str, warnings: list[str]) -> Iterator[tuple[Any, str, str | None]]:
+    """A file's events as (decoded event, raw text, read error), one at a time; raise
+    EventError when nothing is JSON. Warnings about the file are appended to `warnings`
+    as they are found (complete once the iterator is exhausted)."""
     seen_constants: list[str] = []
 
     def _constant(name: str) -> None:
         seen_constants.append(name)
         return None
 
-    def _loads(chunk: str) -> Any:
-        return json.loads(chunk, parse_constant=_constant)
-
+    decoder = json.JSONDecoder(parse_constant=_constant)
     stripped = text.strip()
     if not stripped:
         raise EventError("empty file: expected an OpenLineage event, a JSON array of events, or NDJSON")
-    warnings: list[str] = []
+    if stripped.startswith("["):
+        yield from _array_events(stripped, decoder)
+    elif _is_single_document(stripped, decoder):
+        if len(stripped) > MAX_EVENT_BYTES:
+            yield None, stripped, _event_too_big(len(stripped.encode("utf-8", "replace")))
+        else:
+            document = _decode(decoder, stripped)
+            if not isinstance(document, dict):
+                raise EventError(f"a JSON {_type_name(document)} is not an OpenLineage event or a list of events")
+            yield document, stripped, None
+    else:
+        yield from _ndjson_events(text, decoder)
+    if seen_constants:
+        warnings.append(f"non-standard JSON values {sorted(set(seen_constants))} were read as null")
+
+
+def _decode(decoder: json.JSONDecoder, text: str) -> Any:
     try:
-        document = _loads(stripped)
+        return decoder.decode(text)
     except RecursionError as exc:
         raise EventError("JSON nested too deeply to be an OpenLineage event") from exc
     except json.JSONDecodeError as exc:
-        lines = [(n, line) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
-        if len(lines) < 2 or not _is_json_object(lines[0][1]):
+        raise EventError(f"not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from exc
+
+
+def _is_single_document(text: str, decoder: json.JSONDecoder) -> bool:
+    """One JSON value (an event, or a scalar to refuse) rather than NDJSON: the first line
+    is not a complete JSON object on its own, or it is the only line."""
+    first, _, rest = text.partition("\n")
+    if not rest.strip():
+        return True
+    if len(first) > MAX_EVENT_BYTES:
+        return False  # NDJSON reading will name the limit for that line
+    return not _is_json_object(first)
+
+
+def _ndjson_events(text: str, decoder: json.JSONDecoder) -> Iterator[tuple[Any, str, str | None]]:
+    position = 0
+    number = 0
+    while position < len(text):
+        end = text.find("\n", position)
+        end = len(text) if end < 0 else end
+        line = text[position:end]
+        position = end + 1
+        number += 1
+        if not line.strip():
+            continue
+        if len(line) > MAX_EVENT_BYTES:
+            yield None, line[:MAX_QUARANTINE_RAW_BYTES], f"line {number}: " + _event_too_big(len(line.encode("utf-8", "replace")))
+            continue
+        try:
+            yield decoder.decode(line), line, None
+        except (json.JSONDecodeError, RecursionError) as line_exc:
+            yield None, line, f"line {number} is not valid JSON: {getattr(line_exc, 'msg', line_exc)}"
+
+
+_WHITESPACE = re.compile(r"[ \t\n\r]*")
+
+
+def _array_events(text: str, decoder: json.JSONDecoder) -> Iterator[tuple[Any, str, str | None]]:
+    """The elements of a JSON array one at a time, so a large array never becomes one Python
+    list of every event. A first pass only finds each element's span (and refuses a file that
+    is not valid JSON before anything is stored, as before); the second decodes them."""
+    for start, end in list(_array_spans(text, decoder)):
+        size = end - start
+        if size > MAX_EVENT_BYTES:
+            yield None, text[start:start + MAX_QUARANTINE_RAW_BYTES], _event_too_big(size)
+            continue
+        item, _ = decoder.raw_decode(text, start)
+        yield item, _canonical(item), None
+
+
+def _array_spans(text: str, decoder: json.JSONDecoder) -> Iterator[tuple[int, int]]:
+    position = _WHITESPACE.match(text, 1).end()
+    if text.startswith("]", position):
+        if text[position + 1:].strip():
+            raise EventError("not valid JSON: text after the closing ']'")
+        return
+    while True:
+        start = position
+        try:
+            _, position = decoder.raw_decode(text, start)
+        except RecursionError as exc:
+            raise EventError("JSON nested too deeply to be an OpenLineage event") from exc
+        except json.JSONDecodeError as exc:
             raise EventError(f"not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from exc
-        items = []
-        for number, line in lines:
-            try:
-                items.append((_loads(line), line, None))
-            except (json.JSONDecodeError, RecursionError) as line_exc:
-                items.append((None, line, f"line {number} is not valid JSON: {getattr(line_exc, 'msg', line_exc)}"))
-        document = None
-    else:
-        if isinstance(document, list):
-            items = [(item, _canonical(item), None) for item in document]
-        elif isinstance(document, dict):
-            items = [(document, stripped, None)]
-        else:
-            raise EventError(f"a JSON {type(document).__name__} is not an OpenLineage event or a list of events")
-    if seen_constants:
-        warnings.append(f"non-standard JSON values {sorted(set(seen_constants))} were read as null")
-    return items, warnings
+        yield start, position
+        position = _WHITESPACE.match(text, position).end()
+        if text.startswith(",", position):
+            position = _WHITESPACE.match(text, position + 1).end()
+            continue
+        if text.startswith("]", position) and not text[position + 1:].strip():
+            return
+        line = text.count("\n", 0, position) + 1
+        raise EventError(f"not valid JSON at line {line}: expected ',' or ']' after an array element")
 
 
 def _is_json_object(line: str) -> bool:
@@ -197,6 +308,7 @@ def check_event(event: Any) -> Event:
     """Read one decoded event; raise EventError (the quarantine reason) when it cannot land."""
     if not isinstance(event, dict):
         raise EventError(f"an event must be a JSON object, got {_type_name(event)}")
+    _check_size_limits(event)
     warnings: list[str] = []
 
     schema_url = _required_string(event, "schemaURL", warnings,
@@ -260,6 +372,35 @@ def check_event(event: Any) -> Event:
                  job_namespace=job_namespace, job_name=job_name, run_facets=run_facets,
                  job_facets=job_facets, inputs=inputs, outputs=outputs, dataset=dataset,
                  producer=producer, schema_url=schema_url, warnings=warnings)
+
+
+def _check_size_limits(event: dict) -> None:
+    """Refuse an event too large to judge cheaply, naming the limit, before any other work."""
+    datasets: list[Any] = []
+    for key in ("inputs", "outputs"):
+        value = event.get(key)
+        if isinstance(value, list):
+            if len(value) > MAX_EVENT_DATASETS:
+                raise EventError(f"{len(value):,} {key}: more than the limit of {MAX_EVENT_DATASETS:,} "
+                                 f"{key} per event (MAX_EVENT_DATASETS)")
+            datasets += value
+    if isinstance(event.get("dataset"), dict):
+        datasets.append(event["dataset"])
+    fields = 0
+    for ds in datasets:
+        facets = ds.get("facets") if isinstance(ds, dict) else None
+        lineage = facets.get("columnLineage") if isinstance(facets, dict) else None
+        if not isinstance(lineage, dict):
+            continue
+        outputs = lineage.get("fields")
+        for spec in outputs.values() if isinstance(outputs, dict) else ():
+            sources = spec.get("inputFields") if isinstance(spec, dict) else None
+            fields += len(sources) if isinstance(sources, list) else 0
+        if isinstance(lineage.get("dataset"), list):
+            fields += len(lineage["dataset"])
+        if fields > MAX_COLUMN_LINEAGE_FIELDS:
+            raise EventError(f"column lineage naming more than {MAX_COLUMN_LINEAGE_FIELDS:,} input fields: "
+                             f"over the limit per event (MAX_COLUMN_LINEAGE_FIELDS)")
 
 
 _TIME = re.compile(r"(\d{4}-\d{2}-\d{2})(?:[Tt ](\d{2}:\d{2}(?::\d{2})?)(?:[.,](\d+))?)?\s*"
@@ -824,6 +965,8 @@ def _number(value: Any) -> float | None:
 
 
 def _quarantine(con, raw: str, reason: str, source: str, position: int, actor: str) -> None:
+    if len(raw) > MAX_QUARANTINE_RAW_BYTES:  # an event refused for its size is not kept whole
+        raw = raw[:MAX_QUARANTINE_RAW_BYTES] + f"\n… [truncated: {len(raw):,} characters in all]"
     content_hash = hashlib.sha256(raw.encode("utf-8", "replace")).hexdigest()
     now = datetime.now(UTC).replace(tzinfo=None)
     with transaction(con):

@@ -34,3 +34,12 @@ def odcs_schema_dirs() -> list[Path]:
         dirs.append(Path(os.environ["MESHGOV_ODCS_SCHEMAS"]))
     dirs.append(SHARED_FIXTURES / "odcs" / "schema")
     return dirs
+
+
+def config_dir() -> Path:
+    """meshgov's per-user config folder (secrets that must stay out of the DB and git, such as
+    the audit key): `MESHGOV_CONFIG_DIR`, else `$XDG_CONFIG_HOME/meshgov`, else `~/.config/meshgov`."""
+    if os.environ.get("MESHGOV_CONFIG_DIR"):
+        return Path(os.environ["MESHGOV_CONFIG_DIR"])
+    base = os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config"
+    return Path(base) / "meshgov"

@@ -30,6 +30,31 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(EXIT_USAGE)
 
 
+MAX_TIMEOUT_S = 24 * 3600.0  # a timer beyond this overflows or never fires in any useful sense
+
+
+def _timeout_seconds(text: str) -> float:
+    """A finite positive number of seconds: 'inf' overflowed every timer thread, 'nan' was
+    accepted and never timed out."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not (0 < value <= MAX_TIMEOUT_S):  # also false for nan
+        raise argparse.ArgumentTypeError(f"must be more than 0 and at most {MAX_TIMEOUT_S:g} seconds, got {text}")
+    return value
+
+
+def _runs_limit(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not 1 <= value <= 1_000_000:
+        raise argparse.ArgumentTypeError(f"must be between 1 and 1000000, got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m checks", description="meshgov checks: contract quality, "
                      "schema, freshness, compatibility, PII and catalog policies.")
@@ -45,14 +70,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true", help="print a JSON array of results (the one result model)")
     run.add_argument("--fail-on", choices=("failed", "warning"), default="failed",
                      help="lowest status that makes the exit code 1 (default: failed; errors always do)")
-    run.add_argument("--timeout", type=float, default=30.0, metavar="S",
-                     help="per-query time limit in seconds (default 30)")
+    run.add_argument("--timeout", type=_timeout_seconds, default=30.0, metavar="S",
+                     help=f"per-query time limit in seconds (default 30, at most {MAX_TIMEOUT_S:g})")
     run.add_argument("--as", dest="actor", help="name recorded as who triggered the run, in the run and the audit trail "
                           "(default: $MESHGOV_ACTOR or the OS user)")
 
     runs = sub.add_parser("runs", help="list recent check runs")
     runs.add_argument("--db", help="DuckDB file (default: $MESHGOV_DB or data/meshgov.duckdb)")
-    runs.add_argument("--limit", type=int, default=20)
+    runs.add_argument("--limit", type=_runs_limit, default=20)
     runs.add_argument("--json", action="store_true")
     return parser
 
@@ -78,9 +103,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args) -> int:
-    if args.timeout <= 0:
-        print("error: --timeout must be a positive number of seconds", file=sys.stderr)
-        return EXIT_USAGE
     db = resolve_db_path(args.db)
     if not db.exists():
         print(f"error: {db} does not exist; create it with `python -m sample_data seed --db {db}` "

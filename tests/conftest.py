@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -12,6 +13,18 @@ from catalog import store
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SHARED_FIXTURES = PROJECT_ROOT.parent / "shared" / "fixtures"
 LOCAL_FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_config_dir(tmp_path_factory) -> Path:
+    """A config folder of the test session (the audit key file lands there, not in ~/.config).
+
+    Set in os.environ, so every store of this process and every subprocess a test starts
+    finds the same key."""
+    path = tmp_path_factory.mktemp("config")
+    os.environ["MESHGOV_CONFIG_DIR"] = str(path)
+    os.environ.pop("MESHGOV_AUDIT_KEY", None)
+    return path
 
 
 @pytest.fixture(scope="session")
@@ -27,7 +40,7 @@ def shared_fixtures() -> Path:
 
 
 @pytest.fixture(scope="session")
-def _migrated_template(tmp_path_factory) -> Path:
+def _migrated_template(tmp_path_factory, _private_config_dir) -> Path:
     path = tmp_path_factory.mktemp("template") / "meshgov.duckdb"
     with store.connect(path):
         pass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import threading
@@ -159,7 +160,7 @@ def test_sql_and_python_hashes_agree_on_awkward_text(con):
     for i, text in enumerate(awkward):
         audit.record(con, actor=f"actor {text}", action=f"a{i}", target=text,
                      before={"v": text}, after=text)
-    sql_hashes = con.execute(f"SELECT {audit._HASH_SQL} FROM audit_log ORDER BY seq").fetchall()
+    sql_hashes = con.execute(f"SELECT {audit.HASH_SQL} FROM audit_log ORDER BY seq", audit.hash_params()).fetchall()
     stored = con.execute("SELECT hash FROM audit_log ORDER BY seq").fetchall()
     assert sql_hashes == stored, "the vectorised verify must compute exactly the writer's hashes"
     assert audit.verify(con).ok
@@ -358,3 +359,185 @@ def test_cli_list_and_export_are_as_the_os_user_or_as(db, tmp_path, capsys):
     assert (last.action, last.actor, last.via) == ("export", "auditor-kim", "cli"), last
     assert catalog_main(["audit", "list", "--db", str(db)]) == 0
     assert "auditor-kim" in capsys.readouterr().out
+
+
+# --- the key, NULLs, schema, anchors (issue 9, item 2) ----------------------------------------------
+
+OTHER_KEY = "a-different-key-of-forty-characters-long!!"
+
+
+def test_a_null_hash_is_found_even_with_the_not_null_dropped(con):
+    fill(con)
+    head = audit.head(con)
+    con.execute("ALTER TABLE audit_log ALTER COLUMN hash DROP NOT NULL")
+    con.execute("UPDATE audit_log SET hash = NULL WHERE seq = 5")
+    result = audit.verify(con, expect_head=head)
+    assert (result.ok, result.kind) == (False, "schema"), f"a dropped NOT NULL is itself tampering: {result}"
+    assert "NOT NULL constraint on audit_log.hash" in result.reason, result.reason
+    con.execute("UPDATE audit_log SET hash = '' WHERE seq = 5")
+    con.execute("ALTER TABLE audit_log ALTER COLUMN hash SET NOT NULL")
+    assert audit.verify(con).first_broken_seq == 5
+
+
+def test_null_comparisons_are_null_safe(con, tmp_path):
+    """Even without the schema check, a NULL hash never compares as equal."""
+    fill(con, 4)
+    row = con.execute(audit._ROW_SQL + " WHERE seq = 3").fetchone()
+    broken = audit._check_row(con, (*row[:9], None), con.execute(audit._ROW_SQL + " WHERE seq = 2").fetchone(),
+                              audit.audit_key())
+    assert broken is not None and broken[:2] == (3, "altered") and "NULL" in broken[2], broken
+
+
+def test_a_forged_row_chained_with_plain_sha256_is_found(con):
+    fill(con, 5)
+    last = audit.head(con)
+    at = datetime(2026, 1, 2, 3, 4, 5)
+    fields = {"seq": 6, "logged_at": at, "actor": "mallory", "via": "cli", "action": "role_change",
+              "target": "admin", "before": None, "after": None, "prev_hash": last.hash}
+    forged = hashlib.sha256(audit.canonical_row(**fields).encode()).hexdigest()
+    con.execute("INSERT INTO audit_log VALUES (6, ?, 'mallory', 'cli', 'role_change', 'admin', NULL, NULL, ?, ?)",
+                [at, last.hash, forged])
+    result = audit.verify(con)
+    assert (result.ok, result.first_broken_seq, result.kind) == (False, 6, "altered"), \
+        f"a row appended without the key must not verify: {result}"
+
+
+def test_a_chain_rewritten_under_another_key_is_found(con):
+    fill(con, 6)
+    con.execute("UPDATE audit_log SET after = '{\"run\":\"r2\",\"status\":\"failed\"}' WHERE seq = 2")
+    prev = audit.GENESIS
+    for row in con.execute(audit._ROW_SQL + " ORDER BY seq").fetchall():
+        fields = dict(zip(audit.COLUMNS[:8], row[:8], strict=True))
+        digest = audit.row_hash(key=OTHER_KEY.encode(), **fields, prev_hash=prev)
+        con.execute("UPDATE audit_log SET prev_hash = ?, hash = ? WHERE seq = ?", [prev, digest, row[0]])
+        prev = digest
+    result = audit.verify(con)
+    assert (result.ok, result.first_broken_seq, result.kind) == (False, 1, "altered"), \
+        f"a consistent chain computed without our key must fail at its first row: {result}"
+
+
+def test_verify_with_the_wrong_key_says_so(db, capsys, monkeypatch):
+    with connect(db) as con:
+        fill(con, 3)
+    monkeypatch.setenv(audit.KEY_ENV, OTHER_KEY)
+    assert catalog_main(["audit", "verify", "--db", str(db)]) == 1
+    out = capsys.readouterr().out
+    assert "(key)" in out and "key does not match" in out, out
+    monkeypatch.delenv(audit.KEY_ENV)
+    assert catalog_main(["audit", "verify", "--db", str(db)]) == 0, "the right key verifies again"
+
+
+def test_a_missing_audit_table_is_a_message_not_a_traceback(db, capsys):
+    with connect(db) as con:
+        con.execute("DROP TABLE audit_log")
+    assert catalog_main(["audit", "verify", "--db", str(db)]) == 1
+    out = capsys.readouterr().out
+    assert "no audit_log table" in out and "Traceback" not in out, out
+
+
+def test_a_dropped_primary_key_is_found(con):
+    fill(con, 3)
+    con.execute("CREATE TABLE copy AS SELECT * FROM audit_log")
+    con.execute("DROP TABLE audit_log")
+    con.execute("ALTER TABLE copy RENAME TO audit_log")
+    result = audit.verify(con)
+    assert (result.ok, result.kind) == (False, "schema"), result
+
+
+def test_cli_anchor_json_catches_deleted_newest_rows_and_says_what_was_checked(db, tmp_path, capsys):
+    with connect(db) as con:
+        fill(con, 6)
+    assert catalog_main(["audit", "anchor", "--db", str(db), "--json"]) == 0
+    anchor_text = capsys.readouterr().out.strip()
+    anchor = json.loads(anchor_text)
+    assert set(anchor) == {"seq", "hash", "at"} and anchor["seq"] == 6, anchor
+    anchor_file = tmp_path / "anchor.json"
+    anchor_file.write_text(anchor_text)
+
+    assert catalog_main(["audit", "verify", "--db", str(db), "--anchor", anchor_text]) == 0
+    out = capsys.readouterr().out
+    assert "chain intact up to seq 6" in out and "anchored at seq 6" in out, out
+    assert catalog_main(["audit", "verify", "--db", str(db)]) == 0
+    assert "no anchor given: deletion of the newest rows cannot be detected" in capsys.readouterr().out
+
+    with duckdb.connect(str(db)) as raw:
+        raw.execute("DELETE FROM audit_log WHERE seq >= 5")
+    assert catalog_main(["audit", "verify", "--db", str(db)]) == 0, "without the anchor a cut tail still chains"
+    capsys.readouterr()
+    for given in (anchor_text, str(anchor_file), f"{anchor['seq']}:{anchor['hash']}"):
+        assert catalog_main(["audit", "verify", "--db", str(db), "--anchor", given]) == 1, given
+        out = capsys.readouterr().out
+        assert "BROKEN at seq 5 (deleted)" in out and "newest rows were deleted" in out, out
+    assert catalog_main(["audit", "verify", "--db", str(db), "--anchor", '{"seq": "x"}']) == 2
+
+
+def test_the_key_file_is_created_once_with_mode_0600(tmp_path, monkeypatch):
+    monkeypatch.delenv(audit.KEY_ENV, raising=False)
+    monkeypatch.setenv("MESHGOV_CONFIG_DIR", str(tmp_path / "cfg"))
+    first = audit.audit_key()
+    path = tmp_path / "cfg" / audit.KEY_FILE_NAME
+    assert path.is_file() and (path.stat().st_mode & 0o777) == 0o600, oct(path.stat().st_mode)
+    assert audit.audit_key() == first, "the same key on every call"
+    path.chmod(0o644)
+    with pytest.raises(audit.AuditKeyError, match="chmod 600"):
+        audit.audit_key()
+    monkeypatch.setenv(audit.KEY_ENV, "short")
+    with pytest.raises(audit.AuditKeyError, match="shorter than"):
+        audit.audit_key()
+
+
+def _make_pre_0007_trail(db, rows: int) -> None:
+    """A store as meshgov wrote it before migration 0007: a plain SHA-256 chain."""
+    with connect(db) as con:
+        con.execute("DROP TABLE audit_chain")
+        con.execute("ALTER TABLE search_docs DROP COLUMN indexed_updated_at")
+        con.execute("DELETE FROM schema_version WHERE version = 7")
+        prev = audit.GENESIS
+        for seq in range(1, rows + 1):
+            fields = {"seq": seq, "logged_at": datetime(2026, 1, 1, 0, 0, seq), "actor": "old@x", "via": "cli",
+                      "action": "ingest", "target": f"file:{seq}.yaml", "before": None, "after": None}
+            digest = audit.legacy_row_hash(**fields, prev_hash=prev)
+            con.execute("INSERT INTO audit_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        [*fields.values(), prev, digest])
+            prev = digest
+
+
+def test_migration_0007_rechains_a_plain_trail_under_the_key(db):
+    _make_pre_0007_trail(db, 5)
+    with connect(db) as con:
+        assert audit.verify(con).ok, "an intact pre-0007 trail verifies after re-chaining"
+        rows = audit.query(con, newest_first=False)
+        assert rows.action.tolist() == ["ingest"] * 5 + ["audit_rechain"], rows.action.tolist()
+        info = json.loads(rows.after.iloc[-1])
+        assert info["legacy_intact"] and info["rows"] == 5, info
+        con.execute("UPDATE audit_log SET actor = 'mallory' WHERE seq = 2")
+        assert audit.verify(con).first_broken_seq == 2, "re-chained rows are protected by the key"
+
+
+def test_a_pre_0007_trail_that_was_already_broken_stays_reported(db):
+    _make_pre_0007_trail(db, 4)
+    with duckdb.connect(str(db)) as raw:
+        raw.execute("UPDATE audit_log SET actor = 'mallory' WHERE seq = 3")
+    with connect(db) as con:
+        audit.record(con, actor=STEWARD, action="login", target=None)
+        result = audit.verify(con)
+    assert (result.ok, result.first_broken_seq) == (False, 3), result
+    assert "before migration 0007" in result.reason, result.reason
+
+
+def test_recording_under_another_key_is_refused_once_the_trail_has_rows(con, monkeypatch):
+    fill(con, 2)
+    monkeypatch.setenv(audit.KEY_ENV, OTHER_KEY)
+    with pytest.raises(audit.AuditKeyError, match="does not match"):
+        audit.record(con, actor=STEWARD, action="login", target=None)
+    monkeypatch.delenv(audit.KEY_ENV)
+    assert audit.verify(con).ok and audit.verify(con).rows == 2, "nothing was appended under the other key"
+
+
+def test_an_empty_trail_takes_the_key_of_its_first_writer(con, monkeypatch):
+    assert audit.verify(con).ok, "verifying an empty trail binds the session key"
+    monkeypatch.setenv(audit.KEY_ENV, OTHER_KEY)
+    audit.record(con, actor=STEWARD, action="login", target=None)
+    assert audit.verify(con).ok, "an empty trail may be rebound to another key"
+    monkeypatch.delenv(audit.KEY_ENV)
+    assert audit.verify(con).kind == "key", "and from then on the other key is the trail's"

@@ -61,7 +61,10 @@ def test_ingest_and_search_document_their_options(capsys):
     ([], "required: command"),
     (["frobnicate"], "invalid choice"),
     (["ingest"], "PATH"),
-    (["search", "--limit", "lots"], "invalid int value"),
+    (["search", "--limit", "lots"], "expected a whole number"),
+    (["audit", "list", "--limit", "-5"], "argument --limit: must be between 0"),
+    (["search", "x", "--limit", "100000000000000000000"], "argument --limit: must be between 1"),
+    (["search", "x", "--limit", "0"], "argument --limit: must be between 1"),
 ])
 def test_usage_errors_exit_2_with_usage(capsys, argv, fragment):
     code, out, err = run(capsys, *argv)

@@ -145,3 +145,21 @@ def test_checks_cli_short_timeout_contains_a_runaway_rule(tmp_path):
     assert results["runaway"]["status"] == "error" and "timed out" in results["runaway"]["reason"]
     assert results["honest"]["status"] == "passed"
     assert not (tmp_path / "out.csv").exists()
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan", "1e400", "-5", "soon", "86401"])
+def test_checks_cli_timeout_must_be_a_finite_positive_number(value, capsys):
+    """'inf' raised an OverflowError in every timer thread; 'nan' was accepted."""
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["run", "--all", f"--timeout={value}"])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2, f"--timeout {value} is a usage error"
+    assert "argument --timeout" in err and value in err and "Traceback" not in err, err
+    assert [line for line in err.splitlines() if "error:" in line] == \
+        [next(line for line in err.splitlines() if "error:" in line)], "one error line"
+
+
+def test_checks_cli_runs_limit_is_bounded(capsys):
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["runs", "--limit", "100000000000000000000"])
+    assert stop.value.code == 2 and "--limit" in capsys.readouterr().err
