@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 from catalog import store
 from catalog.ingest import IngestReport, ingest_paths
 from catalog.odcs import slug
-from sample_data import contracts, data, scenario, synthetic
+from sample_data import consent, contracts, data, scenario, synthetic
 
 LINEAGE_MODULE = "sample_data.lineage_events"
 
@@ -82,6 +82,7 @@ def seed(db_path: str | Path, *, extra_products: int = 0, out_dir: str | Path | 
 
 def build_and_write_rows(folder: Path, anchor: datetime) -> tuple[dict[str, dict[str, pa.Table]], list[Path]]:
     tables = data.build(anchor)
+    consent.add_history(tables)
     return tables, write_data(folder, tables)
 
 
