@@ -197,7 +197,7 @@ def _summary(db: Path, out: Path, tables, data_files, n_contract_files: int, rev
         ("bias", f"user-segments predictions: selection-rate gap {bias[0]:.3f} by gender "
                  f"({bias[1]}; rule predictions_demographic_parity: < 0.1)"),
         ("consent", f"newsletter-sends audience: {consent[0]} users ({consent[1]:.1f}%) without "
-                    "AI-recommendation consent (rule audience_ai_consent: 0)"),
+                    "AI-recommendation consent (consent check: 0)"),
         ("unclassified PII", f"newsletter-interactions interactions.recipient_email: {pii[0]:,} of "
                              f"{pii[1]:,} values are emails; classified internal, no pii tag"),
     ]
