@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 from catalog import store
 from catalog.ingest import IngestReport, ingest_paths
 from catalog.odcs import slug
-from sample_data import consent, contracts, data, scenario, synthetic
+from sample_data import consent, contracts, data, history, scenario, synthetic
 
 LINEAGE_MODULE = "sample_data.lineage_events"
 
@@ -69,6 +69,7 @@ def seed(db_path: str | Path, *, extra_products: int = 0, out_dir: str | Path | 
             _require_clean(ingest_paths(con, [out / "contracts"]), "scenario contracts")
             tables, data_files = rows.result()
             lineage_note = _seed_lineage(con, out, anchor)
+            lineage_note += "\n  " + history.seed_history(con, out, anchor).note()
             synthetic_note = ""
             if extra_products:
                 report, synthetic_note = synthetic.seed_synthetic(con, out / "synthetic", extra_products)
