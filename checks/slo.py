@@ -97,7 +97,10 @@ def observations(con: duckdb.DuckDBPyConnection, *, now: dt.datetime | None = No
                 FROM (SELECT DISTINCT product_id FROM slo_job_products) jp
                 LEFT JOIN ({_period_days_sql()}) p USING (product_id)),
             job_runs AS (
-                SELECT jp.product_id, lr.state, coalesce(lr.started_at, lr.last_event_time) AS started_at,
+                SELECT jp.product_id, lr.state,
+                       -- a producer that sends only the final event gives its start as nominal time
+                       coalesce(lr.started_at, TRY_CAST(replace(lr.nominal_start, 'Z', '') AS TIMESTAMP),
+                                lr.last_event_time) AS started_at,
                        lr.ended_at
                 FROM lineage_runs lr JOIN slo_job_products jp USING (job_namespace, job_name)),
             buckets AS (
