@@ -219,8 +219,8 @@ def breaches(con: duckdb.DuckDBPyConnection, *, now: dt.datetime | None = None, 
 
 def product_compliance(con: duckdb.DuckDBPyConnection, *, now: dt.datetime | None = None,
                        window: int = BUDGET_WINDOW) -> pd.DataFrame:
-    """One row per product with SLO observations: compliance over `window` days across all its
-    SLOs (good / all observations), SLOs measured, SLOs missing their target, breaching now."""
+    """One row per product with SLO observations: its worst SLO's compliance over `window` days,
+    SLOs measured, SLOs missing their target, whether one is breaching now."""
     per_slo = compliance(con, now=now, windows=(window,))
     if per_slo.empty:
         return pd.DataFrame(columns=["product_id", "slo_compliance", "slos", "slos_missed", "breaching_now"])
