@@ -267,7 +267,7 @@ _SUMMARY_SQL = """
     FROM judged"""
 
 _TREND_SQL = """
-    SELECT CAST(consent_used_at AS DATE) AS day, count(DISTINCT consent_user) AS users,
+    SELECT strftime(CAST(consent_used_at AS DATE), '%Y-%m-%d') AS day, count(DISTINCT consent_user) AS users,
            count(DISTINCT consent_user) FILTER (WHERE valid) AS consenting_users,
            count(*) FILTER (WHERE NOT valid) AS violating_uses
     FROM judged WHERE consent_used_at IS NOT NULL GROUP BY 1 ORDER BY 1"""
