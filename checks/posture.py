@@ -25,7 +25,7 @@ COMPONENTS = ("contract_present", "contract_valid", "has_owner", "classification
               "lineage_coverage", "check_pass_rate", "slo_compliance", "consent_coverage")
 
 _CATALOG_SQL = f"""
-    contract AS (  -- every stored revision passed JSON Schema validation at ingest (catalog.odcs)
+    WITH contract AS (  -- every stored revision passed JSON Schema validation at ingest (catalog.odcs)
         SELECT product_id, count(DISTINCT contract_id) AS contracts FROM contracts GROUP BY product_id),
     owner AS (  -- the same rule as the policy checks/policies/product-has-owner.sql
         SELECT product_id, count(*) FILTER (WHERE active) AS active_owners FROM owners GROUP BY product_id),
