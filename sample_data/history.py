@@ -2,11 +2,11 @@
 
 Written into the store next to the scenario (`seed_history`):
 
-- OpenLineage runs (one COMPLETE/FAIL event each, the start in nominalTime) of four of the
+- OpenLineage runs (one COMPLETE/FAIL event each, the start in nominalTime) of three of the
   pipeline's jobs, one per job and period for HISTORY_DAYS days, written to `lineage/history.ndjson` and ingested like users' files.
   The order loader fails every day since the last load 9 days ago (the stale commerce-orders,
   SCENARIO.md defect 1); the recommendation job failed for three days three weeks ago and
-  recovered (a closed breach); the segmentation training overran two hours twice.
+  recovered (a closed breach); the recommendation job overran two hours twice.
 - One check run per day (`triggered_by` HISTORY_ACTOR, note saying it is generated), holding
   the results an SLO is computed from: freshness per SLA (the newest row's age as it was that
   day: commerce-orders' age grows past its 1 d SLA since the loads stopped), completeness
@@ -37,7 +37,7 @@ from checks import consent as consent_checks
 from checks.result import worst
 from sample_data import scenario
 
-HISTORY_DAYS = 42
+HISTORY_DAYS = 35
 HISTORY_ACTOR = "sample_data.history (generated)"
 RUN_HOUR = 6                      # the daily check run, hours after midnight UTC
 STALE_SINCE_DAYS = 9.125          # commerce-orders' newest row: anchor - 9 d 3 h
@@ -52,11 +52,10 @@ RUN_NAMESPACE = uuid.UUID("0b8f6c1e-52d4-4c55-9a7e-3f1d2b6a9e01")
 # the story: the lineage ingest costs a transaction per event, and the seed must stay fast.
 JOBS = {
     "commerce.load_orders": (1, 2, 15),
-    "segmentation.train_and_assign": (1, 5, 75),
     "recommendations.generate": (1, 7, 22),
     "newsletter.build_and_send": (7, 14, 50),
 }
-SLOW_TRAININGS = (11, 26)         # days ago the training ran 2 h 20 min
+SLOW_RUNS = (11, 26)              # days ago the recommendation job ran 2 h 20 min
 
 
 @dataclass
@@ -90,7 +89,7 @@ def lineage_events(anchor: datetime, days: int = HISTORY_DAYS) -> list[dict]:
                 state, error = "FAIL", "could not connect to shop.internal:5432: connection refused"
             if job == "recommendations.generate" and RECOMMENDATIONS_OUTAGE[0] <= day <= RECOMMENDATIONS_OUTAGE[1]:
                 state, error = "FAIL", "segment_assignments not ready: upstream partition missing"
-            took = 140 if job == "segmentation.train_and_assign" and day in SLOW_TRAININGS else minutes
+            took = 140 if job == "recommendations.generate" and day in SLOW_RUNS else minutes
             end = start + timedelta(minutes=took if state == "COMPLETE" else 4)
             run_id = str(uuid.uuid5(RUN_NAMESPACE, f"{job}@{start.isoformat()}"))
             facets = {"nominalTime": {
@@ -155,16 +154,27 @@ def _consent_by_day(con: duckdb.DuckDBPyConnection, cuts: list[datetime]) -> pd.
         consent_checks._prepare(duck, req)
         duck.register("cuts", pd.DataFrame({"cut": cuts}))
         for purpose in req.purposes:
+            # Per user: when they were first used, and first used without consent (per reason);
+            # a cut then only counts users, instead of re-judging every use per cut.
             frames.append(duck.execute(f"""
-                WITH judged AS ({consent_checks.judge_uses(duck, purpose)})
-                SELECT c.cut, '{purpose}' AS purpose, count(j.use_row) AS uses,
-                       count(DISTINCT j.consent_user) AS users,
-                       count(*) FILTER (WHERE NOT j.valid) AS violating_uses,
-                       count(DISTINCT j.consent_user) FILTER (WHERE NOT j.valid) AS violating_users,
-                       count(DISTINCT j.consent_user) FILTER (WHERE j.reason = ?) AS withdrawn_users,
-                       count(DISTINCT j.consent_user) FILTER (WHERE j.reason = ?) AS never_users
-                FROM cuts c LEFT JOIN judged j ON j.consent_used_at <= c.cut
-                GROUP BY c.cut""", [consent_checks.WITHDRAWN, consent_checks.NO_CONSENT]).df())  # noqa: S608
+                WITH judged AS ({consent_checks.judge_uses(duck, purpose)}),
+                per_user AS (
+                    SELECT consent_user, min(consent_used_at) AS first_use,
+                           min(consent_used_at) FILTER (WHERE NOT valid) AS first_bad,
+                           min(consent_used_at) FILTER (WHERE reason = ?) AS first_withdrawn,
+                           min(consent_used_at) FILTER (WHERE reason = ?) AS first_never
+                    FROM judged GROUP BY consent_user),
+                bad_uses AS (SELECT consent_used_at FROM judged WHERE NOT valid),
+                uses AS (SELECT consent_used_at FROM judged)
+                SELECT c.cut, '{purpose}' AS purpose,
+                       (SELECT count(*) FROM uses WHERE consent_used_at <= c.cut) AS uses,
+                       count(*) FILTER (WHERE u.first_use <= c.cut) AS users,
+                       (SELECT count(*) FROM bad_uses WHERE consent_used_at <= c.cut) AS violating_uses,
+                       count(*) FILTER (WHERE u.first_bad <= c.cut) AS violating_users,
+                       count(*) FILTER (WHERE u.first_withdrawn <= c.cut) AS withdrawn_users,
+                       count(*) FILTER (WHERE u.first_never <= c.cut) AS never_users
+                FROM cuts c CROSS JOIN per_user u GROUP BY c.cut""",  # noqa: S608
+                [consent_checks.WITHDRAWN, consent_checks.NO_CONSENT]).df())
     return pd.concat(frames, ignore_index=True)
 
 
