@@ -109,6 +109,21 @@ def lineage_events(anchor: datetime, days: int = HISTORY_DAYS) -> list[dict]:
     return events
 
 
+def consent_sync_event(out: Path, anchor: datetime) -> dict:
+    """The CRM consent sync's latest run, naming its input and both consent datasets, so the
+    consent history (`consent_events`, added by sample_data.consent) takes part in lineage."""
+    end = anchor.replace(tzinfo=None) - timedelta(minutes=20)
+    data = (Path(out) / "data" / "customer-consent").resolve()
+    return {"eventType": "COMPLETE", "eventTime": _ts(end),
+            "run": {"runId": str(uuid.uuid5(RUN_NAMESPACE, f"customer.sync_consent@{end.isoformat()}")),
+                    "facets": {}},
+            "job": {"namespace": NAMESPACE, "name": "customer.sync_consent", "facets": {}},
+            "inputs": [{"namespace": "postgres://crm.internal:5432", "name": "crm.public.consent_decisions"}],
+            "outputs": [{"namespace": "file", "name": str(data / "consent.parquet")},
+                        {"namespace": "file", "name": str(data / "consent_events.parquet")}],
+            "producer": PRODUCER, "schemaURL": SCHEMA_URL}
+
+
 def _run_times(anchor: datetime, days: int) -> list[tuple[int, datetime]]:
     midnight = anchor.replace(tzinfo=None, hour=0)
     return [(day, midnight - timedelta(days=day) + timedelta(hours=RUN_HOUR)) for day in range(days, 0, -1)]
@@ -245,7 +260,8 @@ def seed_history(con: duckdb.DuckDBPyConnection, out: Path, anchor: datetime,
     folder = Path(out) / "lineage"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "history.ndjson"
-    path.write_text("".join(json.dumps(e) + "\n" for e in lineage_events(anchor, days)), encoding="utf-8")
+    events = [*lineage_events(anchor, days), consent_sync_event(out, anchor)]
+    path.write_text("".join(json.dumps(e) + "\n" for e in events), encoding="utf-8")
     report = ingest_paths(con, [path])
     runs, results = check_history(con, anchor, days)
     known = {r for (r,) in con.execute("SELECT run_id FROM check_runs WHERE run_id LIKE 'history-%'").fetchall()}
