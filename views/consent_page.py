@@ -119,7 +119,8 @@ def drill_down(db: str, picked: tuple[str, str, str], user: access.User, *, reve
         rows = consent.violation_rows(db, product_id=product_id, dataset=dataset, purpose=purpose,
                                       user=user, reveal=reveal)
     except (ValueError, StoreError) as exc:
-        st.warning("Cannot show the users: " + str(exc), icon=":material/warning:")
+        st.warning("Cannot show the users of this output:", icon=":material/warning:")
+        st.text(str(exc))  # names from contracts: plain text, never markdown
         return
     st.text(f"{len(rows):,} most recent uses without a valid '{purpose}' consent "
             f"({'unmasked, audited' if reveal else 'personal data masked'})")
