@@ -88,3 +88,38 @@ def components(con: duckdb.DuckDBPyConnection, *, now: dt.datetime | None = None
         found = found.merge(per_product.reset_index(), on="product_id", how="left")
     return found[["product_id", "name", "domain", *COMPONENTS, "failing_checks", "checked_at", "slos",
                   "slos_missed", "slo_breaching", "consent_violating_users"]]
+
+
+def trend(con: duckdb.DuckDBPyConnection, *, days: int = 90, now: dt.datetime | None = None) -> pd.DataFrame:
+    """Per day and domain, from each product's last complete run of that day: products checked,
+    products failing, check pass rate; plus the day's share of good SLO observations. For the
+    overview's trend over time (one query over the results, one over SLO observations)."""
+    now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    checks = con.execute("""
+        WITH daily AS (
+            SELECT cr.product_id, CAST(r.started_at AS DATE) AS day, cr.status,
+                   dense_rank() OVER (PARTITION BY cr.product_id, CAST(r.started_at AS DATE)
+                                      ORDER BY r.started_at DESC, r.run_id DESC) AS newest
+            FROM check_results cr JOIN check_runs r USING (run_id)
+            WHERE r.state = 'complete' AND cr.product_id IS NOT NULL AND r.started_at >= ?),
+        per_product AS (
+            SELECT product_id, day, count(*) FILTER (WHERE status <> 'skipped') AS checks,
+                   count(*) FILTER (WHERE status = 'passed') AS passed,
+                   bool_or(status IN ('failed', 'error')) AS failing
+            FROM daily WHERE newest = 1 GROUP BY product_id, day)
+        SELECT pp.day, d.name AS domain, count(*) AS products_checked,
+               count(*) FILTER (WHERE pp.failing) AS products_failing,
+               sum(pp.passed) / nullif(sum(pp.checks), 0) AS check_pass_rate
+        FROM per_product pp JOIN products p USING (product_id) LEFT JOIN domains d USING (domain_id)
+        GROUP BY ALL ORDER BY pp.day, domain""", [now - dt.timedelta(days=days)]).df()
+    observed = slo.observations(con, now=now, days=days)
+    if observed.empty or checks.empty:
+        checks["slo_compliance"] = pd.Series(dtype="float64")
+        return checks
+    observed = observed.assign(day=observed["observed_at"].dt.normalize())
+    domains = con.execute("SELECT p.product_id, d.name AS domain FROM products p "
+                          "LEFT JOIN domains d USING (domain_id)").df()
+    daily = (observed.merge(domains, on="product_id", how="left")
+             .groupby(["day", "domain"])["good"].mean().rename("slo_compliance").reset_index())
+    checks["day"] = pd.to_datetime(checks["day"])
+    return checks.merge(daily, on=["day", "domain"], how="left")

@@ -77,3 +77,15 @@ def pd_isna(value) -> bool:
     import pandas as pd
 
     return bool(pd.isna(value))
+
+
+def test_posture_trend_per_day_and_domain(catalog):
+    with connect(catalog) as con:
+        con.execute("INSERT INTO check_runs (run_id, started_at, finished_at, state) "
+                    "VALUES ('r0', '2025-12-31 06:00', '2025-12-31 06:00', 'complete')")
+        con.execute("INSERT INTO check_results (run_id, check_id, kind, product_id, target, status) "
+                    "VALUES ('r0', 'c0', 'quality', 'good', 'good', 'passed')")
+        found = posture.trend(con, now=datetime(2026, 1, 2))
+    by_day = {row.day.strftime("%Y-%m-%d"): (row.products_checked, row.products_failing, row.check_pass_rate)
+              for row in found.itertuples()}
+    assert by_day == {"2025-12-31": (1, 0, 1.0), "2026-01-01": (1, 1, 0.75)}, by_day
