@@ -26,7 +26,7 @@ import pandas as pd
 from catalog import access, audit, odcs, queries
 from catalog.locations import Location, dataset_locations
 from catalog.store import StoreError, connect, retrying, transaction
-from checks import compiler
+from checks import compiler, consent
 from checks.result import SEVERITY, CheckResult, worst
 from checks.specs import CheckSpec, contract_specs, passes, threshold_phrase
 
@@ -287,6 +287,7 @@ def run_checks(db_path: str | Path, *, product_ids: list[str] | None = None, tri
         mark_dead_runs_incomplete(con)
         scope = resolve_products(con, product_ids)
         work, results = _load_work(con, scope)
+        consent_plan = _consent_plan(con, scope)
 
         def start() -> None:
             con.execute(
@@ -299,10 +300,13 @@ def run_checks(db_path: str | Path, *, product_ids: list[str] | None = None, tri
     run = Run(run_id, "skipped", results, "running", started, None, triggered_by,
               None if product_ids is None else scope)
     steps = sum(len(w.specs) + len(w.datasets) + (1 if w.problem else 0) for w in work) + (1 if with_policies else 0)
+    steps += consent_plan.steps if consent_plan else 0
     tracker = _Progress(steps, progress)
     try:
         for item in work:
             run.results += _check_contract(item, tracker, timeout_s=timeout_s, now=now, plan=plan)
+        if consent_plan:
+            run.results += consent.run_plan(consent_plan, timeout_s=timeout_s, step=tracker.step)
         with connect(path) as con:
             if with_policies:
                 run.results += _policy_results(con, None if product_ids is None else scope, timeout_s, tracker)
@@ -319,6 +323,17 @@ def run_checks(db_path: str | Path, *, product_ids: list[str] | None = None, tri
             pass
         raise
     return run
+
+
+def _consent_plan(con: duckdb.DuckDBPyConnection, scope: list[str]):
+    """Consent requirements of the products in scope (checks.consent), read while the store is open."""
+    try:
+        return consent.plan(con, scope)
+    except duckdb.Error as exc:
+        return consent.ConsentPlan(None, [], [CheckResult(
+            check_id="consent:declarations", kind="consent", target="catalog", status="error",
+            reason=f"cannot read the consent declarations: {exc}", started_at=compiler.now_utc(),
+            finished_at=compiler.now_utc())])
 
 
 def _stamp(run: Run, triggered_by: str) -> None:

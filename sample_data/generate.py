@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 from catalog import store
 from catalog.ingest import IngestReport, ingest_paths
 from catalog.odcs import slug
-from sample_data import contracts, data, scenario, synthetic
+from sample_data import consent, contracts, data, history, scenario, synthetic
 
 LINEAGE_MODULE = "sample_data.lineage_events"
 
@@ -69,6 +69,7 @@ def seed(db_path: str | Path, *, extra_products: int = 0, out_dir: str | Path | 
             _require_clean(ingest_paths(con, [out / "contracts"]), "scenario contracts")
             tables, data_files = rows.result()
             lineage_note = _seed_lineage(con, out, anchor)
+            lineage_note += "\n  " + history.seed_history(con, out, anchor).note()
             synthetic_note = ""
             if extra_products:
                 report, synthetic_note = synthetic.seed_synthetic(con, out / "synthetic", extra_products)
@@ -82,6 +83,7 @@ def seed(db_path: str | Path, *, extra_products: int = 0, out_dir: str | Path | 
 
 def build_and_write_rows(folder: Path, anchor: datetime) -> tuple[dict[str, dict[str, pa.Table]], list[Path]]:
     tables = data.build(anchor)
+    consent.add_history(tables)
     return tables, write_data(folder, tables)
 
 
@@ -196,7 +198,7 @@ def _summary(db: Path, out: Path, tables, data_files, n_contract_files: int, rev
         ("bias", f"user-segments predictions: selection-rate gap {bias[0]:.3f} by gender "
                  f"({bias[1]}; rule predictions_demographic_parity: < 0.1)"),
         ("consent", f"newsletter-sends audience: {consent[0]} users ({consent[1]:.1f}%) without "
-                    "AI-recommendation consent (rule audience_ai_consent: 0)"),
+                    "AI-recommendation consent (consent check: 0)"),
         ("unclassified PII", f"newsletter-interactions interactions.recipient_email: {pii[0]:,} of "
                              f"{pii[1]:,} values are emails; classified internal, no pii tag"),
     ]

@@ -5,7 +5,7 @@ the generated data except the planted defects (SCENARIO.md lists them):
 - user-segments: `predictions_demographic_parity` (bias),
 - product-recommendations: `recommendations_product_sku_nulls` (null spike) and the
   1.0.0 -> 1.1.0 breaking change (see RECOMMENDATIONS_V1),
-- newsletter-sends: `audience_ai_consent` (non-consenting users in the audience),
+- newsletter-sends: consent (checks.consent: non-consenting users in the audience and sends),
 - newsletter-interactions: `recipient_email` classified internal without a pii tag,
 - commerce-orders: the `latency` SLA on orders.ordered_at (stale).
 """
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from sample_data import vocab
+from sample_data import consent, vocab
 from sample_data.contracts import (
     Column,
     Dataset,
@@ -244,15 +244,13 @@ AUDIENCE = Dataset(
         _timestamp("snapshot_at", "When the audience was built (UTC)."),
     ),
     timestamp="snapshot_at", latency_days=7, frequency_days=7,
-    quality=(
-        sql("audience_ai_consent", "SELECT count(*) FROM audience WHERE NOT consent_ai_recommendations",
-            "Personalised newsletters go only to customers who consented to AI recommendations.",
-            dimension="conformity", mustBe=0),
-        sql("audience_newsletter_consent", "SELECT count(*) FROM audience WHERE NOT consent_newsletter",
-            "Newsletters go only to customers who consented to the newsletter.",
-            dimension="conformity", mustBe=0),
-    ),
+    # Consent is checked against the CRM's history by the consent check kind (checks.consent),
+    # declared in the contract's customProperties (NEWSLETTER_CONSENT), not by SQL on these flags.
 )
+
+NEWSLETTER_CONSENT = consent.requires(
+    ("audience", ("ai_recommendations", "newsletter"), "user_id", "snapshot_at"),
+    ("sends", ("ai_recommendations", "newsletter"), "user_id", "sent_at"))
 
 INTERACTIONS = Dataset(
     "interactions", "Opens, clicks and conversions of newsletter emails, fed back to the "
@@ -337,8 +335,9 @@ PRODUCTS_OF_SCENARIO: tuple[Product, ...] = (
         purpose="The current consent decision of every customer per processing purpose "
                 "(AI recommendations, newsletter, analytics).",
         usage="Filter every audience and model input by the purpose it serves.",
-        limitations="Only the current decision; the change history lives in the CRM.",
-        tags=("customer", "consent", "gdpr"), datasets=(CONSENT,), retention=(5, "y"),
+        limitations="consent holds the current decision; consent_events the history of decisions.",
+        tags=("customer", "consent", "gdpr"), datasets=(CONSENT, consent.CONSENT_EVENTS), retention=(5, "y"),
+        custom=(consent.SOURCE_PROPERTY,),
     ),
     Product(
         "User Segments", "AI/ML", "1.4.0",
@@ -357,6 +356,7 @@ PRODUCTS_OF_SCENARIO: tuple[Product, ...] = (
         limitations="Only customers who consented to AI recommendations.",
         tags=("marketing", "recommendations", "personalisation"),
         datasets=(_recommendations(version_1=False),), retention=(90, "d"),
+        custom=(consent.requires(("recommendations", ("ai_recommendations",), "user_id", "generated_at")),),
     ),
     Product(
         "Newsletter Sends", "Marketing", "1.0.0",
@@ -364,7 +364,7 @@ PRODUCTS_OF_SCENARIO: tuple[Product, ...] = (
         usage="Campaign reporting and consent audits.",
         limitations="Audience consent flags are copied at snapshot time and can lag the CRM.",
         tags=("marketing", "newsletter", "email", "pii"), datasets=(SENDS, AUDIENCE),
-        retention=(2, "y"), masking="hashed",
+        retention=(2, "y"), masking="hashed", custom=(NEWSLETTER_CONSENT,),
     ),
     Product(
         "Newsletter Interactions", "Marketing", "1.0.0",

@@ -115,7 +115,8 @@ PLANTED = {
     "product-recommendations/recommendations/product_sku/quality/recommendations_product_sku_nulls",  # 2
     "product-recommendations/contract/compatibility",                     # 3 breaking change
     "user-segments/predictions/quality/predictions_demographic_parity",   # 4 bias
-    "newsletter-sends/audience/quality/audience_ai_consent",              # 5 consent
+    "consent:newsletter-sends/audience/ai_recommendations",               # 5 consent (audience)
+    "consent:newsletter-sends/sends/ai_recommendations",                  # 5 consent (sends)
     "pii:newsletter-interactions/interactions/recipient_email",           # 6 unclassified PII
 }
 

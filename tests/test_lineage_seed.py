@@ -92,4 +92,6 @@ def test_blast_radius_of_the_planted_failing_product(seeded):
     assert {"product:user-segments", "product:product-recommendations"} <= set(radius.products)
     with connect(db) as con:
         runs = openlineage.runs(con, job_namespace=lineage_events.NAMESPACE, job_name="commerce.load_orders")
-    assert list(runs["state"]) == ["FAIL", "COMPLETE"], "the loader's latest run failed: why orders are stale"
+    # sample_data.history adds weeks of earlier runs: the newest still failed, the last success is 9 days old
+    assert list(runs["state"])[0] == "FAIL", "the loader's latest run failed: why orders are stale"
+    assert "COMPLETE" in set(runs["state"]), list(runs["state"])

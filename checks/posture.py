@@ -1,0 +1,134 @@
+"""Per-product posture components for the leadership overview, always all of them.
+
+One row per product: contract present and valid, active owner, classification coverage,
+lineage coverage, latest check pass rate, SLO compliance (30 days) and consent coverage.
+Catalog facts come from one SQL query; the latest results from catalog.queries'
+LATEST_RESULTS_SQL; SLOs from checks.slo (one query); consent from checks.consent's stored
+results; lineage coverage from the cached lineage graph (dataset -> OpenLineage match). No
+per-product queries, so it stays fast at 10k products.
+
+It lives in checks/ because SLO compliance and consent coverage are computed here; catalog/
+never imports checks/.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import duckdb
+import pandas as pd
+
+from catalog import lineage, queries
+from checks import consent, slo
+
+COMPONENTS = ("contract_present", "contract_valid", "has_owner", "classification_coverage",
+              "lineage_coverage", "check_pass_rate", "slo_compliance", "consent_coverage")
+
+_CATALOG_SQL = f"""
+    WITH contract AS (  -- every stored revision passed JSON Schema validation at ingest (catalog.odcs)
+        SELECT product_id, count(DISTINCT contract_id) AS contracts FROM contracts GROUP BY product_id),
+    owner AS (  -- the same rule as the policy checks/policies/product-has-owner.sql
+        SELECT product_id, count(*) FILTER (WHERE active) AS active_owners FROM owners GROUP BY product_id),
+    classified AS (  -- the same rule as checks/policies/column-has-classification.sql
+        SELECT product_id, count(*) AS columns,
+               count(*) FILTER (WHERE classification IS NOT NULL AND trim(classification) <> '') AS classified
+        FROM columns GROUP BY product_id),
+    latest AS ({queries.LATEST_RESULTS_SQL}),
+    checked AS (
+        SELECT product_id, count(*) FILTER (WHERE status <> 'skipped') AS checks,
+               count(*) FILTER (WHERE status = 'passed') AS passed,
+               count(*) FILTER (WHERE status IN ('failed', 'error')) AS failing,
+               bool_or(kind = 'contract' AND status = 'error') AS contract_broken,
+               max(finished_at) AS checked_at
+        FROM latest GROUP BY product_id)
+    SELECT p.product_id, p.name, d.name AS domain,
+           coalesce(c.contracts, 0) > 0 AS contract_present,
+           -- valid: accepted at ingest, and the latest check run could still parse it
+           coalesce(c.contracts, 0) > 0 AND NOT coalesce(k.contract_broken, false) AS contract_valid,
+           coalesce(o.active_owners, 0) > 0 AS has_owner,
+           CASE WHEN cl.columns > 0 THEN cl.classified / cl.columns END AS classification_coverage,
+           CASE WHEN k.checks > 0 THEN k.passed / k.checks END AS check_pass_rate,
+           coalesce(k.failing, 0) AS failing_checks, k.checked_at
+    FROM products p LEFT JOIN domains d USING (domain_id)
+    LEFT JOIN contract c USING (product_id) LEFT JOIN owner o USING (product_id)
+    LEFT JOIN classified cl USING (product_id) LEFT JOIN checked k USING (product_id)
+    ORDER BY p.product_id"""
+
+
+def lineage_coverage(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """product_id, datasets, datasets_in_lineage, lineage_coverage (share of the product's
+    contract datasets that OpenLineage events name), from the cached lineage graph."""
+    graph = lineage.load_graph(con)
+    # Memoised on the cached graph (rebuilt when the catalog or lineage changes): a rerun at
+    # 10k products then costs nothing here.
+    memo = graph.views.get("posture_lineage_coverage")
+    if memo is None:
+        memo = graph.views["posture_lineage_coverage"] = _lineage_coverage(graph)
+    return memo.copy()
+
+
+def _lineage_coverage(graph: lineage.LineageGraph) -> pd.DataFrame:
+    rows = [(attrs.get("product_id"), bool(attrs.get("ol_names")))
+            for _node, attrs in graph.flow.nodes(data=True) if attrs.get("kind") == "dataset"]
+    frame = pd.DataFrame(rows, columns=["product_id", "in_lineage"])
+    if frame.empty:
+        return pd.DataFrame(columns=["product_id", "datasets", "datasets_in_lineage", "lineage_coverage"])
+    found = frame.groupby("product_id").agg(datasets=("in_lineage", "size"),
+                                            datasets_in_lineage=("in_lineage", "sum")).reset_index()
+    found["lineage_coverage"] = found["datasets_in_lineage"] / found["datasets"]
+    return found
+
+
+def components(con: duckdb.DuckDBPyConnection, *, now: dt.datetime | None = None) -> pd.DataFrame:
+    """One row per product with every posture component (NULL = not applicable / not measured:
+    no columns, never checked, no SLO observations, no consent requirement)."""
+    found = con.execute(_CATALOG_SQL).df()
+    found = found.merge(lineage_coverage(con)[["product_id", "lineage_coverage"]], on="product_id", how="left")
+    slos = slo.product_compliance(con, now=now)
+    found = found.merge(slos.rename(columns={"slos_missed": "slos_missed", "breaching_now": "slo_breaching"}),
+                        on="product_id", how="left")
+    covered = consent.coverage_by_product(con)
+    if covered.empty:
+        found["consent_coverage"] = pd.Series([None] * len(found), dtype="float64")
+        found["consent_violating_users"] = pd.Series([None] * len(found), dtype="float64")
+    else:
+        per_product = covered.groupby("product_id").agg(consent_coverage=("coverage", "min"),
+                                                        consent_violating_users=("violating_users", "max"))
+        found = found.merge(per_product.reset_index(), on="product_id", how="left")
+    return found[["product_id", "name", "domain", *COMPONENTS, "failing_checks", "checked_at", "slos",
+                  "slos_missed", "slo_breaching", "consent_violating_users"]]
+
+
+def trend(con: duckdb.DuckDBPyConnection, *, days: int = 90, now: dt.datetime | None = None) -> pd.DataFrame:
+    """Per day and domain, from each product's last complete run of that day: products checked,
+    products failing, check pass rate; plus the day's share of good SLO observations. For the
+    overview's trend over time (one query over the results, one over SLO observations)."""
+    now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    checks = con.execute("""
+        WITH daily AS (
+            SELECT cr.product_id, CAST(r.started_at AS DATE) AS day, cr.status,
+                   dense_rank() OVER (PARTITION BY cr.product_id, CAST(r.started_at AS DATE)
+                                      ORDER BY r.started_at DESC, r.run_id DESC) AS newest
+            FROM check_results cr JOIN check_runs r USING (run_id)
+            WHERE r.state = 'complete' AND cr.product_id IS NOT NULL AND r.started_at >= ?),
+        per_product AS (
+            SELECT product_id, day, count(*) FILTER (WHERE status <> 'skipped') AS checks,
+                   count(*) FILTER (WHERE status = 'passed') AS passed,
+                   bool_or(status IN ('failed', 'error')) AS failing
+            FROM daily WHERE newest = 1 GROUP BY product_id, day)
+        SELECT pp.day, d.name AS domain, count(*) AS products_checked,
+               count(*) FILTER (WHERE pp.failing) AS products_failing,
+               sum(pp.passed) / nullif(sum(pp.checks), 0) AS check_pass_rate
+        FROM per_product pp JOIN products p USING (product_id) LEFT JOIN domains d USING (domain_id)
+        GROUP BY ALL ORDER BY pp.day, domain""", [now - dt.timedelta(days=days)]).df()
+    observed = slo.observations(con, now=now, days=days)
+    if observed.empty or checks.empty:
+        checks["slo_compliance"] = pd.Series(dtype="float64")
+        return checks
+    observed = observed.assign(day=observed["observed_at"].dt.normalize())
+    domains = con.execute("SELECT p.product_id, d.name AS domain FROM products p "
+                          "LEFT JOIN domains d USING (domain_id)").df()
+    daily = (observed.merge(domains, on="product_id", how="left")
+             .groupby(["day", "domain"])["good"].mean().rename("slo_compliance").reset_index())
+    checks["day"] = pd.to_datetime(checks["day"])
+    return checks.merge(daily, on=["day", "domain"], how="left")
