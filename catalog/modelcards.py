@@ -41,11 +41,11 @@ FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?)^---[ \t]*$\n?", re.S | re.M)
 HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t#]*$", re.M)
 PLACEHOLDER = re.compile(r"\{\{.*?\}\}|^\{card_data\}$", re.M | re.S)
 _COMMENT = re.compile(r"<!--.*?-->", re.S)
-_NOT_FILLED = re.compile(r"\[More Information Needed\]|\[optional\]", re.I)
+_NOT_FILLED = re.compile(r"\[?More Information Needed\]?|\[optional\]", re.I)
 # Governance sections a card must fill: key -> (label, heading pattern).
 REQUIRED_SECTIONS: dict[str, tuple[str, re.Pattern]] = {
     "intended_use": ("intended use", re.compile(r"intended use|^uses?$|direct use|intended purpose", re.I)),
-    "limitations": ("limitations", re.compile(r"limitation", re.I)),
+    "limitations": ("limitations", re.compile(r"limita", re.I)),
     "bias_risks": ("bias, risks", re.compile(r"bias|risk|fairness|ethic", re.I)),
     "training_data": ("training data", re.compile(r"training data|training details|^training$|train\w* (data|set)", re.I)),
     "license": ("license", re.compile(r"licen[cs]e", re.I)),

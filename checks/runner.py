@@ -287,6 +287,9 @@ def run_checks(db_path: str | Path, *, product_ids: list[str] | None = None, tri
         mark_dead_runs_incomplete(con)
         scope = resolve_products(con, product_ids)
         work, results = _load_work(con, scope)
+        from checks import model_checks  # model cards and bias audits (issue 11)
+
+        models = model_checks.load_work(con, None if product_ids is None else scope)
 
         def start() -> None:
             con.execute(
@@ -303,6 +306,7 @@ def run_checks(db_path: str | Path, *, product_ids: list[str] | None = None, tri
     try:
         for item in work:
             run.results += _check_contract(item, tracker, timeout_s=timeout_s, now=now, plan=plan)
+        run.results += model_checks.run(models, timeout_s=timeout_s)
         with connect(path) as con:
             if with_policies:
                 run.results += _policy_results(con, None if product_ids is None else scope, timeout_s, tracker)
