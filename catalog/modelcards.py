@@ -46,7 +46,7 @@ _NOT_FILLED = re.compile(r"\[?More Information Needed\]?|\[optional\]", re.I)
 REQUIRED_SECTIONS: dict[str, tuple[str, re.Pattern]] = {
     "intended_use": ("intended use", re.compile(r"intended use|^uses?$|direct use|intended purpose", re.I)),
     "limitations": ("limitations", re.compile(r"limita", re.I)),
-    "bias_risks": ("bias, risks", re.compile(r"bias|risk|fairness|ethic", re.I)),
+    "bias_risks": ("bias and risks", re.compile(r"bias|risk|fairness|ethic", re.I)),
     "training_data": ("training data", re.compile(r"training data|training details|^training$|train\w* (data|set)", re.I)),
     "license": ("license", re.compile(r"licen[cs]e", re.I)),
 }

@@ -23,7 +23,7 @@ DOMAINS = {
     "newsletter-interactions": "Marketing", "commerce-orders": "Commerce",
     "commerce-products": "Commerce",
 }
-PLANTED_RULES = {"predictions_demographic_parity", "recommendations_product_sku_nulls",
+PLANTED_RULES = {"recommendations_product_sku_nulls",
                  "audience_ai_consent"}
 PII_COLUMNS = {("users", "email"), ("users", "full_name"), ("users", "birth_date"),
                ("users", "phone"), ("features", "gender"), ("predictions", "gender"),
