@@ -3,11 +3,12 @@ revision, and read models back for the pages and the checks.
 
 Parsing is a plain split: the `---` front matter through the same guarded YAML loader as
 contracts (catalog.odcs.load_yaml: deep or huge structures refused in our words, dates kept
-as text), the body split at Markdown headings. `huggingface_hub`'s ModelCard would parse
-the same front matter with PyYAML too, but it is not installed here and would add a large
-import for what is a 40-line split; the card is untrusted text either way, and the checks
-meshgov needs (which governance sections are filled, unfilled template placeholders) are
-not in ModelCardData.
+as text), the body split at Markdown headings. `huggingface_hub` is not a dependency; measured
+with 2.4.0 in a scratch folder (2026-12-01, a heavily loaded machine, so absolute numbers are
+high): importing `ModelCard` added 3.5-4.6 s on top of the catalog's own imports, and it
+parsed a card in ~18 ms vs ~6 ms here. It also raises on 5 of the 11 fixtures (the three
+templates, list metadata, a model-index result without a dataset) where meshgov needs a
+reason per file, and it knows nothing of the governance sections checked here.
 
 Acceptance: a card whose metadata is not YAML, not a mapping, an unfilled template
 (`{{ card_data }}`), or that is a dataset card is rejected with the reason; no metadata,
