@@ -286,6 +286,13 @@ def parse_card(text: str, *, source: str = "card") -> ParsedCard:
     return card
 
 
+def home_product(card: ParsedCard) -> str | None:
+    """The product a model belongs to: where its predictions go, else its first output."""
+    if card.predictions:
+        return card.predictions["product"]
+    return card.outputs[0] if card.outputs else None
+
+
 # --- store ---------------------------------------------------------------------------------------
 
 
@@ -315,24 +322,31 @@ def _store(con, card: ParsedCard, *, text: str, source: str, actor, content_hash
         if latest and latest[1] == content_hash:
             return CardOutcome(card.model_id, card.version, latest[0], True, card.warnings)
         revision = latest[0] + 1 if latest else 1
-        con.execute("INSERT INTO model_cards VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        con.execute("INSERT INTO model_cards (model_id, revision, version, raw_text, content_hash, metadata, "
+                    "sections, missing, warnings, source_file, ingested_at, ingested_by) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [card.model_id, revision, card.version, text, content_hash, json.dumps(card.metadata),
                      json.dumps([{"level": s.level, "title": s.title, "filled": s.filled} for s in card.sections]),
                      card.missing, card.warnings, source, now, email])
         con.execute(
-            """INSERT INTO models VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """INSERT INTO models (model_id, name, version, owner, status, license, pipeline_tag, base_model,
+                                  tags, predictions, product_id, created_at, updated_at)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                ON CONFLICT (model_id) DO UPDATE SET name = excluded.name, version = excluded.version,
                  owner = excluded.owner, status = excluded.status, license = excluded.license,
                  pipeline_tag = excluded.pipeline_tag, base_model = excluded.base_model, tags = excluded.tags,
-                 predictions = excluded.predictions, updated_at = excluded.updated_at""",
+                 predictions = excluded.predictions, product_id = excluded.product_id,
+                 updated_at = excluded.updated_at""",
             [card.model_id, card.name, card.version, card.owner, card.status, card.license, card.pipeline_tag,
-             card.base_model, card.tags, json.dumps(card.predictions) if card.predictions else None, now, now])
+             card.base_model, card.tags, json.dumps(card.predictions) if card.predictions else None,
+             home_product(card), now, now])
         con.execute("DELETE FROM model_products WHERE model_id = ?", [card.model_id])
         links = {(d, "training") for d in card.datasets} | {(o, "output") for o in card.outputs}
         if card.predictions:
             links.add((card.predictions["product"], "output"))
         for product_id, relation in sorted(links):
-            con.execute("INSERT INTO model_products VALUES (?, ?, ?, 'card')", [card.model_id, product_id, relation])
+            con.execute("INSERT INTO model_products (model_id, product_id, relation, source) VALUES (?, ?, ?, 'card')",
+                        [card.model_id, product_id, relation])
         con.execute("DELETE FROM model_eval_results WHERE model_id = ?", [card.model_id])
         if card.eval_results:
             frame = pd.DataFrame(card.eval_results).assign(model_id=card.model_id, revision=revision)

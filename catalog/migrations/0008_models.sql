@@ -12,6 +12,8 @@ CREATE TABLE models (
     base_model   TEXT,
     tags         TEXT[],
     predictions  JSON,               -- {product, dataset, y_true, y_pred, sensitive}: what the bias audit reads
+    product_id   TEXT,               -- the product the model belongs to (its predictions' or first output's);
+                                     -- catalog.lineage makes the model a node of that product
     created_at   TIMESTAMP NOT NULL,
     updated_at   TIMESTAMP NOT NULL
 );
