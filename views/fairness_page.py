@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
-import json
+import sys
+from pathlib import Path
 
-import pandas as pd
-import plotly.express as px
-import plotly.graph_objects as go
-import streamlit as st
+# AppTest.from_file and `streamlit run views/...` put views/ first on sys.path, where
+# views/checks.py and views/catalog.py would shadow the checks and catalog packages in a
+# fresh interpreter: the project root goes first.
+_ROOT = str(Path(__file__).resolve().parent.parent)
+if _ROOT not in sys.path[:1]:
+    sys.path.insert(0, _ROOT)
 
-from catalog.store import StoreError
-from checks import fairness, model_checks
-from ui.auth import page_user
-from ui.db import conn, db_path
-from ui.status import STATUS_COLOURS, badge
-from ui.untrusted_markdown import plain
+import json  # noqa: E402 - after the sys.path fix
+
+import pandas as pd  # noqa: E402 - after the sys.path fix
+import plotly.express as px  # noqa: E402 - after the sys.path fix
+import plotly.graph_objects as go  # noqa: E402 - after the sys.path fix
+import streamlit as st  # noqa: E402 - after the sys.path fix
+
+from catalog.store import StoreError  # noqa: E402 - after the sys.path fix
+from checks import fairness, model_checks  # noqa: E402 - after the sys.path fix
+from ui.auth import page_user  # noqa: E402 - after the sys.path fix
+from ui.db import conn, db_path  # noqa: E402 - after the sys.path fix
+from ui.status import STATUS_COLOURS, badge  # noqa: E402 - after the sys.path fix
+from ui.untrusted_markdown import plain  # noqa: E402 - after the sys.path fix
 
 METRIC_LABELS = {"selection_rate": "Selection rate", "accuracy": "Accuracy", "tpr": "True positive rate",
                  "fpr": "False positive rate", "precision": "Precision"}
@@ -28,13 +38,21 @@ def _history(db: str) -> pd.DataFrame:
         return model_checks.fairness_history(con)
 
 
+def _undefined_text(undefined: dict) -> str:
+    """Metrics that could not be computed, grouped by reason (one reason often covers four)."""
+    by_reason: dict[str, list[str]] = {}
+    for metric, reason in undefined.items():
+        by_reason.setdefault(reason, []).append(metric)
+    return "; ".join(f"{', '.join(metrics)}: {reason}" for reason, metrics in by_reason.items())
+
+
 def by_group_frame(diagnostics: dict) -> pd.DataFrame:
     rows = []
     for row in diagnostics.get("by_group", []):
         group = ", ".join(f"{k}={'null' if v is None else v}" for k, v in row["group"].items())
         rows.append({"group": group, "count": row["count"], "scored": row.get("scored", True),
                      **{m: row.get(m) for m in METRIC_LABELS},
-                     "undefined": "; ".join(f"{k}: {v}" for k, v in (row.get("undefined") or {}).items())})
+                     "undefined": _undefined_text(row.get("undefined") or {})})
     return pd.DataFrame(rows, columns=["group", "count", "scored", *METRIC_LABELS, "undefined"])
 
 

@@ -3,16 +3,26 @@ products, governance findings and latest bias outcome."""
 
 from __future__ import annotations
 
-import pandas as pd
-import streamlit as st
+import sys
+from pathlib import Path
 
-from catalog import modelcards
-from catalog.store import StoreError
-from checks import model_checks
-from ui.auth import page_user
-from ui.db import conn, db_path
-from ui.status import badge, label
-from ui.untrusted_markdown import plain, safe_markdown
+# AppTest.from_file and `streamlit run views/...` put views/ first on sys.path, where
+# views/checks.py and views/catalog.py would shadow the checks and catalog packages in a
+# fresh interpreter: the project root goes first.
+_ROOT = str(Path(__file__).resolve().parent.parent)
+if _ROOT not in sys.path[:1]:
+    sys.path.insert(0, _ROOT)
+
+import pandas as pd  # noqa: E402 - after the sys.path fix
+import streamlit as st  # noqa: E402 - after the sys.path fix
+
+from catalog import modelcards  # noqa: E402 - after the sys.path fix
+from catalog.store import StoreError  # noqa: E402 - after the sys.path fix
+from checks import model_checks  # noqa: E402 - after the sys.path fix
+from ui.auth import page_user  # noqa: E402 - after the sys.path fix
+from ui.db import conn, db_path  # noqa: E402 - after the sys.path fix
+from ui.status import badge, label  # noqa: E402 - after the sys.path fix
+from ui.untrusted_markdown import plain, safe_markdown  # noqa: E402 - after the sys.path fix
 
 SECTION_LABELS = {key: text for key, (text, _pattern) in modelcards.REQUIRED_SECTIONS.items()}
 
