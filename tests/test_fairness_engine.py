@@ -191,6 +191,11 @@ def test_small_groups_are_flagged_not_scored(tmp_path, capsys):
     assert document["disparities"]["demographic_parity_ratio"] == 1.0, \
         "the tiny group (selection rate 0) is not scored: the two big groups select equally"
     assert code == 0 and "not scored" in document["reason"], document["reason"]
+    code = cli.main(["bias", "--data", str(tmp_path / "predictions.parquet"), "--y-true", "y_true",
+                     "--y-pred", "y_pred", "--sensitive", "g", "--threshold", "dp_difference=0.01"])
+    text = capsys.readouterr().out
+    assert "g=tiny (not scored)" in text and "PASSED" in text and code == 0, \
+        f"the text report flags the small group and gives the verdict: {text}"
 
 
 @pytest.mark.parametrize(("frame", "argv", "expected"), [
