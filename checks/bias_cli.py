@@ -70,11 +70,13 @@ def _fmt(value) -> str:
 
 def _text(report: fairness.BiasReport, document: dict, policy: fairness.FairnessPolicy) -> str:
     columns = ("count", *fairness.METRICS)
-    lines = [f"{'group':<40} " + " ".join(f"{c:>14}" for c in columns)]
-    for row in document["by_group"]:
-        label = fairness.group_label(row["group"]) + ("" if row["scored"] else " (not scored)")
-        lines.append(f"{label[:40]:<40} " + " ".join(f"{_fmt(row[c]):>14}" for c in columns))
-    lines.append(f"{'overall':<40} " + " ".join(f"{_fmt(document['overall'][c]):>14}" for c in columns))
+    labels = [fairness.group_label(row["group"]) + ("" if row["scored"] else " (not scored)")
+              for row in document["by_group"]]
+    width = min(max([len("overall"), *map(len, labels)]) + 2, 80)
+    lines = [f"{'group':<{width}}" + " ".join(f"{c:>14}" for c in columns)]
+    for label, row in zip(labels, document["by_group"], strict=True):
+        lines.append(f"{label[:width - 2]:<{width}}" + " ".join(f"{_fmt(row[c]):>14}" for c in columns))
+    lines.append(f"{'overall':<{width}}" + " ".join(f"{_fmt(document['overall'][c]):>14}" for c in columns))
     lines.append("")
     lines += [f"{name}: {_fmt(value)}" for name, value in document["disparities"].items()]
     lines.append("")

@@ -420,7 +420,7 @@ def _people(group: dict[str, Any]) -> str:
         value = next(iter(group.values()))
         if isinstance(value, str) and value.lower() in _PLURAL:
             return _PLURAL[value.lower()]
-    return f"the group {group_label(group)}"
+    return f"people in {group_label(group)}"
 
 
 def summary_sentence(report: BiasReport, policy: FairnessPolicy) -> str:
