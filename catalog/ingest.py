@@ -22,9 +22,10 @@ from catalog.store import transaction
 
 CONTRACT_SUFFIXES = {".yaml", ".yml"}
 LINEAGE_SUFFIXES = {".json", ".ndjson", ".jsonl"}
-INGESTIBLE = CONTRACT_SUFFIXES | LINEAGE_SUFFIXES
 # Bytes per contract file; lineage files have their own (catalog.openlineage.MAX_FILE_BYTES).
 MAX_CONTRACT_BYTES = 2 * 1024 * 1024  # YAML parses at ~0.15 MB/s here: bounds the time too
+MODEL_CARD_SUFFIXES = {".md"}  # Hugging Face model cards (catalog.modelcards)
+INGESTIBLE = CONTRACT_SUFFIXES | LINEAGE_SUFFIXES | MODEL_CARD_SUFFIXES
 
 
 @dataclass
@@ -74,7 +75,8 @@ def expand_paths(paths: Iterable[str | Path]) -> tuple[list[Path], list[Rejected
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            files += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in INGESTIBLE)
+            files += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in INGESTIBLE
+                            and (p.suffix.lower() not in MODEL_CARD_SUFFIXES or _card_like(p)))
         elif path.is_file():
             files.append(path)
         else:
@@ -182,9 +184,11 @@ def _ingest_file(con: duckdb.DuckDBPyConnection, path: Path, *, user: access.Use
             audit.record(con, actor=user, action="ingest", target=f"file:{name}",
                          after={"lineage_events": new_events, "rejected": len(report.rejected)})
         return report
+    if suffix in MODEL_CARD_SUFFIXES:
+        return _ingest_model_card(con, text, source=name, user=user)
     if suffix not in CONTRACT_SUFFIXES | {".json"}:
         report.rejected.append(Rejected(name, f"unsupported file type {suffix or '(none)'}: "
-                                              "expected an ODCS contract (.yaml) or OpenLineage events (.json/.ndjson)"))
+                                              "expected an ODCS contract (.yaml), OpenLineage events (.json/.ndjson) or a model card (.md)"))
         return report
     try:
         outcome, warnings = ingest_contract_text(con, text, source=name, user=user, index=index)
@@ -209,6 +213,23 @@ def _over_size_limit(path: Path) -> str | None:
         return (f"file of {size:,} bytes is larger than the limit of {MAX_CONTRACT_BYTES:,} bytes "
                 "per contract file (MAX_CONTRACT_BYTES)")
     return None
+def _card_like(path: Path) -> bool:
+    """In a folder, a .md file counts as a model card only with front matter (READMEs are skipped)."""
+    from catalog import modelcards
+
+    return modelcards.has_front_matter(path)
+
+
+def _ingest_model_card(con: duckdb.DuckDBPyConnection, text: str, *, source: str, user: access.User) -> IngestReport:
+    from catalog import modelcards
+
+    try:
+        outcome = modelcards.store_card(con, text, source=source, actor=user)
+    except modelcards.CardError as exc:
+        return IngestReport(rejected=[Rejected(source, str(exc))])
+    return IngestReport(accepted=[Accepted(source, outcome.model_id, outcome.version, outcome.unchanged,
+                                           kind="model_card")],
+                        warnings=[Warning_(source, w) for w in outcome.warnings])
 
 
 def _looks_like_lineage(text: str) -> bool:

@@ -3,6 +3,7 @@
     python -m checks run [--product ID ... | --all] [--db FILE] [--json]
                          [--fail-on failed|warning] [--timeout S] [--as NAME]
     python -m checks runs [--db FILE] [--limit N]
+    python -m checks bias --data FILE --y-true COL --y-pred COL --sensitive COL[,COL] [--json]
 
 Exit codes: 0 every check passed (or was skipped), 1 a check failed or errored (or warned,
 with --fail-on warning), 2 usage or engine error (unknown product, missing DB, ...).
@@ -79,6 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
     runs.add_argument("--db", help="DuckDB file (default: $MESHGOV_DB or data/meshgov.duckdb)")
     runs.add_argument("--limit", type=_runs_limit, default=20)
     runs.add_argument("--json", action="store_true")
+
+    from checks import bias_cli  # bias audit of a predictions file
+
+    bias_cli.add_parser(sub)
     return parser
 
 
@@ -87,6 +92,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             return _run(args)
+        if args.command == "bias":
+            from checks import bias_cli
+
+            return bias_cli.run(args)
         return _runs(args)
     except (runner.UnknownProducts, access.PermissionDenied) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -288,6 +288,9 @@ def run_checks(db_path: str | Path, *, product_ids: list[str] | None = None, tri
         scope = resolve_products(con, product_ids)
         work, results = _load_work(con, scope)
         consent_plan = _consent_plan(con, scope)
+        from checks import model_checks  # model cards and bias audits (issue 11)
+
+        models = model_checks.load_work(con, None if product_ids is None else scope)
 
         def start() -> None:
             con.execute(
@@ -307,6 +310,7 @@ def run_checks(db_path: str | Path, *, product_ids: list[str] | None = None, tri
             run.results += _check_contract(item, tracker, timeout_s=timeout_s, now=now, plan=plan)
         if consent_plan:
             run.results += consent.run_plan(consent_plan, timeout_s=timeout_s, step=tracker.step)
+        run.results += model_checks.run(models, timeout_s=timeout_s)
         with connect(path) as con:
             if with_policies:
                 run.results += _policy_results(con, None if product_ids is None else scope, timeout_s, tracker)

@@ -6,6 +6,7 @@ Layout under `out_dir` (default: `sample/` next to the DB file):
     contract-history/<domain>/<product_id>-<version>.odcs.yaml   older revisions
     synthetic/contracts/<domain>/<product_id>.odcs.yaml          --products N
     (lineage files, when sample_data.lineage_events is present)
+    models/<model>.md                               model cards (sample_data.models)
 
 Re-seeding an existing DB is done in place and is idempotent: contracts are deterministic, so
 re-ingesting them is a no-op, and an older revision is ingested only while its contract is
@@ -68,7 +69,7 @@ def seed(db_path: str | Path, *, extra_products: int = 0, out_dir: str | Path | 
                 _require_clean(ingest_paths(con, [history_file]), "contract history")
             _require_clean(ingest_paths(con, [out / "contracts"]), "scenario contracts")
             tables, data_files = rows.result()
-            lineage_note = _seed_lineage(con, out, anchor)
+            lineage_note = _seed_lineage(con, out, anchor) + "\n  " + _seed_models(con, out)
             lineage_note += "\n  " + history.seed_history(con, out, anchor).note()
             synthetic_note = ""
             if extra_products:
@@ -130,6 +131,14 @@ def _seed_lineage(con: duckdb.DuckDBPyConnection, out: Path, anchor: datetime) -
     events = importlib.import_module(LINEAGE_MODULE).write_events(out, anchor)
     report = _require_clean(ingest_paths(con, [events]), "lineage events")
     return f"lineage: {len(report.accepted)} records accepted from {events}"
+
+
+def _seed_models(con: duckdb.DuckDBPyConnection, out: Path) -> str:
+    """Model cards of the scenario's two models (sample_data.models), ingested like users' cards."""
+    from sample_data import models
+
+    report = _require_clean(ingest_paths(con, models.write_cards(out)), "model cards")
+    return f"models: {len(report.accepted)} model cards accepted from {out / 'models'}"
 
 
 # --- measuring what was planted ------------------------------------------------------------
@@ -196,7 +205,7 @@ def _summary(db: Path, out: Path, tables, data_files, n_contract_files: int, rev
                             f"{'; '.join(contracts.schema_changes(old, new))} "
                             f"({history_revisions} revisions stored)"),
         ("bias", f"user-segments predictions: selection-rate gap {bias[0]:.3f} by gender "
-                 f"({bias[1]}; rule predictions_demographic_parity: < 0.1)"),
+                 f"({bias[1]}; fairness check of premium-propensity: selection-rate ratio >= 0.8)"),
         ("consent", f"newsletter-sends audience: {consent[0]} users ({consent[1]:.1f}%) without "
                     "AI-recommendation consent (consent check: 0)"),
         ("unclassified PII", f"newsletter-interactions interactions.recipient_email: {pii[0]:,} of "

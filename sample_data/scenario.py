@@ -2,7 +2,8 @@
 
 Customer -> AI/ML -> Marketing -> back to Customer, plus Commerce. Every rule here passes on
 the generated data except the planted defects (SCENARIO.md lists them):
-- user-segments: `predictions_demographic_parity` (bias),
+- user-segments: the premium selection's gender disparity, found by the bias audit of the
+  premium-propensity model (sample_data.models; no longer a hand-written SQL rule),
 - product-recommendations: `recommendations_product_sku_nulls` (null spike) and the
   1.0.0 -> 1.1.0 breaking change (see RECOMMENDATIONS_V1),
 - newsletter-sends: consent (checks.consent: non-consenting users in the audience and sends),
@@ -160,12 +161,6 @@ PREDICTIONS = Dataset(
         sql("predictions_score_range",
             "SELECT count(*) FROM predictions WHERE score < 0 OR score > 1",
             "Scores are probabilities.", mustBe=0),
-        sql("predictions_demographic_parity",
-            "SELECT max(selection_rate) - min(selection_rate) FROM (SELECT gender, "
-            "avg(CASE WHEN selected_for_premium THEN 1.0 ELSE 0.0 END) AS selection_rate "
-            "FROM predictions GROUP BY gender)",
-            "Demographic parity difference of the premium selection across genders stays "
-            "under 0.1.", dimension="consistency", mustBeLessThan=0.1),
     ),
 )
 

@@ -114,7 +114,8 @@ PLANTED = {
     "commerce-orders/orders/ordered_at/freshness/frequency",              # 1 stale product
     "product-recommendations/recommendations/product_sku/quality/recommendations_product_sku_nulls",  # 2
     "product-recommendations/contract/compatibility",                     # 3 breaking change
-    "user-segments/predictions/quality/predictions_demographic_parity",   # 4 bias
+    "fairness:premium-propensity",                                        # 4 bias (the model's bias audit)
+    "model-card:rfm-segmenter/bias_risks",                                # 7 model card without bias/risks
     "consent:newsletter-sends/audience/ai_recommendations",               # 5 consent (audience)
     "consent:newsletter-sends/sends/ai_recommendations",                  # 5 consent (sends)
     "pii:newsletter-interactions/interactions/recipient_email",           # 6 unclassified PII
