@@ -78,4 +78,4 @@ def data_roots(store: Path | None = None) -> tuple[list[Path], str]:
             raise SettingsError(f"{path}: [data] roots must be a list of folder paths, got {roots!r}")
         return [(path.parent / Path(r).expanduser()) for r in roots], f"[data] roots in {path}"
     folder = (store or default_db_path()).parent
-    return [folder], f"the store's folder {folder} (default; widen with MESHGOV_DATA_ROOTS or [data] roots)"
+    return [folder], "default: the folder of the store; widen with MESHGOV_DATA_ROOTS or [data] roots"
