@@ -12,7 +12,8 @@ Relative paths are relative to the folder of the contract file they came from.
 A contract is user input, so the file it names is confined (`refusal`): only files under
 the data roots are read (`catalog.settings.data_roots`: `MESHGOV_DATA_ROOTS`, `[data] roots`
 in the settings file, else the store's own folder, where `seed` writes). Whatever the
-roots, these are refused: the meshgov store and its WAL (also through a hard link), the
+roots, these are refused: the meshgov store and its WAL (also through a hard link, and any
+DuckDB table named like the store's audit/access/check tables), the
 app's `.streamlit/` and `config/` folders, system folders, hidden files and folders below
 a root, files named like secrets or keys, anything that is not a regular file (devices,
 FIFOs, sockets, folders) and any path whose real path leaves the roots through a symlink.
@@ -53,6 +54,12 @@ _SECRET_PAIRS = ({"api", "key"}, {"private", "key"}, {"access", "key"}, {"secret
                  {"auth", "token"}, {"access", "token"})
 _KEY_SUFFIXES = {".key", ".pem", ".p12", ".pfx", ".jks", ".keystore", ".kdbx", ".ppk", ".gpg", ".asc",
                  ".der", ".crt", ".cer", ".csr", ".ovpn", ".tfstate", ".env"}
+# Tables only a meshgov store has (audit trail, role bindings, check history): a DuckDB file
+# offering one is a copy of the store, wherever it lies. Generic names (products, owners...)
+# are not listed: ordinary data may use them.
+_STORE_ONLY_TABLES = {"audit_log", "role_bindings", "check_results", "check_runs", "lineage_events",
+                      "lineage_quarantine", "search_docs", "search_terms", "search_vocab",
+                      "contract_properties"}
 _NAME_WORDS = re.compile(r"[._\-\s]+")
 
 
@@ -164,7 +171,15 @@ def resolve(server: dict, dataset: str, physical_name: str | None, n_datasets: i
         return _guarded(location, lexical, server=server, contract_id=contract_id, store=store)
 
     if stype == "duckdb" and server.get("database"):
-        return guarded("duckdb", os.path.abspath(base / str(server["database"])), stem)
+        location = guarded("duckdb", os.path.abspath(base / str(server["database"])), stem)
+        if not location.refused and stem.strip('"').lower() in _STORE_ONLY_TABLES:
+            name = server.get("server") or "duckdb"
+            owner = f"contract {contract_id}, server {name}" if contract_id else f"server {name}"
+            location = replace(location, refused=(
+                f"{owner}: table {stem} in {location.path} refused by rule 'meshgov store': it is "
+                "named like meshgov's own audit, access or check tables (a copy of the store?); "
+                "nothing was read"))
+        return location
     if stype != "local" or not server.get("path"):
         return None
     fmt = (server.get("format") or "parquet").lower()

@@ -129,3 +129,15 @@ def test_contract_pointing_at_etc_passwd_ends_in_errors(tmp_path):
         assert result.status == "error" and "rule 'system folder'" in result.reason, result
         assert "contract passwd-as-data, server local" in result.reason, result.reason
         assert "root:" not in str(result.diagnostics), "no line of /etc/passwd may leak into results"
+
+
+def test_a_copy_of_the_store_is_refused_by_its_table_names(tmp_path):
+    from catalog.locations import resolve
+
+    copy = tmp_path / "backup.duckdb"
+    server = {"server": "bak", "type": "duckdb", "database": str(copy)}
+    for table in ("audit_log", "role_bindings"):
+        location = resolve(server, table, None, 1, None, contract_id="c1", store=tmp_path / "m.duckdb")
+        assert location and "rule 'meshgov store'" in (location.refused or ""), location
+    ordinary = resolve(server, "orders", None, 1, None, contract_id="c1", store=tmp_path / "m.duckdb")
+    assert ordinary and ordinary.refused is None, ordinary
