@@ -52,6 +52,13 @@ _CONTRACT = textwrap.dedent("""\
     """)
 
 
+@pytest.fixture(autouse=True)
+def _default_roots(monkeypatch, tmp_path):
+    """The default root (the store's folder), whatever the environment running the tests says."""
+    monkeypatch.delenv("MESHGOV_DATA_ROOTS", raising=False)
+    monkeypatch.setenv("MESHGOV_SETTINGS", str(tmp_path / "absent.toml"))
+
+
 def _server(kind: str, path: str) -> str:
     lines = (["type: duckdb", f"database: {path}"] if kind == "duckdb"
              else ["type: local", "format: csv", f"path: {path}"])
@@ -122,7 +129,7 @@ def test_every_check_of_a_refused_file_is_an_error_naming_contract_server_and_ru
 def test_cli_output_carries_no_content(hostile_mesh):
     db, rules = hostile_mesh
     done = subprocess.run([sys.executable, "-m", "checks", "run", "--all", "--json", "--db", str(db)],
-                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+                          capture_output=True, text=True, timeout=300, cwd=ROOT, env=dict(os.environ))
     assert "refused by rule" in done.stdout, f"the CLI must report the refusals: {done.stdout[-2000:]}"
     _no_secret("the CLI output", done.stdout + done.stderr)
 
