@@ -114,3 +114,23 @@ def test_new_revision_of_an_attached_contract_may_change_the_product(tmp_db):
                                             owner="bob@example.com"), source="v2.yaml")
         assert _product(con)[1:] == ("deprecated", "Retired."), _product(con)
         assert _owners(con) == ["bob@example.com"], "the attached contract's owners may change hands"
+
+
+def test_seeded_demo_customer_profiles_cannot_be_moved_to_marketing(tmp_path):
+    """The reported takeover, on the demo mesh: a new id from Marketing naming Customer Profiles."""
+    from sample_data.generate import seed
+
+    db = tmp_path / "demo.duckdb"
+    seed(db)
+    takeover = tmp_path / "takeover.odcs.yaml"
+    takeover.write_text(_contract("marketing.hijack", status="deprecated", domain="Marketing",
+                                  purpose="Owned by Marketing now.", team="growth", owner="mallory@example.com"))
+    with connect(db) as con:
+        before = (_product(con), _owners(con))
+        report = ingest_paths(con, [takeover])
+        after = (_product(con), _owners(con))
+        hijack = con.execute("SELECT count(*) FROM contracts WHERE contract_id = 'marketing.hijack'").fetchone()[0]
+    assert report.rejected and "'customer-profiles'" in report.rejected[0].reason, report
+    assert "to 'Marketing'" in report.rejected[0].reason, report.rejected[0].reason
+    assert after == before and before[0][1] == "active", f"the product must not change: {before} -> {after}"
+    assert hijack == 0, "nothing of the rejected contract is stored"
