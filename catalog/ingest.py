@@ -230,7 +230,7 @@ def _refuse_takeover(con, contract, product_id: str) -> None:
     current = con.execute("SELECT username, email, team FROM owners WHERE product_id = ? AND active",
                           [product_id]).fetchall()
     proposed = [(o["username"], o["email"], o["team"]) for o in odcs.owners_of(contract)]
-    new_domain = odcs.slug(contract.domain) if contract.domain else None
+    new_domain = odcs.slug(contract.domain) if contract.domain else "unassigned"  # as stored
     problems = []
     if new_domain != domain_id:
         problems.append(f"its domain is {contract.domain or '(none)'!r}, the product's is "
@@ -240,7 +240,7 @@ def _refuse_takeover(con, contract, product_id: str) -> None:
     if not problems:
         return
     changes = []
-    if new_domain and new_domain != domain_id:
+    if contract.domain and new_domain != domain_id:
         changes.append(f"move it from domain {domain_name or domain_id!r} to {contract.domain!r}")
     if contract.status and contract.status != status:
         changes.append(f"set its status {status!r} -> {contract.status!r}")
