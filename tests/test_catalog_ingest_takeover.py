@@ -134,3 +134,20 @@ def test_seeded_demo_customer_profiles_cannot_be_moved_to_marketing(tmp_path):
     assert "to 'Marketing'" in report.rejected[0].reason, report.rejected[0].reason
     assert after == before and before[0][1] == "active", f"the product must not change: {before} -> {after}"
     assert hijack == 0, "nothing of the rejected contract is stored"
+
+
+def test_official_examples_joining_my_quantum_without_its_domain_or_owners(shared_fixtures, tmp_db):
+    """Real third-party files: the full example creates `my quantum` (domain seller, with a
+    team); a revision of the same contract id may follow, a new id without domain or team may not."""
+    odcs_dir = shared_fixtures / "odcs"
+    with connect(tmp_db) as con:
+        first = ingest_paths(con, [odcs_dir / "bitol-odcs__all__full-example.odcs.yaml"])
+        assert len(first.accepted) == 1, first.rejected
+        before = con.execute("SELECT domain_id, description FROM products WHERE product_id = 'my-quantum'").fetchone()
+        joiner = ingest_paths(con, [odcs_dir / "bitol-odcs__schema__table-column.odcs.yaml"])
+        revision = ingest_paths(con, [odcs_dir / "bitol-odcs__data-types__all-data-types.odcs.yaml"])
+        after = con.execute("SELECT domain_id FROM products WHERE product_id = 'my-quantum'").fetchone()
+    assert joiner.rejected and "existing product 'my-quantum'" in joiner.rejected[0].reason, joiner
+    assert "its domain is '(none)', the product's is 'seller'" in joiner.rejected[0].reason, joiner.rejected[0].reason
+    assert revision.accepted and not revision.rejected, f"a new revision of the attached contract: {revision}"
+    assert before[0] == after[0] == "seller", (before, after)
