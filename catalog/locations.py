@@ -23,6 +23,7 @@ checks and previews report it as an error without opening the file.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -69,24 +70,39 @@ def _within(path: str, folder: str) -> bool:
 
 def _secret_like(name: str) -> bool:
     lowered = name.lower()
-    if Path(lowered).suffix in _KEY_SUFFIXES or lowered.startswith(("id_rsa", "id_dsa", "id_ecdsa", "id_ed25519")):
+    if os.path.splitext(lowered)[1] in _KEY_SUFFIXES or lowered.startswith(("id_rsa", "id_dsa", "id_ecdsa", "id_ed25519")):
         return True
     words = {w for w in _NAME_WORDS.split(lowered) if w}
     return bool(words & _SECRET_WORDS) or any(pair <= words for pair in _SECRET_PAIRS)
 
 
-def _same_file(real: str, other: str) -> bool:
-    try:
-        a, b = os.stat(real), os.stat(other)
-    except OSError:
-        return False
-    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+# Real paths of admin-controlled places (store, roots, app folders), resolved once: a
+# catalog with thousands of datasets resolves them for every dataset.
+_admin_real = functools.lru_cache(maxsize=256)(os.path.realpath)
 
 
-def _is_store(real: str, store: Path) -> bool:
-    store_real = os.path.realpath(store)
-    candidates = (store_real, store_real + ".wal", store_real + ".tmp")
-    return real in candidates or any(_same_file(real, c) for c in candidates)
+def _store_ids(store: str | Path) -> tuple[set[str], set[tuple[int, int]]]:
+    """The store file, its WAL and temp file: real paths and (device, inode) of those present."""
+    real = _admin_real(str(store))
+    paths = {real, real + ".wal", real + ".tmp"}
+    ids = set()
+    for candidate in paths:
+        try:
+            found = os.stat(candidate)
+        except OSError:
+            continue
+        ids.add((found.st_dev, found.st_ino))
+    return paths, ids
+
+
+def _app_folders() -> tuple[str, ...]:
+    return _app_folders_for(os.getcwd(), os.path.expanduser("~"))
+
+
+@functools.lru_cache(maxsize=16)
+def _app_folders_for(cwd: str, home: str) -> tuple[str, ...]:
+    return (*(os.path.realpath(os.path.join(settings.PROJECT_ROOT, f)) for f in sorted(_APP_FOLDERS)),
+            os.path.realpath(os.path.join(cwd, ".streamlit")), os.path.realpath(os.path.join(home, ".streamlit")))
 
 
 def refusal(path: str, *, store: str | Path | None = None) -> str | None:
@@ -98,44 +114,49 @@ def refusal(path: str, *, store: str | Path | None = None) -> str | None:
     """
     lexical = os.path.abspath(path)
     real = os.path.realpath(lexical)
-    store_path = Path(store) if store else settings.default_db_path()
+    configured_store = str(settings.default_db_path())
+    store_path = str(store) if store else configured_store
+    try:
+        found: os.stat_result | None = os.stat(real)
+    except FileNotFoundError:
+        found = None
+    except OSError as exc:
+        return f"{path} refused by rule 'unreadable': cannot inspect the file ({exc.strerror}); nothing was read"
 
     def rule(name: str, why: str) -> str:
         return f"{path} refused by rule '{name}': {why}; nothing was read"
 
-    if _is_store(real, store_path) or _is_store(real, settings.default_db_path()):
-        return rule("meshgov store", "the catalog's own database (or its WAL) is never data")
-    app = [settings.PROJECT_ROOT / f for f in _APP_FOLDERS] + [Path.cwd() / ".streamlit", Path.home() / ".streamlit"]
-    if any(_within(p, os.path.realpath(a)) for a in app for p in (lexical, real)) or \
-            ".streamlit" in Path(real).parts or ".streamlit" in Path(lexical).parts:
+    for candidate in {store_path, configured_store}:
+        paths, ids = _store_ids(candidate)
+        if real in paths or (found is not None and (found.st_dev, found.st_ino) in ids):
+            return rule("meshgov store", "the catalog's own database (or its WAL) is never data")
+    parts = set(lexical.split("/")) | set(real.split("/"))
+    if ".streamlit" in parts or any(_within(p, a) for a in _app_folders() for p in (lexical, real)):
         return rule("app configuration", "files in .streamlit/ and config/ hold meshgov's settings and secrets")
     if any(_within(p, d) for d in _SYSTEM_DIRS for p in (lexical, real)):
         return rule("system folder", "meshgov does not read data in system folders")
-    if _secret_like(Path(lexical).name) or _secret_like(Path(real).name):
+    if _secret_like(os.path.basename(lexical)) or _secret_like(os.path.basename(real)):
         return rule("secret file name", "the file is named like a secret or key")
     try:
-        roots, source = settings.data_roots(store_path)
+        roots, source = settings.data_roots(Path(store_path))
     except settings.SettingsError as exc:
         return rule("data roots", f"the data roots setting is invalid ({exc})")
-    real_roots = [os.path.realpath(r) for r in roots]
+    real_roots = [_admin_real(str(r)) for r in roots]
     inside = [r for r in real_roots if _within(real, r)]
     if not inside:
-        if any(_within(lexical, os.path.abspath(r)) or _within(lexical, r) for r in (*map(str, roots), *real_roots)):
+        if any(_within(lexical, r) for r in (*(os.path.abspath(r) for r in roots), *real_roots)):
             return rule("symlink leaves the data roots", f"its real path {real} is outside the data roots "
                         f"({source})")
         return rule("outside the data roots", f"only files under {', '.join(map(str, roots))} are read "
                     f"({source})")
-    below = Path(real).relative_to(max(inside, key=len)).parts
-    if any(part.startswith(".") for part in below):
+    below = os.path.relpath(real, max(inside, key=len)).split("/")
+    if any(part.startswith(".") and part not in (".", "..") for part in below):
         return rule("hidden file", "hidden files and folders are never data")
     if any(part in _APP_FOLDERS for part in below[:-1]):
         return rule("app configuration", "files in .streamlit/ and config/ folders are never data")
-    try:
-        mode = os.stat(real).st_mode
-    except FileNotFoundError:
+    if found is None:
         return None  # reported as "does not exist" by the reader, which opens nothing either
-    except OSError as exc:
-        return rule("unreadable", f"cannot inspect the file ({exc.strerror})")
+    mode = found.st_mode
     if not stat.S_ISREG(mode):
         kind = ("a FIFO" if stat.S_ISFIFO(mode) else "a device file" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
                 else "a socket" if stat.S_ISSOCK(mode) else "a folder" if stat.S_ISDIR(mode) else "not a file")
@@ -159,20 +180,23 @@ def _base_dir(source_file: str | None) -> Path:
 
 def resolve(server: dict, dataset: str, physical_name: str | None, n_datasets: int,
             source_file: str | None, *, contract_id: str | None = None,
-            store: str | Path | None = None) -> Location | None:
+            store: str | Path | None = None, confine: bool = True) -> Location | None:
     """The dataset's file on this server (None when the server names none), with `refused`
-    set when the confinement rules forbid reading it."""
+    set when the confinement rules forbid reading it. `confine=False` is for callers that
+    only match paths and never read (lineage), so they skip the per-file checks."""
     stem = physical_name or dataset
     base = _base_dir(source_file)
     stype = (server.get("type") or "").lower()
 
     def guarded(kind: str, lexical: str, table: str | None = None) -> Location:
-        location = Location(kind, str(Path(lexical).resolve()), table)
+        location = Location(kind, os.path.realpath(lexical), table)
+        if not confine:
+            return location
         return _guarded(location, lexical, server=server, contract_id=contract_id, store=store)
 
     if stype == "duckdb" and server.get("database"):
         location = guarded("duckdb", os.path.abspath(base / str(server["database"])), stem)
-        if not location.refused and stem.strip('"').lower() in _STORE_ONLY_TABLES:
+        if confine and not location.refused and stem.strip('"').lower() in _STORE_ONLY_TABLES:
             name = server.get("server") or "duckdb"
             owner = f"contract {contract_id}, server {name}" if contract_id else f"server {name}"
             location = replace(location, refused=(
@@ -185,7 +209,7 @@ def resolve(server: dict, dataset: str, physical_name: str | None, n_datasets: i
     fmt = (server.get("format") or "parquet").lower()
     raw = str(server["path"]).replace("{model}", stem)
     lexical = os.path.abspath(base / raw)
-    if Path(lexical).is_dir() or raw.endswith("/"):
+    if os.path.isdir(lexical) or raw.endswith("/"):
         return guarded(fmt, os.path.join(lexical, f"{stem}.{fmt}"))
     if "{model}" in str(server["path"]) or n_datasets == 1 or Path(lexical).stem == stem:
         return guarded(fmt, lexical)
