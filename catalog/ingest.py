@@ -274,6 +274,8 @@ def _store_contract(con, contract, validation, *, text: str, source: str, user: 
             "ORDER BY revision DESC LIMIT 1", [contract.id]).fetchone()
         if latest and latest[1] == content_hash:
             return Accepted(source, contract.id, contract.version, unchanged=True), validation.warnings
+        if not (latest and latest[2] == product_id):
+            _refuse_takeover(con, contract, product_id)
         revision = (latest[0] + 1) if latest else 1
         con.execute(
             "INSERT INTO contracts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -289,6 +291,58 @@ def _store_contract(con, contract, validation, *, text: str, source: str, user: 
                             "content_hash": content_hash, "file": source})
     older = _older_version_warning(contract.id, contract.version, latest[3], latest[0]) if latest else []
     return Accepted(source, contract.id, contract.version), validation.warnings + older
+
+
+def _identities(rows) -> set[str]:
+    """Who a set of owner rows names: usernames, emails and team names, case-folded."""
+    return {str(v).strip().casefold() for row in rows for v in row if v and str(v).strip()}
+
+
+def _refuse_takeover(con, contract, product_id: str) -> None:
+    """A contract joining a product other contracts already describe must come from the
+    product's domain and name one of its current owners; otherwise it could move, deprecate,
+    re-describe or re-own someone else's product. (New revisions of a contract already
+    attached to the product do not come here.)"""
+    product = con.execute(
+        "SELECT p.name, p.domain_id, p.status, p.description, d.name FROM products p "
+        "LEFT JOIN domains d USING (domain_id) WHERE p.product_id = ?", [product_id]).fetchone()
+    attached = con.execute("SELECT DISTINCT contract_id FROM contracts WHERE product_id = ? AND contract_id <> ?",
+                           [product_id, contract.id]).fetchall()
+    if not product or not attached:
+        return
+    name, domain_id, status, description, domain_name = product
+    current = con.execute("SELECT username, email, team FROM owners WHERE product_id = ? AND active",
+                          [product_id]).fetchall()
+    proposed = [(o["username"], o["email"], o["team"]) for o in odcs.owners_of(contract)]
+    new_domain = odcs.slug(contract.domain) if contract.domain else "unassigned"  # as stored
+    problems = []
+    if new_domain != domain_id:
+        problems.append(f"its domain is {contract.domain or '(none)'!r}, the product's is "
+                        f"{domain_name or domain_id!r}")
+    if not _identities(current) & _identities(proposed):
+        problems.append("it names none of the product's current owners")
+    if not problems:
+        return
+    changes = []
+    if contract.domain and new_domain != domain_id:
+        changes.append(f"move it from domain {domain_name or domain_id!r} to {contract.domain!r}")
+    if contract.status and contract.status != status:
+        changes.append(f"set its status {status!r} -> {contract.status!r}")
+    desc = contract.description
+    new_description = (desc.purpose if desc else None) or _first_schema_description(contract)
+    if new_description != description:
+        changes.append("replace its description")
+    added = sorted({o["email"] or o["username"] or o["team"] for o in odcs.owners_of(contract)}
+                   - {r[1] or r[0] or r[2] for r in current} - {None})
+    if added:
+        changes.append(f"add owners {', '.join(added)}")
+    raise odcs.ContractError(
+        f"contract {contract.id} is refused: it would attach to the existing product {product_id!r} "
+        f"({name}, described by {', '.join(sorted(c for (c,) in attached))}), but "
+        f"{' and '.join(problems)}; it would have "
+        f"{'; '.join(changes) if changes else 'joined the product'}. A contract may join an existing "
+        "product only from the same domain and naming one of its current owners, or as a new "
+        "revision of a contract already attached to it")
 
 
 def _write_contract_details(con, contract, product_id: str, product_name: str, now: datetime) -> None:

@@ -9,21 +9,31 @@ which catalog dataset). Rules, first match wins, for servers of type local/duckd
 - `type: duckdb` with `database` means the table `<physicalName or name>` in that file.
 Relative paths are relative to the folder of the contract file they came from.
 
-A contract is user input, so the file it names may be anything readable by meshgov. When
-`MESHGOV_DATA_ROOTS` is set (folders separated by the OS path separator), only files under
-those folders are read; without it, system folders (/etc, /proc, /sys, /dev, /boot, /root,
-/var/log, /run) are refused. A refused location keeps its path and the reason, so checks
-report it as an error instead of reading the file.
+A contract is user input, so the file it names is confined (`refusal`): only files under
+the data roots are read (`catalog.settings.data_roots`: `MESHGOV_DATA_ROOTS`, `[data] roots`
+in the settings file, else the store's own folder, where `seed` writes). Whatever the
+roots, these are refused: the meshgov store and its WAL (also through a hard link, and any
+DuckDB table named like the store's audit/access/check tables), the
+app's `.streamlit/` and `config/` folders, system folders, hidden files and folders below
+a root, files named like secrets or keys, anything that is not a regular file (devices,
+FIFOs, sockets, folders) and any path whose real path leaves the roots through a symlink.
+A refused location keeps its path and the reason (naming contract, server and rule), so
+checks and previews report it as an error without opening the file.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import re
+import stat
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import duckdb
+
+from catalog import settings
 
 
 @dataclass(frozen=True)
@@ -35,25 +45,133 @@ class Location:
 
 
 _SYSTEM_DIRS = ("/etc", "/proc", "/sys", "/dev", "/boot", "/root", "/var/log", "/run")
+# Folders that hold the app's own secrets and settings, never data, wherever they are.
+_APP_FOLDERS = {".streamlit", "config"}
+# Parts of a file name that say "secret": matched against the name split at . _ - and spaces.
+_SECRET_WORDS = {"secret", "secrets", "credential", "credentials", "password", "passwords", "passwd",
+                 "shadow", "htpasswd", "apikey", "apikeys", "privkey", "keyfile", "keystore", "netrc",
+                 "pgpass", "id_rsa", "id_dsa", "id_ecdsa", "id_ed25519"}
+_SECRET_PAIRS = ({"api", "key"}, {"private", "key"}, {"access", "key"}, {"secret", "key"},
+                 {"auth", "token"}, {"access", "token"})
+_KEY_SUFFIXES = {".key", ".pem", ".p12", ".pfx", ".jks", ".keystore", ".kdbx", ".ppk", ".gpg", ".asc",
+                 ".der", ".crt", ".cer", ".csr", ".ovpn", ".tfstate", ".env"}
+# Tables only a meshgov store has (audit trail, role bindings, check history): a DuckDB file
+# offering one is a copy of the store, wherever it lies. Generic names (products, owners...)
+# are not listed: ordinary data may use them.
+_STORE_ONLY_TABLES = {"audit_log", "role_bindings", "check_results", "check_runs", "lineage_events",
+                      "lineage_quarantine", "search_docs", "search_terms", "search_vocab",
+                      "contract_properties"}
+_NAME_WORDS = re.compile(r"[._\-\s]+")
 
 
-def refusal(path: str) -> str | None:
-    """Why a data file may not be read (None when it may)."""
-    real = os.path.realpath(path)
-    roots = [r for r in os.environ.get("MESHGOV_DATA_ROOTS", "").split(os.pathsep) if r]
-    if roots:
-        if any(real == os.path.realpath(r) or real.startswith(os.path.realpath(r).rstrip("/") + "/")
-               for r in roots):
-            return None
-        return f"{path} is outside the allowed data roots (MESHGOV_DATA_ROOTS): not read"
-    if any(real == d or real.startswith(d + "/") for d in _SYSTEM_DIRS):
-        return f"{path} is in a system folder: meshgov does not read data there"
+def _within(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip("/") + "/")
+
+
+def _secret_like(name: str) -> bool:
+    lowered = name.lower()
+    if os.path.splitext(lowered)[1] in _KEY_SUFFIXES or lowered.startswith(("id_rsa", "id_dsa", "id_ecdsa", "id_ed25519")):
+        return True
+    words = {w for w in _NAME_WORDS.split(lowered) if w}
+    return bool(words & _SECRET_WORDS) or any(pair <= words for pair in _SECRET_PAIRS)
+
+
+# Real paths of admin-controlled places (store, roots, app folders), resolved once: a
+# catalog with thousands of datasets resolves them for every dataset.
+_admin_real = functools.lru_cache(maxsize=256)(os.path.realpath)
+
+
+def _store_ids(store: str | Path) -> tuple[set[str], set[tuple[int, int]]]:
+    """The store file, its WAL and temp file: real paths and (device, inode) of those present."""
+    real = _admin_real(str(store))
+    paths = {real, real + ".wal", real + ".tmp"}
+    ids = set()
+    for candidate in paths:
+        try:
+            found = os.stat(candidate)
+        except OSError:
+            continue
+        ids.add((found.st_dev, found.st_ino))
+    return paths, ids
+
+
+def _app_folders() -> tuple[str, ...]:
+    return _app_folders_for(os.getcwd(), os.path.expanduser("~"))
+
+
+@functools.lru_cache(maxsize=16)
+def _app_folders_for(cwd: str, home: str) -> tuple[str, ...]:
+    return (*(os.path.realpath(os.path.join(settings.PROJECT_ROOT, f)) for f in sorted(_APP_FOLDERS)),
+            os.path.realpath(os.path.join(cwd, ".streamlit")), os.path.realpath(os.path.join(home, ".streamlit")))
+
+
+def refusal(path: str, *, store: str | Path | None = None) -> str | None:
+    """Why a data file may not be read (None when it may): `refused by rule <rule>: <why>`.
+
+    `path` is the absolute path as the contract names it (symlinks not yet followed);
+    `store` is the meshgov store in use (default: the configured one). Nothing is opened:
+    the decision uses names, real paths and `stat`.
+    """
+    lexical = os.path.abspath(path)
+    real = os.path.realpath(lexical)
+    configured_store = str(settings.default_db_path())
+    store_path = str(store) if store else configured_store
+    try:
+        found: os.stat_result | None = os.stat(real)
+    except FileNotFoundError:
+        found = None
+    except OSError as exc:
+        return f"{path} refused by rule 'unreadable': cannot inspect the file ({exc.strerror}); nothing was read"
+
+    def rule(name: str, why: str) -> str:
+        return f"{path} refused by rule '{name}': {why}; nothing was read"
+
+    for candidate in {store_path, configured_store}:
+        paths, ids = _store_ids(candidate)
+        if real in paths or (found is not None and (found.st_dev, found.st_ino) in ids):
+            return rule("meshgov store", "the catalog's own database (or its WAL) is never data")
+    parts = set(lexical.split("/")) | set(real.split("/"))
+    if ".streamlit" in parts or any(_within(p, a) for a in _app_folders() for p in (lexical, real)):
+        return rule("app configuration", "files in .streamlit/ and config/ hold meshgov's settings and secrets")
+    if any(_within(p, d) for d in _SYSTEM_DIRS for p in (lexical, real)):
+        return rule("system folder", "meshgov does not read data in system folders")
+    if _secret_like(os.path.basename(lexical)) or _secret_like(os.path.basename(real)):
+        return rule("secret file name", "the file is named like a secret or key")
+    try:
+        roots, source = settings.data_roots(Path(store_path))
+    except settings.SettingsError as exc:
+        return rule("data roots", f"the data roots setting is invalid ({exc})")
+    real_roots = [_admin_real(str(r)) for r in roots]
+    inside = [r for r in real_roots if _within(real, r)]
+    if not inside:
+        if any(_within(lexical, r) for r in (*(os.path.abspath(r) for r in roots), *real_roots)):
+            return rule("symlink leaves the data roots", f"its real path {real} is outside the data roots "
+                        f"({source})")
+        return rule("outside the data roots", f"only files under {', '.join(map(str, roots))} are read "
+                    f"({source})")
+    below = os.path.relpath(real, max(inside, key=len)).split("/")
+    if any(part.startswith(".") and part not in (".", "..") for part in below):
+        return rule("hidden file", "hidden files and folders are never data")
+    if any(part in _APP_FOLDERS for part in below[:-1]):
+        return rule("app configuration", "files in .streamlit/ and config/ folders are never data")
+    if found is None:
+        return None  # reported as "does not exist" by the reader, which opens nothing either
+    mode = found.st_mode
+    if not stat.S_ISREG(mode):
+        kind = ("a FIFO" if stat.S_ISFIFO(mode) else "a device file" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+                else "a socket" if stat.S_ISSOCK(mode) else "a folder" if stat.S_ISDIR(mode) else "not a file")
+        return rule("not a regular file", f"it is {kind}")
     return None
 
 
-def _guarded(location: Location) -> Location:
-    reason = refusal(location.path)
-    return replace(location, refused=reason) if reason else location
+def _guarded(location: Location, lexical: str, *, server: dict, contract_id: str | None,
+             store: str | Path | None) -> Location:
+    reason = refusal(lexical, store=store)
+    if not reason:
+        return location
+    name = server.get("server") or server.get("type") or "?"
+    owner = f"contract {contract_id}, server {name}" if contract_id else f"server {name}"
+    return replace(location, refused=f"{owner}: {reason}")
 
 
 def _base_dir(source_file: str | None) -> Path:
@@ -61,22 +179,47 @@ def _base_dir(source_file: str | None) -> Path:
 
 
 def resolve(server: dict, dataset: str, physical_name: str | None, n_datasets: int,
-            source_file: str | None) -> Location | None:
+            source_file: str | None, *, contract_id: str | None = None,
+            store: str | Path | None = None, confine: bool = True) -> Location | None:
+    """The dataset's file on this server (None when the server names none), with `refused`
+    set when the confinement rules forbid reading it. `confine=False` is for callers that
+    only match paths and never read (lineage), so they skip the per-file checks."""
     stem = physical_name or dataset
     base = _base_dir(source_file)
     stype = (server.get("type") or "").lower()
+
+    def guarded(kind: str, lexical: str, table: str | None = None) -> Location:
+        location = Location(kind, os.path.realpath(lexical), table)
+        if not confine:
+            return location
+        return _guarded(location, lexical, server=server, contract_id=contract_id, store=store)
+
     if stype == "duckdb" and server.get("database"):
-        return _guarded(Location("duckdb", str((base / server["database"]).resolve()), stem))
+        location = guarded("duckdb", os.path.abspath(base / str(server["database"])), stem)
+        if confine and not location.refused and stem.strip('"').lower() in _STORE_ONLY_TABLES:
+            name = server.get("server") or "duckdb"
+            owner = f"contract {contract_id}, server {name}" if contract_id else f"server {name}"
+            location = replace(location, refused=(
+                f"{owner}: table {stem} in {location.path} refused by rule 'meshgov store': it is "
+                "named like meshgov's own audit, access or check tables (a copy of the store?); "
+                "nothing was read"))
+        return location
     if stype != "local" or not server.get("path"):
         return None
     fmt = (server.get("format") or "parquet").lower()
-    raw = server["path"].replace("{model}", stem)
-    path = (base / raw).resolve()
-    if path.is_dir() or raw.endswith("/"):
-        return _guarded(Location(fmt, str(path / f"{stem}.{fmt}"), None))
-    if "{model}" in server["path"] or n_datasets == 1 or path.stem == stem:
-        return _guarded(Location(fmt, str(path), None))
+    raw = str(server["path"]).replace("{model}", stem)
+    lexical = os.path.abspath(base / raw)
+    if os.path.isdir(lexical) or raw.endswith("/"):
+        return guarded(fmt, os.path.join(lexical, f"{stem}.{fmt}"))
+    if "{model}" in str(server["path"]) or n_datasets == 1 or Path(lexical).stem == stem:
+        return guarded(fmt, lexical)
     return None
+
+
+def store_file(con: duckdb.DuckDBPyConnection) -> str | None:
+    """The file behind this catalog connection (None for an in-memory catalog)."""
+    row = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchone()
+    return row[0] if row and row[0] else None
 
 
 def dataset_locations(con: duckdb.DuckDBPyConnection, contract_id: str) -> dict[str, Location | None]:
@@ -89,9 +232,11 @@ def dataset_locations(con: duckdb.DuckDBPyConnection, contract_id: str) -> dict[
         "SELECT details FROM servers WHERE contract_id = ?", [contract_id]).fetchall()]
     datasets = con.execute(
         "SELECT dataset, physical_name FROM datasets WHERE contract_id = ?", [contract_id]).fetchall()
+    store = store_file(con)
     found: dict[str, Location | None] = {}
     for dataset, physical in datasets:
         found[dataset] = next(
             (loc for server in servers
-             if (loc := resolve(server, dataset, physical, len(datasets), source_file))), None)
+             if (loc := resolve(server, dataset, physical, len(datasets), source_file,
+                                contract_id=contract_id, store=store))), None)
     return found

@@ -1,6 +1,8 @@
 """A few rows of a dataset, read from the file its contract names, PII masked here.
 
-Masking happens in this function, not in the page, so no caller can get raw PII by
+PII is what the catalog declares plus the columns in which the PII scanner finds personal
+data in the rows read. Files outside the data roots (see `catalog.locations`) are refused
+before anything is opened. Masking happens in this function, not in the page, so no caller can get raw PII by
 skipping a widget: only a user who may view PII and asks to reveal gets the rows unmasked,
 and that view is written to the audit trail.
 """
@@ -26,7 +28,10 @@ def dataset_preview(db_path: str | Path, *, product_id: str, dataset: str, user:
     """(rows, PII columns present): masked unless `reveal` and the user may view PII."""
     raw = _read(db_path, product_id=product_id, dataset=dataset, limit=limit)
     with connect(db_path) as con:
-        pii = masking.pii_columns(con, product_id=product_id, dataset=dataset)
+        # Declared PII, and whatever the scanner finds in these rows: a contract that does
+        # not declare its PII must not unmask it.
+        pii = [*masking.pii_columns(con, product_id=product_id, dataset=dataset),
+               *compiler.detected_pii_columns(raw)]
         shown = masking.mask_frame(raw, pii, user, con=con if reveal else None,
                                    target=f"{product_id}.{dataset}")
     wanted = {p.lower() for p in pii}

@@ -37,7 +37,7 @@ def _location_index(con: duckdb.DuckDBPyConnection) -> LocationIndex:
             node = f"dataset:{pid}.{ds}"
             location = next((loc for server in servers.get(contract_id, [])
                              if (loc := resolve_location(server, ds, physical, len(rows),
-                                                         sources.get(contract_id)))), None)
+                                                         sources.get(contract_id), confine=False))), None)
             if location is not None:
                 _index_location(index, location, node)
             for server in servers.get(contract_id, []):
