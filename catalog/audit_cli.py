@@ -15,6 +15,7 @@ import tomllib
 from pathlib import Path
 
 from catalog import access, audit
+from catalog.cli_args import bounded_int
 from catalog.store import connect
 
 
@@ -74,7 +75,6 @@ def _add_audit(subparsers, db_arg) -> None:
 
 
 def _list_limit(text: str) -> int:
-    from catalog.cli import bounded_int  # catalog.cli imports this module while building its parser
     return bounded_int(0, 10**9)(text)
 
 

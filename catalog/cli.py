@@ -14,34 +14,15 @@ import sys
 from catalog import ingest as ingest_mod
 from catalog import search as search_mod
 from catalog.audit import AuditKeyError
+from catalog.cli_args import Parser, bounded_int, db_arg
 from catalog.settings import resolve_db_path
 from catalog.store import StoreError, connect
 
 MAX_SEARCH_LIMIT = 100_000
 
 
-def bounded_int(low: int, high: int):
-    """An argparse type: a whole number in [low, high], else a one-line usage error (exit 2)."""
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be between {low} and {high}, got {text}")
-        return value
-    return parse
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse exits 2 too; keep the message short
-        self.print_usage(sys.stderr)
-        print(f"{self.prog}: error: {message}", file=sys.stderr)
-        sys.exit(2)
-
-
-def _db_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--db", help="DuckDB file (default: $MESHGOV_DB or data/meshgov.duckdb)")
+_Parser = Parser
+_db_arg = db_arg
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -16,44 +16,20 @@ import json
 import sys
 
 from catalog import access
+from catalog.cli_args import EXIT_USAGE, MAX_TIMEOUT_S, Parser, bounded_int, timeout_seconds
 from catalog.settings import resolve_db_path
 from catalog.store import StoreError, connect
 from checks import runner
 from checks.result import SEVERITY
 
-EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FINDINGS = 0, 1
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:
-        self.print_usage(sys.stderr)
-        print(f"{self.prog}: error: {message}", file=sys.stderr)
-        sys.exit(EXIT_USAGE)
+_Parser = Parser
+_timeout_seconds = timeout_seconds
 
 
-MAX_TIMEOUT_S = 24 * 3600.0  # a timer beyond this overflows or never fires in any useful sense
-
-
-def _timeout_seconds(text: str) -> float:
-    """A finite positive number of seconds: 'inf' overflowed every timer thread, 'nan' was
-    accepted and never timed out."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not (0 < value <= MAX_TIMEOUT_S):  # also false for nan
-        raise argparse.ArgumentTypeError(f"must be more than 0 and at most {MAX_TIMEOUT_S:g} seconds, got {text}")
-    return value
-
-
-def _runs_limit(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if not 1 <= value <= 1_000_000:
-        raise argparse.ArgumentTypeError(f"must be between 1 and 1000000, got {text}")
-    return value
+_runs_limit = bounded_int(1, 1_000_000)
 
 
 def build_parser() -> argparse.ArgumentParser:
