@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -19,6 +18,7 @@ import yaml
 
 from catalog import access, audit, odcs, search
 from catalog.store import transaction
+from catalog.versions import semver
 
 CONTRACT_SUFFIXES = {".yaml", ".yml"}
 LINEAGE_SUFFIXES = {".json", ".ndjson", ".jsonl"}
@@ -127,18 +127,11 @@ def _same_id_in_batch(one: IngestReport, stored_in_batch: dict[str, Accepted]) -
     return warnings
 
 
-_SEMVER = re.compile(r"^v?(\d+)(?:\.(\d+))?(?:\.(\d+))?(?:[-+].*)?$")
-
-
-def _semver(version: str | None) -> tuple[int, int, int] | None:
-    # Same reading as checks.compat._semver (catalog cannot import checks: arrows point down).
-    match = _SEMVER.match(str(version or "").strip())
-    return tuple(int(part or 0) for part in match.groups()) if match else None  # type: ignore[return-value]
 
 
 def _older_version_warning(contract_id: str, new_version: str | None, latest_version: str | None,
                            latest_revision: int) -> list[str]:
-    new, old = _semver(new_version), _semver(latest_version)
+    new, old = semver(new_version), semver(latest_version)
     if new is None or old is None or not new < old:
         return []
     return [f"contract {contract_id!r}: version {new_version} is older than the stored version "

@@ -17,26 +17,19 @@ shows the same changes); this module adds the version-bump verdict.
 
 from __future__ import annotations
 
-import re
 from typing import Literal
 
 from catalog.contract_diff import breaking_changes
+from catalog.versions import semver
 
 __all__ = ["breaking_changes", "version_bump", "judge", "describe"]
 
 Bump = Literal["major", "minor", "patch", "none", "downgrade", "unknown"]
-_SEMVER = re.compile(r"^v?(\d+)(?:\.(\d+))?(?:\.(\d+))?(?:[-+].*)?$")
 
-
-def _semver(version: str | None) -> tuple[int, int, int] | None:
-    match = _SEMVER.match(str(version or "").strip())
-    if not match:
-        return None
-    return tuple(int(part or 0) for part in match.groups())  # type: ignore[return-value]
 
 
 def version_bump(old_version: str | None, new_version: str | None) -> Bump:
-    old, new = _semver(old_version), _semver(new_version)
+    old, new = semver(old_version), semver(new_version)
     if old is None or new is None:
         return "unknown"
     if new < old:
