@@ -1,4 +1,10 @@
-"""PII masking for previews and failing-row samples.
+"""PII: what counts as personal data in a contract, and how a value is masked — the one module.
+
+What is PII: `is_pii` (a pii tag, a pii custom property, or a classification naming personal
+data), read at ingest for every column. How a value is masked: `mask_value`, the same output
+for the same value wherever it is shown — catalog previews, failing-row samples, PII-scan
+examples, consent samples — by the kind of value when it is known (an e-mail keeps a hint of
+its shape, a card its last four digits) and a generic partial mask otherwise.
 
 Columns the catalog classifies as PII are masked unless the viewer may `view_pii`; an
 unmasked view is appended to the audit trail. Unmasked data leaves only together with its
@@ -15,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import secrets
 from collections.abc import Iterable
 from typing import Any, Literal
@@ -64,7 +71,91 @@ def _is_null(value: Any) -> bool:
         return False
 
 
-def mask_value(value: Any, *, style: MaskStyle = "partial", salt: str | None = None) -> Any:
+PII_TAGS = frozenset({"pii", "personal", "personal-data", "personal_data", "gdpr-personal", "sensitive-pii"})
+PII_PROPERTIES = frozenset({"pii", "ispii", "personaldata", "containspii"})
+
+
+def is_pii(classification: str | None, tags: list[str] | None, custom: list | None) -> bool:
+    """A column is PII when its contract says so: a pii tag, a pii custom property, or a
+    classification naming personal data. 'restricted' alone is about access, not PII."""
+    if any(str(t).lower() in PII_TAGS for t in tags or []):
+        return True
+    for prop in custom or []:
+        name = (getattr(prop, "property", None) or "").lower().replace("_", "")
+        if name in PII_PROPERTIES and str(getattr(prop, "value", "")).lower() in {"true", "yes", "1"}:
+            return True
+    return bool(classification and re.search(r"pii|personal", classification, re.I))
+
+
+# --- masking one value, by kind -------------------------------------------------------------
+
+def mask_email(text: str) -> str:
+    local, _, domain = text.strip().partition("@")
+    labels = domain.split(".")
+    if len(labels) == 1:
+        return f"{local[:1]}{MASK}@{labels[0][:1]}{MASK}"
+    head = ".".join(f"{label[:1]}{MASK}" for label in labels[:-1])
+    return f"{local[:1]}{MASK}@{head}.{labels[-1]}"
+
+
+def mask_keep_last(text: str, keep: int = 2) -> str:
+    """Every letter/digit but the last `keep` becomes `*`; separators stay for shape."""
+    total = sum(ch.isalnum() for ch in text)
+    seen, out = 0, []
+    for ch in text.strip():
+        if ch.isalnum():
+            seen += 1
+            out.append(ch if seen > total - keep else "*")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def mask_iban(text: str) -> str:
+    compact = re.sub(r"\s", "", text).upper()
+    return compact[:2] + "*" * (len(compact) - 4) + compact[-2:]
+
+
+def mask_name(text: str) -> str:
+    return " ".join(f"{word[:1]}{MASK}" for word in text.split())
+
+
+def mask_date(value: Any) -> str:
+    """A date keeps its decade: `1984-05-03` -> `198*-**-**`."""
+    try:
+        year = pd.Timestamp(value).year
+    except (TypeError, ValueError, OverflowError):
+        return "****"
+    return f"{str(year)[:3]}*-**-**"
+
+
+def mask_ip(text: str) -> str:
+    text = text.strip()
+    if ":" in text:
+        return text.split(":")[0] + ":****:…"
+    return text.split(".")[0] + ".*.*.*"
+
+
+# kind (the PII scanner's detector names) -> how a value of that kind is masked
+KIND_MASKS = {
+    "email": mask_email,
+    "phone": lambda v: mask_keep_last(str(v)),
+    "iban": mask_iban,
+    "card_number": lambda v: mask_keep_last(str(v), 4),
+    "card_security_code": lambda v: MASK,
+    "national_id": lambda v: mask_keep_last(str(v)),
+    "birth_date": mask_date,
+    "personal_name": mask_name,
+    "ip_address": mask_ip,
+}
+_EMAIL_SHAPE = re.compile(r"[^@\s]+@[^@\s]+")
+
+
+def mask_value(value: Any, *, style: MaskStyle = "partial", salt: str | None = None,
+               kind: str | None = None) -> Any:
+    """The masked form of one value. `partial` keeps a hint for a human (by `kind` when known;
+    an e-mail is recognised by its shape), `hash` keeps equality (salted sha256 prefix).
+    Nulls stay null: that a value is missing is not personal data."""
     if _is_null(value):
         return None
     text = str(value)
@@ -73,16 +164,22 @@ def mask_value(value: Any, *, style: MaskStyle = "partial", salt: str | None = N
         return "h:" + digest.hexdigest()[:12]
     if style != "partial":
         raise ValueError(f"unknown mask style {style!r}: use 'partial' or 'hash'")
-    if isinstance(value, str) and "@" in text:
-        local, _, domain = text.partition("@")
-        host, dot, tld = domain.rpartition(".")
-        if not dot:
-            host, tld = domain, ""
-        masked_domain = (host[:1] + MASK) + (f".{tld}" if tld else "")
-        return f"{local[:1]}{MASK}@{masked_domain}"
+    if kind in KIND_MASKS:
+        return KIND_MASKS[kind](value if kind == "birth_date" else text)
+    if isinstance(value, str) and _EMAIL_SHAPE.fullmatch(text.strip()):
+        return mask_email(text)
     if isinstance(value, str) and len(text) > 1:
         return text[:1] + MASK
     return MASK
+
+
+def mask_records_always(records: list[dict[str, Any]], columns: Iterable[str],
+                        kinds: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """Rows with these columns masked for everyone (stored samples: they outlive the viewer)."""
+    wanted = {str(c).lower() for c in columns}
+    kinds = {str(k).lower(): v for k, v in (kinds or {}).items()}
+    return [{k: (mask_value(v, kind=kinds.get(str(k).lower())) if str(k).lower() in wanted else v)
+             for k, v in r.items()} for r in records]
 
 
 def _matching(columns: Iterable[str], pii: Iterable[str]) -> list[str]:
@@ -92,8 +189,10 @@ def _matching(columns: Iterable[str], pii: Iterable[str]) -> list[str]:
 
 def mask_frame(df: pd.DataFrame, pii_columns: Iterable[str], user: access.User, *,
                con: duckdb.DuckDBPyConnection | None = None, target: str,
-               style: MaskStyle = "partial", salt: str | None = None) -> pd.DataFrame:
+               style: MaskStyle = "partial", salt: str | None = None,
+               kinds: dict[str, str | None] | None = None) -> pd.DataFrame:
     """`df` with its PII columns masked, or unmasked (and audited) for a view_pii user.
+    `kinds` (column -> the scanner's kind) picks the kind's mask, as in failing-row samples.
 
     `target` names what is shown (e.g. "customer-profiles.users") for the audit row.
     Column names match case-insensitively. The input frame is never changed.
@@ -108,7 +207,8 @@ def mask_frame(df: pd.DataFrame, pii_columns: Iterable[str], user: access.User, 
     masked = df.copy()
     for column in present:
         # object dtype: a string dtype would turn the kept nulls into NaN
-        masked[column] = pd.Series([mask_value(v, style=style, salt=salt) for v in df[column].tolist()],
+        kind = (kinds or {}).get(column)
+        masked[column] = pd.Series([mask_value(v, style=style, salt=salt, kind=kind) for v in df[column].tolist()],
                                    index=df.index, dtype=object)
     return masked
 

@@ -28,6 +28,7 @@ except ImportError:  # a jsonschema without it validates with the stock (slower)
 from open_data_contract_standard.model import OpenDataContractStandard
 from pydantic import ValidationError
 
+from catalog.masking import is_pii
 from catalog.settings import odcs_schema_dirs
 
 SUPPORTED_VERSIONS = ("v3.0.0", "v3.0.1", "v3.0.2", "v3.1.0", "v3.2.0")
@@ -338,27 +339,11 @@ def parse(document: dict) -> OpenDataContractStandard:
 
 # --- normalisation into catalog rows ---------------------------------------------------------
 
-_PII_TAGS = {"pii", "personal", "personal-data", "personal_data", "gdpr-personal", "sensitive-pii"}
-_PII_PROPERTIES = {"pii", "ispii", "personaldata", "containspii"}
-
-
 def slug(text: str) -> str:
     """Lower-case words joined by '-'. Letters of every script are kept: an ASCII-only slug
     turned every non-Latin name into 'unnamed', merging unrelated products into one."""
     value = re.sub(r"[\W_]+", "-", unicodedata.normalize("NFC", text).lower()).strip("-")
     return value or "unnamed"
-
-
-def is_pii(classification: str | None, tags: list[str] | None, custom: list | None) -> bool:
-    """A column is PII when its contract says so: a pii tag, a pii custom property, or a
-    classification naming personal data. 'restricted' alone is about access, not PII."""
-    if any(t.lower() in _PII_TAGS for t in tags or []):
-        return True
-    for prop in custom or []:
-        name = (prop.property or "").lower().replace("_", "")
-        if name in _PII_PROPERTIES and str(prop.value).lower() in {"true", "yes", "1"}:
-            return True
-    return bool(classification and re.search(r"pii|personal", classification, re.I))
 
 
 def _text(value: Any) -> str | None:

@@ -40,6 +40,7 @@ from typing import Any, Literal
 import duckdb
 import pandas as pd
 
+from catalog import masking
 from catalog.locations import Location
 from catalog.types import ACCEPTS, data_family, physical_family
 from checks import compat, pii
@@ -54,7 +55,7 @@ PLAN_BY_FORMAT: dict[str, Plan] = {"parquet": "per_check", "duckdb": "per_check"
                                    "csv": "materialise", "json": "materialise"}
 SAMPLE_ROWS = 10
 SAMPLE_COLUMNS = 12
-MASK = "***"
+MASK = masking.MASK
 # Specs this module measures; others (sql, compatibility, text/custom) are handled elsewhere.
 DATA_METRICS = {"schema", "not_null", "unique", "primary_key", "range", "length", "pattern",
                 "nullValues", "missingValues", "invalidValues", "duplicateValues", "rowCount",
@@ -148,6 +149,7 @@ class CompiledCheck:
     sample: str | None = None         # failing-row sample
     reason: str | None = None         # for skip / error
     column_type: str | None = None
+    sample_pii: frozenset[str] = frozenset()  # declared-PII columns of the sample, masked once fetched
 
 
 @dataclass
@@ -229,19 +231,16 @@ def _not_null(columns: list[str], qualifier: str = "") -> str:
 
 
 def _select_list(columns: DatasetColumns, first: list[str], qualifier: str = "") -> str:
-    """Columns for a failing-row sample: the checked ones, the key, then the rest; PII
-    masked in SQL so raw values never leave DuckDB."""
+    """Columns for a failing-row sample: the checked ones, the key, then the rest. PII is
+    masked as soon as the rows are fetched (mask_sample), with catalog.masking's one mask, so
+    a value looks the same in a sample as in a preview."""
     ordered: list[str] = []
     for name in [*first, *columns.keys, *columns.types]:
         if name in columns.types and name not in ordered:
             ordered.append(name)
     parts = []
     for name in ordered[:SAMPLE_COLUMNS]:
-        ident = f"{qualifier}{quote_ident(name)}"
-        if name in columns.pii:
-            parts.append(f"CASE WHEN {ident} IS NULL THEN NULL ELSE {sql_literal(MASK)} END AS {quote_ident(name)}")
-        else:
-            parts.append(f"{ident} AS {quote_ident(name)}")
+        parts.append(f"{qualifier}{quote_ident(name)} AS {quote_ident(name)}")
     return ", ".join(parts)
 
 
@@ -283,7 +282,8 @@ def compile_check(spec: CheckSpec, *, relation: str, columns: DatasetColumns) ->
                   f"(SELECT {keys} FROM {relation} WHERE {not_null} GROUP BY ALL HAVING count(*) > 1 "
                   f"LIMIT {SAMPLE_ROWS}) AS d ON {on} ORDER BY {', '.join('s.' + quote_ident(c) for c in cols)} "
                   f"LIMIT {SAMPLE_ROWS}")
-        return CompiledCheck(spec, "duplicates", query=query, aggregate=aggregate, sample=sample)
+        return CompiledCheck(spec, "duplicates", query=query, aggregate=aggregate, sample=sample,
+                             sample_pii=frozenset(columns.pii))
     if spec.metric in _WHAT:
         column = cols[0]
         predicate = failing_predicate(spec, column, columns.types[column])
@@ -291,7 +291,7 @@ def compile_check(spec: CheckSpec, *, relation: str, columns: DatasetColumns) ->
             spec, "count", query=f"SELECT count(*) FROM {relation} WHERE {predicate}",
             aggregate=f"count(*) FILTER (WHERE {predicate})",
             sample=f"SELECT {_select_list(columns, cols)} FROM {relation} WHERE {predicate} LIMIT {SAMPLE_ROWS}",
-            column_type=columns.types[column])
+            column_type=columns.types[column], sample_pii=frozenset(columns.pii))
     return CompiledCheck(spec, "error", reason=f"metric {spec.metric!r} is not a data check")
 
 
@@ -379,7 +379,7 @@ def _fmt_count(n: Any) -> str:
     return f"{int(n):,}" if isinstance(n, int | float) and float(n).is_integer() else str(n)
 
 
-def detected_pii_columns(rows: pd.DataFrame) -> list[str]:
+def detected_pii_columns(rows: pd.DataFrame) -> list[str]:  # noqa: D401
     """Columns in which the PII scanner matches at least one value of these rows.
 
     Any match, not the scanner's 30 % share, in whole values or in the words of free text: a
@@ -398,12 +398,30 @@ def _words(values: pd.Series) -> pd.Series:
     return pd.Series([w for w in words if w], dtype=object)
 
 
-def mask_detected_pii(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """A failing-row sample with the scanner-detected PII columns masked like the SQL mask."""
+def detected_pii_kinds(rows: pd.DataFrame) -> dict[str, str | None]:
+    """Column -> the kind the scanner matched in it (None: found inside free text)."""
+    kinds: dict[str, str | None] = {}
+    for column in rows.columns:
+        whole = [d.detector.name for d in pii.detect(rows[column], str(column)) if d.matched]
+        if whole:
+            kinds[str(column)] = whole[0]
+        elif any(d.matched for d in pii.detect(_words(rows[column]), str(column))):
+            kinds[str(column)] = None
+    return kinds
+
+
+def mask_sample(records: list[dict[str, Any]], declared: Iterable[str] = ()) -> list[dict[str, Any]]:
+    """A failing-row sample with its declared and scanner-detected PII masked for everyone
+    (samples are stored, and outlive the viewer), by catalog.masking's one rule."""
     if not records:
         return records
-    found = set(detected_pii_columns(pd.DataFrame.from_records(records)))
-    return [{k: (None if v is None else MASK) if k in found else v for k, v in r.items()} for r in records]
+    kinds = detected_pii_kinds(pd.DataFrame.from_records(records))
+    return masking.mask_records_always(records, [*declared, *kinds], kinds={k: v for k, v in kinds.items() if v})
+
+
+def mask_detected_pii(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A sample with the scanner-detected PII masked (rows whose declared PII is already masked)."""
+    return mask_sample(records)
 
 
 @dataclass
@@ -587,7 +605,7 @@ def _measure(context: _RunContext, check: CompiledCheck, precomputed, *, combine
             cursor = context.con.execute(check.sample)
             names = [d[0] for d in cursor.description]
             fetched = [dict(zip(names, row, strict=True)) for row in cursor.fetchmany(SAMPLE_ROWS)]
-            diagnostics["sample"] = mask_detected_pii(fetched)
+            diagnostics["sample"] = mask_sample(fetched, check.sample_pii)
         except duckdb.Error as exc:
             diagnostics["sample_error"] = _error_text(exc)
     return _result(spec, spec.failing_status, reason, measured=measured, sql=sql,

@@ -13,7 +13,7 @@ are too short to be a card number, and a CVV needs a `cvv`/`cvc` column name.
 Declared rule: a column is declared PII when its catalog `pii` flag is true. The catalog sets
 that flag from a pii/personal tag, a pii custom property or a classification naming personal
 data; `restricted`/`confidential` alone is about access and does not declare PII (the same
-rule as `catalog.odcs.is_pii`, re-applied here for frames without the flag).
+rule as `catalog.masking.is_pii`, re-applied here for frames without the flag).
 
 Outcomes per sampled column:
 - looks like PII, not declared -> failed (the finding this check exists for);
@@ -38,11 +38,20 @@ from typing import Any
 
 import pandas as pd
 
+from catalog.masking import (  # noqa: F401 - re-exported
+    KIND_MASKS,
+    is_pii,
+    mask_date,
+    mask_email,
+    mask_iban,
+    mask_ip,
+    mask_keep_last,
+    mask_name,
+)
 from checks.result import CheckResult
 
 SHARE_THRESHOLD = 0.30
 MAX_EXAMPLES = 3
-_PII_TAGS = {"pii", "personal", "personal-data", "personal_data", "gdpr-personal", "sensitive-pii"}
 
 
 # --- column names -----------------------------------------------------------------------------
@@ -337,47 +346,7 @@ def is_birth_date(value: Any, *, hinted: bool = False, today: date | None = None
     return midnight and 16 <= _age_years(born, today) <= 100
 
 
-# --- masking ----------------------------------------------------------------------------------
-
-def mask_email(text: str) -> str:
-    local, _, domain = text.strip().partition("@")
-    labels = domain.split(".")
-    head = ".".join(f"{label[:1]}***" for label in labels[:-1])
-    return f"{local[:1]}***@{head}.{labels[-1]}"
-
-
-def mask_keep_last(text: str, keep: int = 2) -> str:
-    """Every letter/digit but the last `keep` becomes `*`; separators stay for shape."""
-    total = sum(ch.isalnum() for ch in text)
-    seen, out = 0, []
-    for ch in text.strip():
-        if ch.isalnum():
-            seen += 1
-            out.append(ch if seen > total - keep else "*")
-        else:
-            out.append(ch)
-    return "".join(out)
-
-
-def mask_iban(text: str) -> str:
-    compact = re.sub(r"\s", "", text).upper()
-    return compact[:2] + "*" * (len(compact) - 4) + compact[-2:]
-
-
-def mask_name(text: str) -> str:
-    return " ".join(f"{word[:1]}***" for word in text.split())
-
-
-def mask_date(value: Any) -> str:
-    parsed = as_date(value)
-    return f"{str(parsed[0].year)[:3]}*-**-**" if parsed else "****"
-
-
-def mask_ip(text: str) -> str:
-    text = text.strip()
-    if ":" in text:
-        return text.split(":")[0] + ":****:…"
-    return text.split(".")[0] + ".*.*.*"
+# Masking a value is catalog.masking's (the same output wherever a value is shown).
 
 
 # --- detectors --------------------------------------------------------------------------------
@@ -402,42 +371,42 @@ _TEXT = frozenset({"text"})
 DETECTORS: tuple[Detector, ...] = (
     Detector("email", "email addresses",
              _hint(r"e_?mail\w*", r"mail", r"email_address"),
-             _plain(lambda v: _EMAIL.fullmatch(v.strip()) is not None), mask_email, _TEXT),
+             _plain(lambda v: _EMAIL.fullmatch(v.strip()) is not None), KIND_MASKS["email"], _TEXT),
     Detector("phone", "phone numbers",
              _hint(r"phone\w*", r"tel", r"telephone", r"mobile", r"msisdn", r"cell", r"fax",
                    r"cellphone", r"phone_?number"),
-             is_phone, lambda v: mask_keep_last(str(v)), _TEXT, hinted_kinds=frozenset({"integer"})),
+             is_phone, KIND_MASKS["phone"], _TEXT, hinted_kinds=frozenset({"integer"})),
     Detector("iban", "IBANs", _hint(r"iban", r"bank_account\w*", r"account_number"),
-             _plain(is_iban), mask_iban, _TEXT),
+             _plain(is_iban), KIND_MASKS["iban"], _TEXT),
     Detector("card_number", "payment card numbers",
              _hint(r"card_?number", r"cc_?num\w*", r"credit_card\w*", r"pan", r"card"),
-             _plain(is_card_number), lambda v: mask_keep_last(str(v), 4),
+             _plain(is_card_number), KIND_MASKS["card_number"],
              frozenset({"text", "integer"})),
     Detector("card_security_code", "card security codes (CVV/CVC)",
              _hint(r"cvv2?", r"cvc2?", r"cid", r"security_code", r"card_verification\w*"),
-             is_card_security_code, lambda v: "***", frozenset({"text", "integer"}),
+             is_card_security_code, KIND_MASKS["card_security_code"], frozenset({"text", "integer"}),
              needs_hint=True),
     Detector("national_id", "national identification numbers",
              _hint(r"ssn", r"social_security\w*", r"national_id\w*", r"nino", r"ni_number",
                    r"tax_id", r"taxpayer_id", r"bsn", r"dni", r"nie", r"nif", r"passport\w*",
                    r"codice_fiscale", r"fiscal_code", r"steuer_id", r"personal_id\w*", r"nir",
                    r"id_number", r"citizen_id"),
-             is_national_id, lambda v: mask_keep_last(str(v)), _TEXT,
+             is_national_id, KIND_MASKS["national_id"], _TEXT,
              hinted_kinds=frozenset({"integer"})),
     Detector("birth_date", "birth dates",
              _hint(r"dob", r"birth\w*", r"date_of_birth", r"born", r"birthday", r"geburts\w*",
                    r"naissance", r"geboorte\w*", r"nacimiento", r"nascita"),
-             is_birth_date, mask_date, frozenset({"date", "text"})),
+             is_birth_date, KIND_MASKS["birth_date"], frozenset({"date", "text"})),
     Detector("personal_name", "personal names",
              _hint(r"first_?name", r"last_?name", r"given_?name", r"family_?name", r"surname",
                    r"full_?name", r"middle_?name", r"maiden_?name", r"forename",
                    r"(?:customer|contact|person|employee|patient|client|holder|owner|recipient|"
                    r"sender|member|account_holder|cardholder|card_holder)_name"),
-             is_personal_name, mask_name, _TEXT),
+             is_personal_name, KIND_MASKS["personal_name"], _TEXT),
     Detector("ip_address", "IP addresses",
              _hint(r"ip", r"ip_?addr\w*", r"ipv4", r"ipv6", r"client_ip", r"remote_addr\w*",
                    r"source_ip", r"user_ip"),
-             _plain(is_ip_address), mask_ip, _TEXT),
+             _plain(is_ip_address), KIND_MASKS["ip_address"], _TEXT),
 )
 DETECTORS_BY_NAME = {d.name: d for d in DETECTORS}
 
@@ -600,9 +569,7 @@ def is_declared_pii(*, pii: Any, classification: str | None, tags: Iterable[str]
     """The declared rule: the pii flag, or what the catalog derives it from."""
     if pii is not None and not (isinstance(pii, float) and pd.isna(pii)) and bool(pii):
         return True
-    if any(str(t).lower() in _PII_TAGS for t in tags):
-        return True
-    return bool(classification and re.search(r"pii|personal", classification, re.I))
+    return is_pii(classification, list(tags), None)
 
 
 def _how_declared(decl: Declaration) -> str:

@@ -30,10 +30,10 @@ def dataset_preview(db_path: str | Path, *, product_id: str, dataset: str, user:
     with connect(db_path) as con:
         # Declared PII, and whatever the scanner finds in these rows: a contract that does
         # not declare its PII must not unmask it.
-        pii = [*masking.pii_columns(con, product_id=product_id, dataset=dataset),
-               *compiler.detected_pii_columns(raw)]
+        detected = compiler.detected_pii_kinds(raw)
+        pii = [*masking.pii_columns(con, product_id=product_id, dataset=dataset), *detected]
         shown = masking.mask_frame(raw, pii, user, con=con if reveal else None,
-                                   target=f"{product_id}.{dataset}")
+                                   target=f"{product_id}.{dataset}", kinds=detected)
     wanted = {p.lower() for p in pii}
     return shown, [c for c in raw.columns if str(c).lower() in wanted]
 

@@ -1,7 +1,7 @@
 """Every page file runs alone, in a fresh interpreter, without an exception.
 
 `AppTest.from_file("views/x.py")` puts views/ first on sys.path: a page named like a package
-(views/catalog.py) shadowed it, and the suite was green only through the order of imports.
+(views/catalog_page.py) shadowed it, and the suite was green only through the order of imports.
 A subprocess per page gives each a fresh interpreter, as a user's `streamlit run` would.
 """
 

@@ -153,7 +153,7 @@ def test_catalog_page_shows_the_refusal_not_the_file(hostile_mesh, monkeypatch):
     at.session_state[PERSONA_KEY] = "viewer"
     at.query_params["product"] = "probe-streamlit"
     at.run()
-    at.switch_page("views/catalog.py").run()
+    at.switch_page("views/catalog_page.py").run()
     assert not at.exception, at.exception
     shown = " ".join(str(e.value) for e in (*at.info, *at.error, *at.markdown, *at.caption))
     shown += " ".join(f.value.to_json() for f in at.dataframe if isinstance(f.value, pd.DataFrame))

@@ -10,7 +10,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from catalog import odcs
+from catalog import masking, odcs
 from catalog.locations import Location
 from checks import compiler
 from checks.specs import contract_specs
@@ -99,8 +99,10 @@ def test_checks_samples_only_for_failures_and_pii_masked(tmp_path):
             assert "sample" not in result.diagnostics, f"{result.check_id} passed but fetched a sample"
     email = results["shop-orders/orders/email/quality/email_format"]
     sample = email.diagnostics["sample"]
-    assert len(sample) == 1 and sample[0]["email"] == compiler.MASK, \
-        f"PII column values never leave DuckDB unmasked: {sample}"
+    raw = orders_frame().set_index("order_id").loc["o-004", "email"]
+    assert len(sample) == 1 and sample[0]["email"] == masking.mask_value(raw), \
+        f"a declared PII column is stored masked by the one mask rule (as previews show it): {sample}"
+    assert sample[0]["email"] != raw
     assert sample[0]["order_id"] == "o-004", "the sample identifies the failing row by its key"
     dup = results["shop-orders/orders/order_id/primary_key"].diagnostics
     assert [row["order_id"] for row in dup["sample"]] == ["o-001", "o-001"], "duplicate sample shows both rows"

@@ -9,6 +9,7 @@ import textwrap
 
 import pandas as pd
 
+from catalog import masking
 from catalog.access import demo_user
 from checks.compiler import mask_detected_pii
 from checks.preview import dataset_preview
@@ -90,5 +91,6 @@ def test_failing_row_samples_mask_pii_the_contract_does_not_declare(tmp_path):
 def test_mask_detected_pii_keeps_nulls_and_plain_columns():
     records = [{"id": 1, "mail": "a.b@example.com", "city": "Leeds"}, {"id": 2, "mail": None, "city": "York"}]
     masked = mask_detected_pii(records)
-    assert [r["mail"] for r in masked] == ["***", None], masked
+    assert [r["mail"] for r in masked] == [masking.mask_email("a.b@example.com"), None], masked
+    assert "a.b@example.com" not in str(masked), "the detected address is masked by the one e-mail mask"
     assert [r["city"] for r in masked] == ["Leeds", "York"] and [r["id"] for r in masked] == [1, 2], masked

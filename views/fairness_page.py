@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 # AppTest.from_file and `streamlit run views/...` put views/ first on sys.path, where
-# views/checks.py and views/catalog.py would shadow the checks and catalog packages in a
+# views/checks_page.py and views/catalog_page.py would shadow the checks and catalog packages in a
 # fresh interpreter: the project root goes first.
 _ROOT = str(Path(__file__).resolve().parent.parent)
 if _ROOT not in sys.path[:1]:
