@@ -7,6 +7,7 @@ import streamlit as st
 from catalog import access
 from ui.auth import page_user, require_or_stop
 from ui.db import conn
+from ui.text import md
 
 user = page_user("admin")
 require_or_stop(user, "manage_roles")  # the page is admin-only; grant/revoke check again
@@ -29,12 +30,12 @@ with bindings_tab:
                 with conn() as con:
                     changed = access.grant(con, user=user, kind=kind, subject=subject, role=role)
             except (access.PermissionDenied, ValueError) as exc:
-                st.error(str(exc))
+                st.error(md(exc))
             else:
                 if changed:
-                    st.success(f"Granted {role} to {kind} {subject.strip()}.")
+                    st.success(f"Granted {role} to {kind} {md(subject.strip())}.")
                 else:
-                    st.info(f"{kind} {subject.strip()} already holds {role}.")
+                    st.info(f"{kind} {md(subject.strip())} already holds {role}.")
 
     with conn() as con:
         bindings = access.list_bindings(con)
@@ -54,9 +55,9 @@ with bindings_tab:
                     access.revoke(con, user=user, kind=row.subject_kind, subject=row.subject,
                                   role=row.role)
             except (access.PermissionDenied, ValueError) as exc:
-                st.error(str(exc))
+                st.error(md(exc))
             else:
-                st.toast(f"Revoked {row.role} from {row.subject_kind} {row.subject}.")
+                st.toast(f"Revoked {row.role} from {row.subject_kind} {md(row.subject)}.")
                 st.rerun()  # the table above was drawn before the revoke
 
 with matrix_tab:

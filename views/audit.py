@@ -7,6 +7,7 @@ import streamlit as st
 from catalog import access, audit
 from ui.auth import page_user
 from ui.db import conn
+from ui.text import md
 
 user = page_user("audit")
 
@@ -24,7 +25,7 @@ if chain.ok:
                icon="✅")
 else:
     st.error(f"**The trail is broken at seq {chain.first_broken_seq}** ({chain.kind}): "
-             f"{chain.reason}", icon="🚨")
+             f"{md(chain.reason)}", icon="🚨")
 
 left, middle, right = st.columns(3)
 actor = left.selectbox("User", ["(anyone)", *choices["actors"]], key="audit_user")
