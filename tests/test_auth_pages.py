@@ -121,7 +121,7 @@ def test_admin_grants_and_revokes_through_the_page_and_both_are_audited(db):
     run(at)
     assert "Granted legal to group legal-team" in at.success[0].value, [s.value for s in at.success]
     with connect(db) as con:
-        assert access.resolve_user(con, "new@example.com", ["legal-team"]).roles == ("legal",)
+        assert access.resolve_user(con, "new@example.com", ["legal-team"], email_verified=True).roles == ("legal",)
     at.selectbox(key="revoke_pick").select(0)
     run(at)  # the Revoke button is enabled once a binding is picked
     at.button(key="revoke_submit").click()
