@@ -60,7 +60,7 @@ def oidc_app(page: str, claims: dict) -> AppTest:
 
 def shown(markdown: str) -> str:
     """The text CommonMark shows for Markdown whose punctuation is backslash-escaped."""
-    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown)
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown).replace("\u2060", "")
 
 
 def errors(at: AppTest) -> str:
@@ -328,7 +328,7 @@ def test_oidc_name_claim_is_shown_as_text(db):
     at.user = {"is_logged_in": True, "email": "x@example.com", "email_verified": True,
                "name": "![x](https://evil.example/p.png) <img src=x onerror=alert(1)>"}
     run(at)
-    who = next(m.value for m in at.sidebar.markdown if "x\\@example" in m.value)
+    who = next(m.value for m in at.sidebar.markdown if "evil" in m.value)
     assert not re.search(r"(?<!\\)[!\[\]()<>]", who.replace("**", "")), \
         f"every bracket of the name claim must be escaped Markdown: {who!r}"
     assert "![x](https://evil.example/p.png) <img src=x onerror=alert(1)>" in shown(who), \
