@@ -72,7 +72,7 @@ def page_user(page: str) -> User:
 
 def show_refusal(denied: access.PermissionDenied) -> None:
     """The app's own refusal: who is refused what, and which roles may."""
-    st.error(f"🔒 {md(denied)}")
+    st.error(md(denied), icon=":material/lock:")
 
 
 def _identify(*, chrome: bool) -> User:
@@ -151,7 +151,7 @@ def _refuse_foreign_host() -> None:
         return
     reason = access.unsafe_host_reason(headers.get("host"))
     if reason:
-        st.error(f"🚫 {md(reason)}")
+        st.error(md(reason), icon=":material/block:")
         st.stop()
 
 
