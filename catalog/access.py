@@ -256,7 +256,9 @@ def resolve_user(con: duckdb.DuckDBPyConnection, email: str, groups: Iterable[st
         bound = {fallback}
         matched = ("default",)
     roles = tuple(r for r in ROLES if r in bound)
-    shown = email_key or email
+    # An address the provider did not vouch for is marked, so that the audit trail never
+    # shows an unverified login under someone else's bare address.
+    shown = email_key or (f"{email} (unverified)" if not email_verified else f"{email} (not an address)")
     return User(email=shown, name=name or shown, roles=roles, source=source, groups=groups,
                 matched=matched)
 

@@ -151,6 +151,8 @@ def test_an_unverified_email_gets_no_role_bound_to_that_address(con, claimed):
     with_default = access.resolve_user(con, claimed, email_verified=False)
     assert with_default.roles == ("viewer",) and with_default.matched == ("default",), \
         f"an unverified address is a stranger, with the default role only: {with_default}"
+    assert with_default.email == f"{claimed} (unverified)", \
+        f"the audit actor must not pass for the verified address: {with_default.email!r}"
 
 
 @pytest.mark.parametrize("claimed", ["Ada.Admin@Example.com ", " ada.admin@example.com",

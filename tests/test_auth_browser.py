@@ -199,6 +199,7 @@ def test_unverified_admin_email_logs_in_without_the_admin_role_and_the_name_is_t
     with connect(db) as con:
         logins = audit.query(con, action="login")
     # Two sessions (the login, then the typed /admin): OIDC logins are audited per session.
-    assert set(logins.actor) == {"Ada.Admin@Example.com "}, logins.actor.tolist()
+    assert set(logins.actor) == {"Ada.Admin@Example.com  (unverified)"}, \
+        f"the trail marks the address the provider did not verify: {logins.actor.tolist()}"
     assert all('"matched":["default"]' in a and '"roles":["viewer"]' in a for a in logins.after), \
         f"the audit says no binding matched: {logins.after.tolist()}"
