@@ -25,7 +25,8 @@ FIXTURES = Path(__file__).parent / "fixtures" / "auth"
 # The real frame once app.py logs users in (issue 5 integration); until then the fixture
 # frame that shows app.py how.
 APP = ROOT / "app.py" if "current_user" in (ROOT / "app.py").read_text() else FIXTURES / "app_frame.py"
-LOU = {"sub": "lou", "email": "lou.legal@example.com", "name": "Lou Legal", "groups": ["legal-team"]}
+LOU = {"sub": "lou", "email": "lou.legal@example.com", "email_verified": True, "name": "Lou Legal",
+       "groups": ["legal-team"]}
 
 
 def _wait_http(url: str, proc: subprocess.Popen, log: Path, *, seconds: float = 60) -> None:

@@ -282,9 +282,10 @@ def test_oidc_roles_come_from_bindings_by_email_or_group(db):
     at = run(oidc_app("audit", {"is_logged_in": True, "email": "Lou.Legal@example.com", "name": "Lou",
                                 "email_verified": True}))
     assert at.title and not at.error, f"legal by email should see the audit page: {errors(at)}"
-    at = run(oidc_app("audit", {"is_logged_in": True, "email": "new@example.com", "groups": ["legal-team"]}))
+    at = run(oidc_app("audit", {"is_logged_in": True, "email": "new@example.com", "groups": ["legal-team"],
+                                "email_verified": True}))
     assert at.title and not at.error, f"legal by group claim should see the audit page: {errors(at)}"
-    at = run(oidc_app("audit", {"is_logged_in": True, "email": "stranger@example.com"}))
+    at = run(oidc_app("audit", {"is_logged_in": True, "email": "stranger@example.com", "email_verified": True}))
     assert "stranger@example.com (viewer) may not open the audit page" in errors(at), errors(at)
     at = run(oidc_app("admin", {"is_logged_in": True, "email": "ada.admin@example.com",
                                 "email_verified": True}))
@@ -294,7 +295,8 @@ def test_oidc_roles_come_from_bindings_by_email_or_group(db):
 def test_oidc_login_is_audited_once_per_session(db):
     with connect(db) as con:
         access.seed_bindings(con, FIXTURES / "roles.toml", user=access.demo_user("admin"))
-    at = oidc_app("audit", {"is_logged_in": True, "email": "lou.legal@example.com", "groups": ["legal-team"]})
+    at = oidc_app("audit", {"is_logged_in": True, "email": "lou.legal@example.com", "groups": ["legal-team"],
+                            "email_verified": True})
     for _ in range(3):
         run(at)
     with connect(db) as con:
@@ -302,8 +304,8 @@ def test_oidc_login_is_audited_once_per_session(db):
     assert len(logins) == 1, f"three reruns, one session: one login row, got {len(logins)}"
     assert (logins.actor.iloc[0], logins.via.iloc[0]) == ("lou.legal@example.com", "oidc")
     assert '"groups":["legal-team"]' in logins.after.iloc[0], "the login records the groups it was granted by"
-    assert '"matched":["group:legal-team"]' in logins.after.iloc[0], \
-        f"the login says which claims gave its roles (the e-mail is unverified): {logins.after.iloc[0]}"
+    assert '"matched":["email","group:legal-team"]' in logins.after.iloc[0], \
+        f"the login says which claims gave its roles: {logins.after.iloc[0]}"
 
 
 def test_oidc_unverified_email_of_the_admin_gets_no_admin_role(db):
