@@ -21,8 +21,10 @@ with bindings_tab:
                "Every change is in the audit trail.")
     with st.form("grant_form", clear_on_submit=True):
         kind_col, subject_col, role_col = st.columns([1, 3, 2])
-        kind = kind_col.selectbox("By", ["email", "group"], key="grant_kind")
-        subject = subject_col.text_input("Email or group", key="grant_subject")
+        kind = kind_col.selectbox("By", access.SUBJECT_KINDS, key="grant_kind",
+                                 help="email: applies only when the provider verified it; "
+                                      "sub: the provider's account id; group: a groups-claim value")
+        subject = subject_col.text_input("Email, group or sub", key="grant_subject")
         role = role_col.selectbox("Role", access.ROLES, key="grant_role",
                                   format_func=lambda r: r.replace("_", " "))
         if st.form_submit_button("Grant role", type="primary", key="grant_submit"):
