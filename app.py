@@ -5,7 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 from catalog import access
-from ui.auth import current_user, render_identity_sidebar
+from ui.auth import current_user, render_identity_sidebar, show_refusal
+from ui.text import md
 
 st.set_page_config(page_title="meshgov", page_icon="🕸️", layout="wide")
 
@@ -25,14 +26,29 @@ PAGES = [
 ]
 
 
+def refusal_page(user: access.User, key: str):
+    """What a page this user may not open shows in its place: only the app's refusal, naming
+    the roles that may open it. The view's file never runs, so none of its data is read.
+    Registered (not left out) so a typed /admin reads why, not Streamlit's "Page not found"."""
+    def refused() -> None:
+        show_refusal(access.PageDenied(user, key))
+    refused.__name__ = f"refused_{key}"
+    return refused
+
+
 def main() -> None:
     user = current_user()  # login screen, loopback refusal or persona switcher; may st.stop()
     allowed = set(access.visible_pages(user))
-    pages = [st.Page(path, title=title, icon=icon, url_path=url)
-             for key, path, title, icon, url in PAGES if key in allowed]
-    if not pages:
-        st.error(f"{user.email} holds no role that opens a page here; ask an admin for one.")
+    if not allowed:
+        st.error(f"{md(user.email)} holds no role that opens a page here; ask an admin for one.")
         st.stop()
+    default = next(key for key, *_ in PAGES if key in allowed)
+    # Every page is routable; the menu lists only those this role may open, and the others
+    # answer with the refusal.
+    pages = [st.Page(path, title=title, icon=icon, url_path=url, default=key == default)
+             if key in allowed else
+             st.Page(refusal_page(user, key), title=title, icon=icon, url_path=url, visibility="hidden")
+             for key, path, title, icon, url in PAGES]
     nav = st.navigation(pages)
     with st.sidebar:
         st.markdown("### meshgov")

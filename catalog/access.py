@@ -5,7 +5,7 @@ it as a table and a test can read it. Enforcement is server-side: the catalog/ a
 functions that change or reveal something call `require(user, action)` themselves, so a
 hidden button is convenience, never the guard.
 
-Role bindings live in the store (`role_bindings`), by email or by a group claim of the
+Role bindings live in the store (`role_bindings`), by verified email, by `sub` or by a group claim of the
 login token; admins change them (audited); a TOML file can seed them (`seed_bindings`).
 Never imports streamlit.
 """
@@ -90,6 +90,8 @@ class User:
     roles: tuple[str, ...]
     source: Source
     groups: tuple[str, ...] = field(default=())
+    # Which claims gave the roles: "email", "sub:ID", "group:NAME" or "default" (OIDC only).
+    matched: tuple[str, ...] = field(default=())
 
     def __post_init__(self) -> None:
         unknown = [r for r in self.roles if r not in ROLES]
@@ -193,23 +195,72 @@ def default_role() -> str | None:
 
 _UNSET = object()
 
+EMAIL_NORMALISATIONS = ("lowercase", "exact")
+
+
+def email_normalisation() -> str:
+    """How the identity provider normalises e-mail addresses (`MESHGOV_EMAIL_NORMALISATION`).
+
+    `lowercase` (default): the provider treats addresses case-insensitively and so does
+    meshgov (Google, Entra ID, Keycloak, Okta). `exact`: the local part is case-sensitive, as
+    RFC 5321 allows; only the domain is lower-cased (DNS names are case-insensitive).
+    """
+    value = os.environ.get("MESHGOV_EMAIL_NORMALISATION", "lowercase").strip().lower()
+    if value not in EMAIL_NORMALISATIONS:
+        raise ValueError(f"MESHGOV_EMAIL_NORMALISATION={value!r}; use one of "
+                         f"{', '.join(EMAIL_NORMALISATIONS)}")
+    return value
+
+
+def normalise_email(address: str) -> str | None:
+    """The form a binding and a claim are compared in, or None for no usable address.
+
+    Nothing is stripped: an `email` claim with a space in it is not the address bound to
+    someone (a provider let " Ada.Admin@Example.com" through and it got the admin role).
+    """
+    if not isinstance(address, str) or not address or any(c.isspace() for c in address):
+        return None
+    local, at, domain = address.rpartition("@")
+    if not at or not local or not domain:
+        return None
+    if email_normalisation() == "lowercase":
+        return f"{local.lower()}@{domain.lower()}"
+    return f"{local}@{domain.lower()}"
+
+
+def claim_is_true(value: object) -> bool:
+    """An OIDC boolean claim: JSON true, or the string "true" some providers send."""
+    return value is True or (isinstance(value, str) and value.strip().lower() == "true")
+
 
 def resolve_user(con: duckdb.DuckDBPyConnection, email: str, groups: Iterable[str] = (), *,
-                 name: str | None = None, source: Source = "oidc",
-                 fallback_role: str | None | object = _UNSET) -> User:
-    """Roles bound to the email or to any of its groups; none bound → the default role."""
-    email_key = email.strip().lower()
+                 email_verified: bool, subject: str | None = None, name: str | None = None,
+                 source: Source = "oidc", fallback_role: str | None | object = _UNSET) -> User:
+    """Roles bound to the login's `sub`, to any of its groups, and to its e-mail — the e-mail
+    only when the provider verified it (anyone can type someone else's address into an
+    unverified profile). None bound → the default role. `User.matched` names the claims whose
+    bindings gave a role, for the login's audit row."""
+    email_key = normalise_email(email) if email_verified else None
     groups = tuple(str(g) for g in groups)
     rows = con.execute(
-        "SELECT DISTINCT role FROM role_bindings WHERE (subject_kind = 'email' AND subject = ?) "
+        "SELECT DISTINCT subject_kind, subject, role FROM role_bindings "
+        "WHERE (subject_kind = 'email' AND subject = ?) "
+        "OR (subject_kind = 'sub' AND subject = ?) "
         "OR (subject_kind = 'group' AND list_contains(?, subject))",
-        [email_key, list(groups)]).fetchall()
-    bound = {r[0] for r in rows if r[0] in ROLES}
+        [email_key, subject, list(groups)]).fetchall()
+    rows = [r for r in rows if r[2] in ROLES]
+    bound = {r[2] for r in rows}
+    matched = tuple(sorted({"email" if kind == "email" else f"{kind}:{subj}" for kind, subj, _ in rows}))
     fallback = default_role() if fallback_role is _UNSET else fallback_role
     if not bound and fallback:
         bound = {fallback}
+        matched = ("default",)
     roles = tuple(r for r in ROLES if r in bound)
-    return User(email=email_key, name=name or email_key, roles=roles, source=source, groups=groups)
+    # An address the provider did not vouch for is marked, so that the audit trail never
+    # shows an unverified login under someone else's bare address.
+    shown = email_key or (f"{email} (unverified)" if not email_verified else f"{email} (not an address)")
+    return User(email=shown, name=name or shown, roles=roles, source=source, groups=groups,
+                matched=matched)
 
 
 def cli_user(name: str | None = None) -> User:
@@ -238,16 +289,24 @@ def demo_user(role: str) -> User:
 
 # --- role bindings ---------------------------------------------------------------------------
 
-SubjectKind = Literal["email", "group"]
+SubjectKind = Literal["email", "group", "sub"]
+SUBJECT_KINDS: tuple[str, ...] = ("email", "group", "sub")
 
 
 def _subject_key(kind: str, subject: str) -> str:
-    if kind not in ("email", "group"):
-        raise ValueError(f"subject kind must be 'email' or 'group', not {kind!r}")
+    """A binding's subject as it is compared: an e-mail normalised like the `email` claim, a
+    group name or `sub` exactly as the provider sends it (an admin's stray spaces dropped)."""
+    if kind not in SUBJECT_KINDS:
+        raise ValueError(f"subject kind must be one of {', '.join(SUBJECT_KINDS)}, not {kind!r}")
     subject = subject.strip()
     if not subject:
         raise ValueError(f"empty {kind}")
-    return subject.lower() if kind == "email" else subject
+    if kind != "email":
+        return subject
+    key = normalise_email(subject)
+    if key is None:
+        raise ValueError(f"{subject!r} is not an e-mail address")
+    return key
 
 
 def list_bindings(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
@@ -314,8 +373,11 @@ def load_bindings_file(path: str | Path) -> list[tuple[str, str, str]]:
 
     Format (see config/roles.example.toml):
         [[binding]]
-        email = "ada@example.com"     # or: group = "data-legal"
+        email = "ada@example.com"     # or: group = "data-legal", or: sub = "<the IdP's sub claim>"
         roles = ["admin"]
+
+    An e-mail binding applies only to a login whose provider verified that address
+    (`email_verified`); a `sub` binding is the provider's stable account id.
     """
     path = Path(path)
     try:
@@ -324,9 +386,9 @@ def load_bindings_file(path: str | Path) -> list[tuple[str, str, str]]:
         raise ValueError(f"{path}: not valid TOML: {exc}") from exc
     triples = []
     for i, entry in enumerate(data.get("binding", []), start=1):
-        kinds = [k for k in ("email", "group") if k in entry]
+        kinds = [k for k in SUBJECT_KINDS if k in entry]
         if len(kinds) != 1:
-            raise ValueError(f"{path}: binding #{i} needs exactly one of email= or group=")
+            raise ValueError(f"{path}: binding #{i} needs exactly one of email=, group= or sub=")
         kind = kinds[0]
         roles = entry.get("roles")
         if not isinstance(roles, list) or not roles:
@@ -412,6 +474,33 @@ def is_loopback(address: str | None) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False  # a hostname we cannot prove is local
+
+
+def host_name(host_header: str | None) -> str:
+    """The name in an HTTP `Host` header, without its port: `[::1]:8501` → `::1`."""
+    host = (host_header or "").strip()
+    if host.startswith("["):
+        return host[1:].partition("]")[0]
+    if host.count(":") == 1:  # name:port; a bare IPv6 address has several colons
+        host = host.partition(":")[0]
+    return host.rstrip(".")
+
+
+def unsafe_host_reason(host_header: str | None) -> str | None:
+    """Why a demo-mode request is refused, or None when its `Host` names this machine.
+
+    Binding to loopback is not enough: a page on attacker.example whose name the browser
+    resolves to 127.0.0.1 (DNS rebinding) reaches the loopback demo from the victim's own
+    browser, with the admin persona one click away. Such a request still says
+    `Host: attacker.example`.
+    """
+    host = host_name(host_header)
+    if is_loopback(host):
+        return None
+    shown = host_header if host_header else "(none)"
+    return (f"meshgov's demo mode answers only requests addressed to this machine (localhost, "
+            f"127.0.0.1 or ::1), and this one was addressed to {shown}. Open the app as "
+            "http://127.0.0.1:PORT, or configure OIDC login to serve it under another name.")
 
 
 class UnsafeBind(RuntimeError):

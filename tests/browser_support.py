@@ -68,12 +68,15 @@ def streamlit_server(*, env: dict[str, str], extra_args: list[str] | None = None
 
 
 @contextlib.contextmanager
-def chromium_page() -> Iterator:
+def chromium_page(extra_args: list[str] | None = None) -> Iterator:
+    """A page of headless Chromium; `extra_args` e.g. `--host-resolver-rules=MAP name 127.0.0.1`
+    to reach the local server under another name (DNS rebinding tests)."""
     require_chromium()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                     args=[*CHROMIUM_ARGS, *(extra_args or [])])
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             yield page

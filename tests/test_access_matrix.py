@@ -123,23 +123,86 @@ def test_require_page_refuses_with_the_roles_that_would_see_it():
 
 def test_resolve_user_by_email_group_and_default(con):
     access.seed_bindings(con, FIXTURES / "roles.toml", user=ADMIN)
-    ada = access.resolve_user(con, "ADA.admin@example.com")
-    assert ada.roles == ("admin",), f"email bindings are case-insensitive: {ada.roles}"
-    dana = access.resolve_user(con, "dana.scientist@example.com", ["execs"])
+    ada = access.resolve_user(con, "ADA.admin@example.com", email_verified=True)
+    assert ada.roles == ("admin",), f"the default normalisation lower-cases a verified address: {ada.roles}"
+    assert ada.matched == ("email",), f"the audit must say the e-mail matched: {ada.matched}"
+    dana = access.resolve_user(con, "dana.scientist@example.com", ["execs"], email_verified=True)
     assert dana.roles == ("steward", "data_scientist", "leadership"), f"email + group roles unite: {dana.roles}"
-    grouped = access.resolve_user(con, "new.lawyer@example.com", ["legal-team"], name="New Lawyer")
+    assert dana.matched == ("email", "group:execs"), dana.matched
+    grouped = access.resolve_user(con, "new.lawyer@example.com", ["legal-team"], name="New Lawyer",
+                                  email_verified=True)
     assert grouped.roles == ("legal",) and grouped.name == "New Lawyer", grouped
-    stranger = access.resolve_user(con, "stranger@example.com", ["Legal-Team"])
+    stranger = access.resolve_user(con, "stranger@example.com", ["Legal-Team"], email_verified=True)
     assert stranger.roles == ("viewer",), f"group names are exact; unknown → viewer: {stranger.roles}"
+    assert stranger.matched == ("default",), stranger.matched
+
+
+# The attack of issue 8 item 3: a provider let a user claim the admin's address unverified,
+# in other case and with a trailing space, and the login got the admin role.
+ADMIN_CLAIM_VARIANTS = ["ada.admin@example.com", "Ada.Admin@Example.com ", " ada.admin@example.com",
+                        "ADA.ADMIN@EXAMPLE.COM"]
+
+
+@pytest.mark.parametrize("claimed", ADMIN_CLAIM_VARIANTS)
+def test_an_unverified_email_gets_no_role_bound_to_that_address(con, claimed):
+    access.seed_bindings(con, FIXTURES / "roles.toml", user=ADMIN)
+    user = access.resolve_user(con, claimed, email_verified=False, fallback_role=None)
+    assert user.roles == (), f"unverified {claimed!r} must not get the admin's roles: {user.roles}"
+    with_default = access.resolve_user(con, claimed, email_verified=False)
+    assert with_default.roles == ("viewer",) and with_default.matched == ("default",), \
+        f"an unverified address is a stranger, with the default role only: {with_default}"
+    assert with_default.email == f"{claimed} (unverified)", \
+        f"the audit actor must not pass for the verified address: {with_default.email!r}"
+
+
+@pytest.mark.parametrize("claimed", ["Ada.Admin@Example.com ", " ada.admin@example.com",
+                                     "ada.admin@example.com\t", "ada.admin @example.com"])
+def test_a_verified_email_with_whitespace_is_not_the_bound_address(con, claimed):
+    access.seed_bindings(con, FIXTURES / "roles.toml", user=ADMIN)
+    user = access.resolve_user(con, claimed, email_verified=True, fallback_role=None)
+    assert user.roles == (), f"{claimed!r} is not ada.admin@example.com: nothing is stripped ({user.roles})"
+
+
+def test_exact_normalisation_keeps_the_local_part_case(con, monkeypatch):
+    monkeypatch.setenv("MESHGOV_EMAIL_NORMALISATION", "exact")
+    access.grant(con, user=ADMIN, kind="email", subject="Ada.Admin@Example.COM", role="admin")
+    assert access.list_bindings(con).subject.tolist() == ["Ada.Admin@example.com"], "only the domain is lowered"
+    assert access.resolve_user(con, "Ada.Admin@EXAMPLE.com", email_verified=True).roles == ("admin",)
+    other = access.resolve_user(con, "ada.admin@example.com", email_verified=True, fallback_role=None)
+    assert other.roles == (), f"a case-sensitive provider's other local part is another mailbox: {other.roles}"
+    monkeypatch.setenv("MESHGOV_EMAIL_NORMALISATION", "nfkc")
+    with pytest.raises(ValueError, match="MESHGOV_EMAIL_NORMALISATION"):
+        access.normalise_email("a@b.example")
+
+
+def test_sub_and_group_bindings_need_no_verified_email(con):
+    access.grant(con, user=ADMIN, kind="sub", subject="248289761001", role="steward")
+    user = access.resolve_user(con, "whoever@example.com", ["execs"], email_verified=False,
+                               subject="248289761001", fallback_role=None)
+    assert user.roles == ("steward",), f"the provider's account id is bound, not the address: {user.roles}"
+    assert user.matched == ("sub:248289761001",), user.matched
+    access.seed_bindings(con, FIXTURES / "roles.toml", user=ADMIN)
+    grouped = access.resolve_user(con, "whoever@example.com", ["execs"], email_verified=False,
+                                  fallback_role=None)
+    assert grouped.roles == ("leadership",) and grouped.matched == ("group:execs",), grouped
+
+
+@pytest.mark.parametrize(("claim", "verified"), [(True, True), ("true", True), ("TRUE", True),
+                                                 (False, False), ("false", False), (None, False),
+                                                 (1, False), ("yes", False)])
+def test_email_verified_claim_is_true_only_when_the_provider_says_so(claim, verified):
+    assert access.claim_is_true(claim) is verified, f"email_verified={claim!r}"
 
 
 def test_unknown_users_can_be_locked_out(con, monkeypatch):
     monkeypatch.setenv("MESHGOV_DEFAULT_ROLE", "none")
-    assert access.resolve_user(con, "stranger@example.com").roles == (), "default role 'none' locks out"
-    assert access.resolve_user(con, "x@example.com", fallback_role="leadership").roles == ("leadership",)
+    assert access.resolve_user(con, "stranger@example.com", email_verified=True).roles == (), \
+        "default role 'none' locks out"
+    assert access.resolve_user(con, "x@example.com", email_verified=True,
+                               fallback_role="leadership").roles == ("leadership",)
     monkeypatch.setenv("MESHGOV_DEFAULT_ROLE", "superuser")
     with pytest.raises(ValueError, match="not a role"):
-        access.resolve_user(con, "stranger@example.com")
+        access.resolve_user(con, "stranger@example.com", email_verified=True)
 
 
 def test_cli_user_is_the_os_user_or_as_name(monkeypatch):
@@ -169,7 +232,7 @@ def test_grant_and_revoke_are_audited_with_before_and_after(con):
                                 '{"roles":["legal"]}'], rows.after.tolist()
     assert rows.before.iloc[2] == '{"roles":["legal","steward"]}', rows.before.tolist()
     assert set(rows.actor) == {ADMIN.email}, "the admin who acted is recorded"
-    assert access.resolve_user(con, "kim@example.com").roles == ("legal",)
+    assert access.resolve_user(con, "kim@example.com", email_verified=True).roles == ("legal",)
 
 
 @pytest.mark.parametrize("role", [r for r in access.ROLES if r != "admin"])
@@ -211,7 +274,7 @@ def test_bootstrap_seeds_an_empty_table_as_system(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize(("name", "message"), [
     ("roles_bad_role.toml", "unknown role 'superuser'"),
-    ("roles_both_subjects.toml", "exactly one of email= or group="),
+    ("roles_both_subjects.toml", "exactly one of email=, group= or sub="),
 ])
 def test_bad_binding_files_name_the_entry(con, name, message):
     with pytest.raises(ValueError, match=message) as err:

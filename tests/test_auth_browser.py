@@ -25,7 +25,8 @@ FIXTURES = Path(__file__).parent / "fixtures" / "auth"
 # The real frame once app.py logs users in (issue 5 integration); until then the fixture
 # frame that shows app.py how.
 APP = ROOT / "app.py" if "current_user" in (ROOT / "app.py").read_text() else FIXTURES / "app_frame.py"
-LOU = {"sub": "lou", "email": "lou.legal@example.com", "name": "Lou Legal", "groups": ["legal-team"]}
+LOU = {"sub": "lou", "email": "lou.legal@example.com", "email_verified": True, "name": "Lou Legal",
+       "groups": ["legal-team"]}
 
 
 def _wait_http(url: str, proc: subprocess.Popen, log: Path, *, seconds: float = 60) -> None:
@@ -59,14 +60,14 @@ def _process(cmd: list[str], *, ready_url: str, env: dict[str, str], name: str) 
 
 
 @contextlib.contextmanager
-def oidc_provider() -> Iterator[str]:
+def oidc_provider(claims: dict = LOU) -> Iterator[str]:
     """oidc-provider-mock's CLI on 127.0.0.1 (its Python helper would bind `localhost`)."""
     exe = shutil.which("oidc-provider-mock", path=str(Path(sys.executable).parent))
     if exe is None:
         pytest.skip("oidc-provider-mock is missing: pip install oidc-provider-mock==0.3.4")
     port = free_port()
     issuer = f"http://127.0.0.1:{port}"
-    with _process([exe, "-H", "127.0.0.1", "-p", str(port), "--user-claims", json.dumps(LOU)],
+    with _process([exe, "-H", "127.0.0.1", "-p", str(port), "--user-claims", json.dumps(claims)],
                   ready_url=f"{issuer}/.well-known/openid-configuration", env={}, name=f"oidc-{port}"):
         yield issuer
 
@@ -160,3 +161,46 @@ def test_demo_mode_on_every_interface_shows_only_the_refusal(tmp_path):
         assert page.get_by_text("Demo persona").count() == 0, "no persona switcher may render"
         assert page.get_by_role("link", name="Audit trail").count() == 0, "no navigation may render"
         page.screenshot(path=str(ARTIFACTS / "demo-refusal.png"), full_page=True)
+
+
+# Issue 8 item 3: the provider let this user claim the admin's address, unverified, in other
+# case and with a trailing space; and a name claim made of markup (item 4).
+MALLORY = {"sub": "mallory", "email": "Ada.Admin@Example.com ", "email_verified": False,
+           "name": "[Session expired](https://evil.example/login) ![t](https://evil.example/p.png) "
+                   "<img src=x onerror=\"window.__pwned=1\">"}
+
+
+@pytest.mark.browser
+def test_unverified_admin_email_logs_in_without_the_admin_role_and_the_name_is_text(tmp_path):
+    require_chromium()
+    db = tmp_path / "oidc.duckdb"
+    with connect(db):
+        pass
+    app_port = free_port()
+    env = {"MESHGOV_DB": str(db), "MESHGOV_ROLES_FILE": str(FIXTURES / "roles.toml")}
+    fetched: list[str] = []
+    with oidc_provider(MALLORY) as issuer:
+        secrets = _write_secrets(tmp_path / "secrets.toml", issuer=issuer, app_port=app_port)
+        with streamlit_app(APP, env=env, secrets=secrets, port=app_port) as url, chromium_page() as page:
+            page.on("request", lambda r: fetched.append(r.url) if "evil.example" in (r.url.split("/")[2]) else None)
+            page.goto(url)
+            page.get_by_role("button", name="Log in").click(timeout=30_000)
+            page.get_by_role("button", name="mallory").click(timeout=30_000)
+            page.get_by_text("Roles: viewer · via oidc").wait_for(timeout=30_000)
+            assert page.get_by_role("link", name="Admin").count() == 0, "no Admin in the menu"
+            page.goto(url + "/admin")
+            page.get_by_text("may not open the admin page", exact=False).first.wait_for(timeout=30_000)
+            assert page.get_by_text("Role bindings").count() == 0, "nothing of the Admin page renders"
+            marked_up = page.evaluate("""() => document.querySelectorAll(
+                '[href*="evil.example"], [src*="evil.example"], [onerror]').length""")
+            pwned = page.evaluate("() => window.__pwned ?? null")
+            page.screenshot(path=str(ARTIFACTS / "oidc-unverified-admin-email.png"))
+    assert marked_up == 0 and pwned is None, "the name claim must be shown as text"
+    assert not fetched, f"the name claim made the browser fetch: {fetched}"
+    with connect(db) as con:
+        logins = audit.query(con, action="login")
+    # Two sessions (the login, then the typed /admin): OIDC logins are audited per session.
+    assert set(logins.actor) == {"Ada.Admin@Example.com  (unverified)"}, \
+        f"the trail marks the address the provider did not verify: {logins.actor.tolist()}"
+    assert all('"matched":["default"]' in a and '"roles":["viewer"]' in a for a in logins.after), \
+        f"the audit says no binding matched: {logins.after.tolist()}"

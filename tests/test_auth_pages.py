@@ -1,8 +1,12 @@
 """AppTest: login (OIDC via `at.user`), demo personas, the loopback refusal, and each role on
-the Audit and Admin pages (visible or refused), with their actions."""
+the Audit and Admin pages (visible or refused), with their actions.
+
+Messages are Markdown with every user-controlled string escaped (ui.text.md); `shown()` gives
+the text a reader sees."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -54,8 +58,13 @@ def oidc_app(page: str, claims: dict) -> AppTest:
     return at
 
 
+def shown(markdown: str) -> str:
+    """The text CommonMark shows for Markdown whose punctuation is backslash-escaped."""
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown).replace("\u2060", "")
+
+
 def errors(at: AppTest) -> str:
-    return " | ".join(e.value for e in at.error)
+    return " | ".join(shown(e.value) for e in at.error)
 
 
 # --- each role on each page -----------------------------------------------------------------------
@@ -119,9 +128,9 @@ def test_admin_grants_and_revokes_through_the_page_and_both_are_audited(db):
     at.selectbox(key="grant_role").select("legal")
     at.button(key="grant_submit").click()
     run(at)
-    assert "Granted legal to group legal-team" in at.success[0].value, [s.value for s in at.success]
+    assert "Granted legal to group legal-team" in shown(at.success[0].value), [s.value for s in at.success]
     with connect(db) as con:
-        assert access.resolve_user(con, "new@example.com", ["legal-team"]).roles == ("legal",)
+        assert access.resolve_user(con, "new@example.com", ["legal-team"], email_verified=True).roles == ("legal",)
     at.selectbox(key="revoke_pick").select(0)
     run(at)  # the Revoke button is enabled once a binding is picked
     at.button(key="revoke_submit").click()
@@ -143,11 +152,21 @@ def test_admin_page_shows_the_permission_matrix(db):
 # --- demo mode ------------------------------------------------------------------------------------
 
 def frame_app(*, persona: str | None = None) -> AppTest:
-    """The frame app.py is to become (tests/fixtures/auth/app_frame.py): navigation by role."""
-    at = AppTest.from_file(str(FIXTURES / "app_frame.py"), default_timeout=30)
+    """The real frame, app.py: identity first, then navigation by role."""
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=30)
     if persona:
         at.session_state[PERSONA_KEY] = persona
     return at
+
+
+def open_url(at: AppTest, url_path: str) -> AppTest:
+    """What typing /<url_path> does. AppTest.switch_page only finds file pages, and app.py
+    registers a refused page as a function, so look its page hash up by its URL path."""
+    page_hash = next((h for h, info in at._registered_pages.items()
+                      if info.get("url_pathname") == url_path), None)
+    assert page_hash, f"/{url_path} must be a registered page: {at._registered_pages}"
+    at._page_hash = page_hash
+    return run(at)
 
 
 def test_demo_mode_shows_a_banner_and_audits_each_persona_once(db):
@@ -160,8 +179,41 @@ def test_demo_mode_shows_a_banner_and_audits_each_persona_once(db):
     with connect(db) as con:
         logins = audit.query(con, action="login", newest_first=False)
     assert logins.actor.tolist() == ["legal@demo.meshgov.local", "admin@demo.meshgov.local"], \
-        f"one login row per persona per session: {logins.actor.tolist()}"
+        f"one login row per persona change: {logins.actor.tolist()}"
     assert set(logins.via) == {"demo"}
+
+
+def test_demo_persona_survives_new_sessions_and_is_audited_once_per_change(db):
+    first = run(frame_app())
+    assert first.sidebar.selectbox(key=PERSONA_KEY).value == "viewer", "the first visit is a viewer"
+    first.sidebar.selectbox(key=PERSONA_KEY).select("steward")
+    run(first)
+    for _ in range(3):  # a reload, a typed URL, a deep link: each a new session
+        again = run(frame_app())
+        assert again.sidebar.selectbox(key=PERSONA_KEY).value == "steward", \
+            "a new page load keeps the persona picked last"
+    switcher = run(frame_app())
+    switcher.sidebar.selectbox(key=PERSONA_KEY).select("legal")
+    run(switcher)
+    run(frame_app())
+    with connect(db) as con:
+        logins = audit.query(con, action="login", newest_first=False)
+    assert logins.actor.tolist() == ["viewer@demo.meshgov.local", "steward@demo.meshgov.local",
+                                     "legal@demo.meshgov.local"], \
+        f"one login row per persona change, not per page load: {logins.actor.tolist()}"
+
+
+def test_demo_persona_is_never_read_with_login_configured(db):
+    demo = run(frame_app())
+    demo.sidebar.selectbox(key=PERSONA_KEY).select("admin")
+    run(demo)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=30)
+    at.secrets = AUTH_SECRETS
+    at.user = {"is_logged_in": True, "email": "stranger@example.com", "email_verified": True}
+    run(at)
+    assert "Roles: viewer · via oidc" in [c.value for c in at.sidebar.caption], \
+        "OIDC users get their own roles, never the demo's persona"
+    assert not at.sidebar.selectbox, "no persona switcher with login configured"
 
 
 @pytest.mark.parametrize("role", access.ROLES)
@@ -172,11 +224,22 @@ def test_the_frame_offers_only_the_pages_a_role_may_see(db, role):
         if allowed:
             run(at.switch_page(str(ROOT / path)))
             assert at.title and not at.error, f"{role} should reach {page} through the navigation"
-        else:
-            with pytest.raises(Exception, match="(?i)page"):
-                at.switch_page(str(ROOT / path))
-    assert [b.value for b in at.sidebar.markdown if "demo.meshgov.local" in b.value], \
+    assert [b.value for b in at.sidebar.markdown if "demo\\.meshgov\\.local" in b.value], \
         "the sidebar names who is signed in"
+
+
+@pytest.mark.parametrize("role", [r for r in access.ROLES if "admin" not in access.PAGE_ACCESS[r]])
+def test_a_typed_url_of_a_refused_page_shows_only_the_refusal_naming_the_roles(db, role):
+    at = run(frame_app(persona=role))
+    for page in ("admin", "audit"):
+        if page in access.PAGE_ACCESS[role]:
+            continue
+        open_url(at, page)
+        allowed = ", ".join(r for r in access.ROLES if page in access.PAGE_ACCESS[r])
+        assert f"may not open the {page} page: it needs one of the roles {allowed}" in errors(at), \
+            f"{role} typing /{page} must read why: {errors(at)}"
+        assert not at.title and not at.dataframe and not at.text_input and not at.button, \
+            f"nothing of {page} may render for {role}"
 
 
 def test_switching_persona_away_from_a_page_drops_it(db):
@@ -185,7 +248,8 @@ def test_switching_persona_away_from_a_page_drops_it(db):
     assert at.title[0].value.endswith("Audit trail")
     at.sidebar.selectbox(key=PERSONA_KEY).select("viewer")
     run(at)
-    assert at.title[0].value == "meshgov" and not at.dataframe, "a viewer lands on Home, not the audit page"
+    assert "may not open the audit page" in errors(at) and not at.dataframe and not at.title, \
+        "a viewer left on the audit page reads the refusal, and no row of the trail"
 
 
 def test_demo_mode_defaults_to_the_least_privileged_persona(db):
@@ -215,20 +279,24 @@ def test_oidc_login_screen_until_logged_in(db):
 def test_oidc_roles_come_from_bindings_by_email_or_group(db):
     with connect(db) as con:
         access.seed_bindings(con, FIXTURES / "roles.toml", user=access.demo_user("admin"))
-    at = run(oidc_app("audit", {"is_logged_in": True, "email": "Lou.Legal@example.com", "name": "Lou"}))
+    at = run(oidc_app("audit", {"is_logged_in": True, "email": "Lou.Legal@example.com", "name": "Lou",
+                                "email_verified": True}))
     assert at.title and not at.error, f"legal by email should see the audit page: {errors(at)}"
-    at = run(oidc_app("audit", {"is_logged_in": True, "email": "new@example.com", "groups": ["legal-team"]}))
+    at = run(oidc_app("audit", {"is_logged_in": True, "email": "new@example.com", "groups": ["legal-team"],
+                                "email_verified": True}))
     assert at.title and not at.error, f"legal by group claim should see the audit page: {errors(at)}"
-    at = run(oidc_app("audit", {"is_logged_in": True, "email": "stranger@example.com"}))
+    at = run(oidc_app("audit", {"is_logged_in": True, "email": "stranger@example.com", "email_verified": True}))
     assert "stranger@example.com (viewer) may not open the audit page" in errors(at), errors(at)
-    at = run(oidc_app("admin", {"is_logged_in": True, "email": "ada.admin@example.com"}))
+    at = run(oidc_app("admin", {"is_logged_in": True, "email": "ada.admin@example.com",
+                                "email_verified": True}))
     assert at.title and not at.error, errors(at)
 
 
 def test_oidc_login_is_audited_once_per_session(db):
     with connect(db) as con:
         access.seed_bindings(con, FIXTURES / "roles.toml", user=access.demo_user("admin"))
-    at = oidc_app("audit", {"is_logged_in": True, "email": "lou.legal@example.com", "groups": ["legal-team"]})
+    at = oidc_app("audit", {"is_logged_in": True, "email": "lou.legal@example.com", "groups": ["legal-team"],
+                            "email_verified": True})
     for _ in range(3):
         run(at)
     with connect(db) as con:
@@ -236,6 +304,37 @@ def test_oidc_login_is_audited_once_per_session(db):
     assert len(logins) == 1, f"three reruns, one session: one login row, got {len(logins)}"
     assert (logins.actor.iloc[0], logins.via.iloc[0]) == ("lou.legal@example.com", "oidc")
     assert '"groups":["legal-team"]' in logins.after.iloc[0], "the login records the groups it was granted by"
+    assert '"matched":["email","group:legal-team"]' in logins.after.iloc[0], \
+        f"the login says which claims gave its roles: {logins.after.iloc[0]}"
+
+
+def test_oidc_unverified_email_of_the_admin_gets_no_admin_role(db):
+    with connect(db) as con:
+        access.seed_bindings(con, FIXTURES / "roles.toml", user=access.demo_user("admin"))
+    claims = {"is_logged_in": True, "sub": "mallory", "email": "Ada.Admin@Example.com ",
+              "email_verified": False, "name": "Ada Admin"}
+    at = run(oidc_app("admin", claims))
+    assert "may not open the admin page" in errors(at) and not at.title, \
+        f"an unverified copy of the admin's address must not open Admin: {errors(at)}"
+    at = run(oidc_app("admin", {**claims, "email": "ada.admin@example.com"}))
+    assert "may not open the admin page" in errors(at), "not even the exact address, unverified"
+    with connect(db) as con:
+        logins = audit.query(con, action="login", newest_first=False)
+    assert all('"roles":["viewer"]' in a and '"matched":["default"]' in a for a in logins.after), \
+        f"the audit says the default role applied, no binding matched: {logins.after.tolist()}"
+
+
+def test_oidc_name_claim_is_shown_as_text(db):
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=30)
+    at.secrets = AUTH_SECRETS
+    at.user = {"is_logged_in": True, "email": "x@example.com", "email_verified": True,
+               "name": "![x](https://evil.example/p.png) <img src=x onerror=alert(1)>"}
+    run(at)
+    who = next(m.value for m in at.sidebar.markdown if "evil" in m.value)
+    assert not re.search(r"(?<!\\)[!\[\]()<>]", who.replace("**", "")), \
+        f"every bracket of the name claim must be escaped Markdown: {who!r}"
+    assert "![x](https://evil.example/p.png) <img src=x onerror=alert(1)>" in shown(who), \
+        "and still read as the name it is"
 
 
 def test_oidc_without_email_claim_or_role_is_refused(db, monkeypatch):
@@ -248,7 +347,8 @@ def test_oidc_without_email_claim_or_role_is_refused(db, monkeypatch):
 
 def test_oidc_first_start_seeds_role_bindings_from_the_config_file(db, monkeypatch):
     monkeypatch.setenv("MESHGOV_ROLES_FILE", str(FIXTURES / "roles.toml"))
-    at = run(oidc_app("admin", {"is_logged_in": True, "email": "ada.admin@example.com"}))
+    at = run(oidc_app("admin", {"is_logged_in": True, "email": "ada.admin@example.com",
+                                "email_verified": True}))
     assert at.title and not at.error, f"the seeded admin must get in: {errors(at)}"
 
 

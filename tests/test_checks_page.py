@@ -85,7 +85,7 @@ def test_checks_page_deep_link_preselects_product(shop_db):
     _run(at)
     assert not at.exception, at.exception
     assert at.multiselect(key="products").value == ["shop-orders"]
-    assert any(c.value == "Scope: shop-orders" for c in at.caption)
+    assert any(c.value == "Scope: shop\\-orders" for c in at.caption), "product ids are escaped text"
 
 
 def test_checks_page_unknown_deep_link_warns(shop_db):

@@ -97,7 +97,7 @@ def test_depth_and_direction_controls(mesh_db):
 
 def test_unknown_deep_link_warns_with_suggestions(mesh_db):
     at = _ok(_app(node="raw-ordrs"))
-    assert any("product:raw-orders" in w.value for w in at.warning), [w.value for w in at.warning]
+    assert any("product\\:raw\\-orders" in w.value for w in at.warning), [w.value for w in at.warning]
 
 
 def test_column_lineage_of_a_selected_column(mesh_db):

@@ -3,25 +3,31 @@
 - An `[auth]` section in secrets → Streamlit's `st.login` (OIDC). Until the user is logged
   in, only the login screen is shown. Roles come from the role bindings (catalog.access).
 - No `[auth]` → local demo mode: a banner, a persona per role in the sidebar, and a refusal
-  to serve beyond loopback (anyone reaching a demo app could pick the admin persona).
+  to serve beyond loopback (anyone reaching a demo app could pick the admin persona) or to a
+  request whose `Host` is not this machine's name (DNS rebinding).
+  The persona last picked is the demo's persona: a reload, a typed URL or a deep link (a new
+  Streamlit session) starts with it, and a `login` row is audited only when it changes.
 
 app.py calls `current_user()` (login screen / banner / persona switcher) and
 `render_identity_sidebar(user)`; a page calls `page_user("audit")`, which identifies the same
 user without drawing anything and refuses a page the user's roles do not include. Identity
 is worked out afresh on every run, so a role granted or revoked applies at the next click.
-A login is audited once per session and identity.
+An OIDC login is audited once per session and identity, naming the claims that gave its roles.
+Identity claims are data: shown through ui.text.md, never as markup.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 
 import streamlit as st
 from streamlit import config as st_config
 
 from catalog import access, audit
 from catalog.access import User
-from ui.db import conn
+from ui.db import conn, db_path
+from ui.text import md
 
 PERSONA_KEY = "meshgov_persona"
 AUDITED_LOGIN_KEY = "_meshgov_login_audited"
@@ -59,9 +65,14 @@ def page_user(page: str) -> User:
     try:
         access.require_page(user, page)
     except access.PageDenied as denied:
-        st.error(f"🔒 {denied}")
+        show_refusal(denied)
         st.stop()
     return user
+
+
+def show_refusal(denied: access.PermissionDenied) -> None:
+    """The app's own refusal: who is refused what, and which roles may."""
+    st.error(md(denied), icon=":material/lock:")
 
 
 def _identify(*, chrome: bool) -> User:
@@ -75,7 +86,7 @@ def require_or_stop(user: User, action: str, *, target: str | None = None) -> Us
     try:
         return access.require(user, action, target=target)
     except access.PermissionDenied as denied:
-        st.error(f"🔒 {denied}")
+        show_refusal(denied)
         st.stop()
 
 
@@ -92,12 +103,14 @@ def _oidc_user() -> User:
         st.stop()
     raw_groups = info.get(groups_claim()) or []
     groups = [raw_groups] if isinstance(raw_groups, str) else list(raw_groups)
+    subject = info.get("sub")
     with conn() as con:
         access.bootstrap_bindings(con)
         user = access.resolve_user(con, str(email), groups, name=info.get("name") or None,
-                                   source="oidc")
+                                   email_verified=access.claim_is_true(info.get("email_verified")),
+                                   subject=str(subject) if subject else None, source="oidc")
     if not user.roles:
-        st.error(f"You are logged in as {user.email}, but no role is bound to you and unknown "
+        st.error(f"You are logged in as {md(user.email)}, but no role is bound to you and unknown "
                  "users get no access here. Ask an admin to grant you a role.")
         st.button("Log out", on_click=st.logout, key="meshgov_logout_norole")
         st.stop()
@@ -112,14 +125,47 @@ def _login_screen() -> None:
         st.login()
 
 
+class _DemoPersona:
+    """The persona of one demo store, shared by every session of this process: the one
+    picked last. Demo mode serves only this machine, where anyone may pick any persona
+    anyway; OIDC mode never reads it."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.persona = DEFAULT_PERSONA
+        self.audited: str | None = None
+
+
+@st.cache_resource(show_spinner=False)
+def _demo_persona(db: str) -> _DemoPersona:
+    return _DemoPersona()
+
+
+def _refuse_foreign_host() -> None:
+    """Demo mode: stop unless the request's `Host` names this machine (DNS rebinding).
+
+    No headers at all means no browser connection (AppTest drives the script directly);
+    every HTTP/1.1 request a browser sends carries `Host`."""
+    headers = st.context.headers
+    if not headers:
+        return
+    reason = access.unsafe_host_reason(headers.get("host"))
+    if reason:
+        st.error(md(reason), icon=":material/block:")
+        st.stop()
+
+
 def _demo_user(*, chrome: bool) -> User:
     # streamlit.config.get_option is st.get_option looked up at call time (tests patch it).
     reason = access.unsafe_bind_reason(st_config.get_option("server.address"), auth_configured=False)
     if reason:
         st.error(f"🚫 {reason}")
         st.stop()
+    _refuse_foreign_host()
+    shared = _demo_persona(db_path())
     if st.session_state.get(PERSONA_KEY) not in access.ROLES:
-        st.session_state[PERSONA_KEY] = DEFAULT_PERSONA
+        st.session_state[PERSONA_KEY] = shared.persona  # a new session keeps the demo's persona
+    shared.persona = st.session_state[PERSONA_KEY]
     if chrome:
         st.warning("**Local demo mode** — no login is configured, so you pick a persona in the "
                    "sidebar. This app only answers on this machine.", icon="🧪")
@@ -131,20 +177,32 @@ def _demo_user(*, chrome: bool) -> User:
 
 
 def _audit_login_once(user: User) -> None:
-    """One `login` row per session and identity (a demo persona switch counts as one)."""
+    """OIDC: one `login` row per session and identity, naming the claims that matched.
+    Demo: one row per persona change, whichever session or page load made it."""
+    if user.source == "demo":
+        shared = _demo_persona(db_path())
+        with shared.lock:
+            if shared.audited == user.email:
+                return
+            with conn() as con:
+                audit.record(con, actor=user, action="login", target=None,
+                             after={"roles": list(user.roles), "groups": []})
+            shared.audited = user.email
+        return
     identity = (user.email, user.source)
     if st.session_state.get(AUDITED_LOGIN_KEY) == identity:
         return
     with conn() as con:
         audit.record(con, actor=user, action="login", target=None,
-                     after={"roles": list(user.roles), "groups": list(user.groups)})
+                     after={"roles": list(user.roles), "groups": list(user.groups),
+                            "matched": list(user.matched)})
     st.session_state[AUDITED_LOGIN_KEY] = identity
 
 
 def render_identity_sidebar(user: User) -> None:
     """Who is logged in, with which roles, and a logout button (OIDC)."""
     with st.sidebar:
-        st.markdown(f"**{user.name}**  \n{user.email}")
+        st.markdown(f"**{md(user.name)}**  \n{md(user.email)}")
         st.caption("Roles: " + (", ".join(r.replace("_", " ") for r in user.roles) or "none")
                    + f" · via {user.source}")
         if user.source == "oidc" and st.button("Log out", key="meshgov_logout"):

@@ -7,6 +7,7 @@ import streamlit as st
 from catalog import access
 from ui.auth import page_user, require_or_stop
 from ui.db import conn
+from ui.text import md
 
 user = page_user("admin")
 require_or_stop(user, "manage_roles")  # the page is admin-only; grant/revoke check again
@@ -20,8 +21,10 @@ with bindings_tab:
                "Every change is in the audit trail.")
     with st.form("grant_form", clear_on_submit=True):
         kind_col, subject_col, role_col = st.columns([1, 3, 2])
-        kind = kind_col.selectbox("By", ["email", "group"], key="grant_kind")
-        subject = subject_col.text_input("Email or group", key="grant_subject")
+        kind = kind_col.selectbox("By", access.SUBJECT_KINDS, key="grant_kind",
+                                 help="email: applies only when the provider verified it; "
+                                      "sub: the provider's account id; group: a groups-claim value")
+        subject = subject_col.text_input("Email, group or sub", key="grant_subject")
         role = role_col.selectbox("Role", access.ROLES, key="grant_role",
                                   format_func=lambda r: r.replace("_", " "))
         if st.form_submit_button("Grant role", type="primary", key="grant_submit"):
@@ -29,12 +32,12 @@ with bindings_tab:
                 with conn() as con:
                     changed = access.grant(con, user=user, kind=kind, subject=subject, role=role)
             except (access.PermissionDenied, ValueError) as exc:
-                st.error(str(exc))
+                st.error(md(exc))
             else:
                 if changed:
-                    st.success(f"Granted {role} to {kind} {subject.strip()}.")
+                    st.success(f"Granted {role} to {kind} {md(subject.strip())}.")
                 else:
-                    st.info(f"{kind} {subject.strip()} already holds {role}.")
+                    st.info(f"{kind} {md(subject.strip())} already holds {role}.")
 
     with conn() as con:
         bindings = access.list_bindings(con)
@@ -54,9 +57,9 @@ with bindings_tab:
                     access.revoke(con, user=user, kind=row.subject_kind, subject=row.subject,
                                   role=row.role)
             except (access.PermissionDenied, ValueError) as exc:
-                st.error(str(exc))
+                st.error(md(exc))
             else:
-                st.toast(f"Revoked {row.role} from {row.subject_kind} {row.subject}.")
+                st.toast(f"Revoked {row.role} from {row.subject_kind} {md(row.subject)}.")
                 st.rerun()  # the table above was drawn before the revoke
 
 with matrix_tab:

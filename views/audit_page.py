@@ -7,6 +7,7 @@ import streamlit as st
 from catalog import access, audit
 from ui.auth import page_user
 from ui.db import conn
+from ui.text import md
 
 user = page_user("audit")
 
@@ -32,7 +33,7 @@ if chain.ok:
     st.success(f"**The trail is intact** ({chain.seconds:.2f} s): {chain.summary()}", icon="✅")
 else:
     where = f" at seq {chain.first_broken_seq}" if chain.first_broken_seq is not None else ""
-    st.error(f"**The trail is broken{where}** ({chain.kind}): {chain.reason}", icon="🚨")
+    st.error(f"**The trail is broken{where}** ({chain.kind}): {md(chain.reason)}", icon="🚨")
 
 left, middle, right = st.columns(3)
 actor = left.selectbox("User", ["(anyone)", *choices["actors"]], key="audit_user")

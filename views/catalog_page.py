@@ -12,6 +12,7 @@ from checks.preview import PreviewUnavailable, dataset_preview
 from ui.auth import page_user
 from ui.db import conn, db_path
 from ui.status import STATUS_COLOURS, badge
+from ui.text import md, md_join, url_param
 
 
 @st.cache_data(ttl=5, show_spinner=False)
@@ -69,7 +70,7 @@ def search_panel(stats: dict, domain_names: list[str], classification_names: lis
         st.info("No product matches. Try fewer words, a prefix (`cust`), or clear a filter.")
         return
     st.caption(f"{len(hits)} of {stats['products']} products" + (" — best match first" if q else ""))
-    table = hits.assign(link="?product=" + hits["product_id"])
+    table = hits.assign(link=["?product=" + url_param(p) for p in hits["product_id"]])
     st.dataframe(
         table[["link", "name", "domain", "status", "description", "score"]],
         hide_index=True, width="stretch",
@@ -94,24 +95,24 @@ def product_detail(product_id: str, user) -> None:
         st.query_params.clear()
         st.rerun()
     if bundle is None:
-        st.warning(f"No product `{product_id}` in the catalog. It may have been renamed; search for it instead.")
+        st.warning(f"No product {md(product_id)} in the catalog. It may have been renamed; search for it instead.")
         return
     info, cols = bundle["info"], bundle["columns"]
     results = bundle["results"]
-    st.header(info["name"])
+    st.header(md(info["name"]))
     checks_status = results["status"].iloc[0] if not results.empty else None
-    st.markdown(f"**Domain** {info['domain']} · **Lifecycle** `{info['status'] or 'unknown'}` · "
-                f"**Latest checks** {badge(checks_status)} · **Deep link** `?product={product_id}`")
+    st.markdown(f"**Domain** {md(info['domain'])} · **Lifecycle** {md(info['status'] or 'unknown')} · "
+                f"**Latest checks** {badge(checks_status)} · **Deep link** {md('?product=' + product_id)}")
     m1, m2, m3, m4 = st.columns(4)
     m1.metric("Datasets", len(bundle["datasets"]))
     m2.metric("Columns", len(cols))
     m3.metric("PII columns", int(cols["pii"].sum()) if not cols.empty else 0)
     m4.metric("Contracts", len(bundle["contracts"]))
     if info.get("description"):
-        st.write(info["description"])
+        st.markdown(md(info["description"]))
     for label in ("usage", "limitations"):
         if info.get(label):
-            st.markdown(f"**{label.capitalize()}:** {info[label]}")
+            st.markdown(f"**{label.capitalize()}:** {md(info[label])}")
 
     tabs = st.tabs(["Schema", "Owners", "Latest checks", "Contract versions", "SLOs", "Servers", "Data preview"])
     with tabs[0]:
@@ -150,21 +151,22 @@ def preview_tab(product_id: str, datasets: pd.DataFrame, user) -> None:
     try:
         rows, pii = dataset_preview(db_path(), product_id=product_id, dataset=dataset, user=user, reveal=reveal)
     except PreviewUnavailable as exc:
-        st.info(f"No preview: {exc}.")
+        st.info(f"No preview: {md(exc)}.")
         return
     except Exception as exc:  # noqa: BLE001 - a broken file must not show a stack trace
-        st.warning(f"Could not read {dataset}: {exc}")
+        st.warning(f"Could not read {md(dataset)}: {md(exc)}")
         return
     if pii:
         st.caption(("🔓 PII shown unmasked — this view is in the audit trail: " if reveal else "🔒 PII masked: ")
-                   + ", ".join(pii))
+                   + md_join(pii))
     st.dataframe(rows, hide_index=True, width="stretch")
 
 
 def results_tab(product_id: str, results: pd.DataFrame) -> None:
     if results.empty:
         st.info("No checks have run on this product yet. Run them on the Checks page "
-                f"(/checks?product={product_id}) or `python -m checks run --product {product_id}`.")
+                f"({md('/checks?product=' + product_id)}) or "
+                f"{md('python -m checks run --product ' + product_id)}.")
         return
     counts = results["status"].value_counts()
     st.markdown(" · ".join(f"{badge(s)} {counts[s]}" for s in STATUS_COLOURS if s in counts))
@@ -211,7 +213,7 @@ def versions_tab(contracts: pd.DataFrame) -> None:
                                 old_label=labels[old], new_label=labels[new])
     breaking = result.breaking
     if not breaking.empty:
-        st.error(f"{len(breaking)} breaking change(s) for consumers between {labels[old]} and {labels[new]}.")
+        st.error(f"{len(breaking)} breaking change(s) for consumers between {md(labels[old])} and {md(labels[new])}.")
     elif result.changes.empty:
         st.success("No schema changes between these revisions.")
     else:
@@ -230,7 +232,7 @@ def main() -> None:
     try:
         stats, domain_names, classification_names = _facets(db_path())
     except StoreError as exc:
-        st.error(f"Cannot open the catalog: {exc}")
+        st.error(f"Cannot open the catalog: {md(exc)}")
         return
     if stats["products"] == 0:
         st.info("The catalog is empty. Seed the demo mesh with `python -m sample_data seed`, or ingest your "

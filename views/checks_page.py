@@ -18,6 +18,7 @@ from checks import runner
 from ui.auth import page_user
 from ui.db import conn, db_path
 from ui.status import STATUS_COLOURS, STATUS_ICONS, label
+from ui.text import md, md_join, plotly_text
 
 LAST_RUN_KEY = "checks_last_run"
 _STATUS_ORDER = ["error", "failed", "warning", "passed", "skipped"]
@@ -67,7 +68,7 @@ def _clear_caches() -> None:
 def run_panel(db: str, selection: list[str], user: access.User) -> None:
     """The Run button with live progress; reruns alone while checks run. Only for roles that
     may run checks (the runner refuses the others too)."""
-    scope = ", ".join(selection) if selection else "all products"
+    scope = md_join(selection) if selection else "all products"
     if not access.can(user, "run_checks"):
         st.caption(f"🔒 Your role ({', '.join(user.roles) or 'none'}) may read check results but not "
                    f"start a run; roles that can: {', '.join(access.roles_allowing('run_checks'))}.")
@@ -84,25 +85,25 @@ def run_panel(db: str, selection: list[str], user: access.User) -> None:
 
     def progress(event: dict) -> None:
         bar.progress(event["done"] / max(event["total"], 1),
-                     text=f"{event['done']} of {event['total']} · {event['check_id']}")
+                     text=f"{event['done']} of {event['total']} · {md(event['check_id'])}")
         if event["status"] != "passed":
-            seen.append(f"{STATUS_ICONS.get(event['status'], '')} `{event['check_id']}` {event['status']}")
+            seen.append(f"{STATUS_ICONS.get(event['status'], '')} {md(event['check_id'])} {event['status']}")
             lines.markdown("\n".join(f"- {line}" for line in seen[-12:]))
 
     try:
         run = runner.run_checks(db, product_ids=selection or None, user=user, progress=progress,
                                 timeout_s=float(timeout))
     except access.PermissionDenied as exc:
-        st.error(f"🔒 {exc}")
+        st.error(f"🔒 {md(exc)}")
         return
     except runner.UnknownProducts as exc:
-        st.error(f"Cannot run: {exc}")
+        st.error(f"Cannot run: {md(exc)}")
         return
     except StoreError as exc:
-        st.error(f"Cannot reach the catalog: {exc}")
+        st.error(f"Cannot reach the catalog: {md(exc)}")
         return
     except Exception as exc:  # noqa: BLE001 - never a stack trace on the page
-        st.error(f"The check run stopped: {type(exc).__name__}: {exc}. It is recorded as incomplete.")
+        st.error(f"The check run stopped: {type(exc).__name__}: {md(exc)}. It is recorded as incomplete.")
         return
     counts = run.counts()
     st.session_state[LAST_RUN_KEY] = {"run_id": run.run_id, "status": run.status, "counts": counts,
@@ -116,7 +117,7 @@ def last_run_banner() -> None:
     if not last:
         return
     counts = ", ".join(f"{n} {s}" for s, n in last["counts"].items() if n)
-    text = f"Run {last['run_id']} ({last['scope']}) finished: {label(last['status'])} — {counts}."
+    text = f"Run {md(last['run_id'])} ({last['scope']}) finished: {label(last['status'])} — {counts}."
     {"passed": st.success, "skipped": st.info, "warning": st.warning}.get(last["status"], st.error)(text)
 
 
@@ -163,12 +164,13 @@ def render_detail(detail: dict) -> None:
     """Everything about one result: reason, failing-row sample, the SQL that ran, diagnostics."""
     diagnostics = dict(detail.get("diagnostics") or {})
     status = detail.get("status")
-    st.markdown(f"**{label(status)}** · `{detail['check_id']}` · {detail.get('kind')} · {detail.get('target')}")
-    st.write(detail.get("reason") or "")
+    st.markdown(f"**{label(status)}** · {md(detail['check_id'])} · {md(detail.get('kind'))} · "
+                f"{md(detail.get('target'))}")
+    st.markdown(md(detail.get("reason")))
     facts = {"measured": detail.get("measured"), "threshold": detail.get("threshold"),
              "contract": f"{detail.get('contract_id') or '-'} {detail.get('contract_version') or ''}".strip(),
              "run": detail.get("run_id"), "triggered by": detail.get("triggered_by")}
-    st.caption(" · ".join(f"{k}: {v}" for k, v in facts.items() if v not in (None, "", "-")))
+    st.caption(" · ".join(f"{k}: {md(v)}" for k, v in facts.items() if v not in (None, "", "-")))
     sample = diagnostics.pop("sample", None)
     if sample:
         st.markdown("**Failing rows** (at most 10; personal data masked)")
@@ -217,14 +219,14 @@ def history_panel(db: str, products: list[str], preferred: list[str]) -> None:
     product = st.selectbox("Product", products, index=products.index(default), key="history_product")
     history = _history(db, product)
     if history.empty:
-        st.info(f"{product} has not been checked yet.")
+        st.info(f"{md(product)} has not been checked yet.")
         return
     long = history.melt(id_vars=["run_id", "started_at"], value_vars=["passed", "warning", "failed", "error"],
                         var_name="status", value_name="checks")
     figure = px.line(long, x="started_at", y="checks", color="status", markers=True,
                      color_discrete_map=STATUS_COLOURS, hover_data=["run_id"],
                      labels={"started_at": "run started (UTC)", "checks": "results"},
-                     title=f"Check results per run — {product}")
+                     title=f"Check results per run — {plotly_text(product)}")
     figure.update_layout(height=320, margin={"l": 10, "r": 10, "t": 40, "b": 10}, legend_title_text="")
     st.plotly_chart(figure, width="stretch", key="history_chart")
     runs = history[["run_id", "started_at", "state", "status", "triggered_by", "passed", "warning", "failed",
@@ -238,7 +240,7 @@ def policies_panel(db: str) -> None:
     try:
         pack = _policies(db)
     except Exception as exc:  # noqa: BLE001 - a broken pack must not take the page down
-        st.error(f"Cannot load the policy pack: {exc}")
+        st.error(f"Cannot load the policy pack: {md(exc)}")
         return
     if pack.empty:
         st.info("The policy pack is empty: add a policy file (one SELECT of violations) to checks/policies/ "
@@ -249,12 +251,13 @@ def policies_panel(db: str) -> None:
         outcome = label(status) if status else "not run yet"
         if status and row.checked == row.checked:  # not NaN
             outcome += f" · {int(row.failing)} of {int(row.checked)} products in breach"
-        with st.expander(f"{STATUS_ICONS.get(status or '', '▫️')} {row.title} — {outcome}"):
-            st.caption(f"`{row.policy_id}` · severity {row.severity} · applies to {row.applies_to} · {row.source}")
+        with st.expander(f"{STATUS_ICONS.get(status or '', '▫️')} {md(row.title)} — {outcome}"):
+            st.caption(f"{md(row.policy_id)} · severity {md(row.severity)} · applies to {md(row.applies_to)} · "
+                       f"{md(row.source)}")
             if row.description:
-                st.write(row.description)
+                st.markdown(md(row.description))
             if isinstance(row.problem, str) and row.problem:
-                st.error(f"This policy file cannot be used: {row.problem}")
+                st.error(f"This policy file cannot be used: {md(row.problem)}")
             st.code(row.sql or "", language="sql")
 
 
@@ -269,7 +272,7 @@ def main() -> None:
     try:
         products = _products(db)
     except StoreError as exc:
-        st.error(f"Cannot open the catalog: {exc}")
+        st.error(f"Cannot open the catalog: {md(exc)}")
         return
     if not products:
         st.info("The catalog has no products yet. Seed the demo mesh with `python -m sample_data seed`, "
@@ -278,7 +281,7 @@ def main() -> None:
     wanted = [p for p in st.query_params.get_all("product") if p in products]
     unknown = [p for p in st.query_params.get_all("product") if p not in products]
     if unknown:
-        st.warning(f"Unknown product in the link: {', '.join(unknown)}")
+        st.warning(f"Unknown product in the link: {md_join(unknown)}")
     selection = st.multiselect("Products", products, default=wanted, key="products",
                                placeholder="All products")
     run_panel(db, selection, user)
@@ -286,7 +289,7 @@ def main() -> None:
     try:
         latest = _latest(db)
     except StoreError as exc:
-        st.error(f"Cannot read check results: {exc}")
+        st.error(f"Cannot read check results: {md(exc)}")
         return
     if selection and not latest.empty:
         latest = latest[latest["product_id"].isin(selection) | latest["product_id"].isna()]

@@ -11,6 +11,7 @@ from ui import lineage_drawing
 from ui.auth import page_user
 from ui.db import conn, db_path
 from ui.status import STATUS_COLOURS, badge
+from ui.text import md, url_param
 
 LEVELS = {"products": "Products", "datasets": "Datasets & jobs"}
 DIRECTIONS = {"both": "Both", "upstream": "Upstream", "downstream": "Downstream"}
@@ -63,7 +64,7 @@ def _apply_deep_link(graph: lineage.LineageGraph) -> None:
     try:
         st.session_state["lineage_node"] = lineage.resolve_node(graph, wanted)
     except lineage.UnknownNode as exc:
-        st.warning(f"Deep link: {exc}")
+        st.warning(f"Deep link: {md(exc)}")
 
 
 def _select_from_table(ids: list[str], key: str) -> None:
@@ -95,7 +96,7 @@ def graph_panel(graph: lineage.LineageGraph, statuses: dict[str, str], node, lev
     shown = lineage.view(graph, node, level=level, direction=direction, depth=depth, expand=expand)
     drawn, hops = shown.graph, shown.hops
     if shown.left_out:
-        st.warning(lineage_drawing.describe_left_out(shown.left_out, drawn.number_of_nodes()), icon="✂️")
+        st.warning(md(lineage_drawing.describe_left_out(shown.left_out, drawn.number_of_nodes())), icon="✂️")
     left, right = st.columns([3, 2])
     with left:
         html = lineage_drawing.to_pyvis_html(drawn, statuses=statuses, colours=STATUS_COLOURS, focus=node, height="600px")
@@ -122,19 +123,19 @@ def graph_panel(graph: lineage.LineageGraph, statuses: dict[str, str], node, lev
 def details_panel(db: str, graph: lineage.LineageGraph, statuses: dict[str, str], node: str) -> None:
     attrs = graph.flow.nodes[node]
     kind = attrs.get("kind")
-    st.markdown(f"#### {_label(graph, node)}")
-    facts = [f"`{node}`", badge(lineage.status_of(node, attrs, statuses)) if kind != "job" else ""]
+    st.markdown(f"#### {md(_label(graph, node))}")
+    facts = [md(node), badge(lineage.status_of(node, attrs, statuses)) if kind != "job" else ""]
     if attrs.get("product") and kind != "product":
-        facts.append(f"part of [{attrs['product'].removeprefix('product:')}](?node={attrs['product']})")
+        facts.append(f"part of [{md(attrs['product'].removeprefix('product:'))}](?node={url_param(attrs['product'])})")
     if attrs.get("pii"):
         facts.append(":red[🔒 contains PII]")
     if attrs.get("classification"):
-        facts.append(f"classification **{attrs['classification']}**")
+        facts.append(f"classification **{md(attrs['classification'])}**")
     if attrs.get("version"):
-        facts.append(f"version **{attrs['version']}**")
+        facts.append(f"version **{md(attrs['version'])}**")
     st.markdown(" · ".join(f for f in facts if f))
     if attrs.get("description"):
-        st.caption(attrs["description"])
+        st.caption(md(attrs["description"]))
     if kind == "job":
         runs = _runs(db, attrs.get("namespace"), attrs.get("name"))
         if not runs.empty:
@@ -204,7 +205,7 @@ def main() -> None:
     try:
         graph, statuses, failing = _load(db)
     except StoreError as exc:
-        st.error(str(exc))
+        st.error(md(exc))
         return
     if not graph.has_lineage:
         st.info("No lineage yet. Ingest OpenLineage events (one event, a JSON array, or NDJSON) with "

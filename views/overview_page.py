@@ -11,6 +11,7 @@ from catalog.store import StoreError
 from ui.auth import page_user
 from ui.db import conn, db_path
 from ui.status import STATUS_COLOURS, label
+from ui.text import md, md_join, plotly_text, url_param
 
 _ORDER = ["failed", "error", "warning", "passed", "skipped", "not checked"]
 _COLOURS = {**STATUS_COLOURS, "not checked": "#d1d5db"}
@@ -34,7 +35,7 @@ def headline(posture: pd.DataFrame) -> None:
                    + (f" ({len(warning)} with warnings)." if len(warning) else "."))
     else:
         st.error(f"Not compliant: {len(failing)} of {len(checked)} checked products fail "
-                 f"({', '.join(failing['name'].head(5))}{'…' if len(failing) > 5 else ''}).")
+                 f"({md_join(failing['name'].head(5))}{'…' if len(failing) > 5 else ''}).")
     c1, c2, c3, c4 = st.columns(4)
     c1.metric("Products", len(posture))
     c2.metric("Passing", int((checked["status"] == "passed").sum()))
@@ -43,7 +44,9 @@ def headline(posture: pd.DataFrame) -> None:
 
 
 def by_domain_chart(posture: pd.DataFrame) -> None:
-    counts = (posture.assign(status=posture["status"].fillna("not checked"))
+    # Domain names come from contracts; plotly would draw their <a href> as a link.
+    counts = (posture.assign(status=posture["status"].fillna("not checked"),
+                             domain=posture["domain"].map(plotly_text))
               .groupby(["domain", "status"]).size().reset_index(name="products"))
     fig = px.bar(counts, x="products", y="domain", color="status", orientation="h",
                  category_orders={"status": _ORDER}, color_discrete_map=_COLOURS,
@@ -61,8 +64,8 @@ def where_not(posture: pd.DataFrame) -> None:
         return
     view = problems.assign(
         status=problems["status"].map(label),
-        link="/catalog?product=" + problems["product_id"],
-        checks_link="/checks?product=" + problems["product_id"],
+        link=["/catalog?product=" + url_param(p) for p in problems["product_id"]],
+        checks_link=["/checks?product=" + url_param(p) for p in problems["product_id"]],
     )[["status", "link", "domain", "failing", "warnings", "failing_kinds", "checked_at", "checks_link"]]
     st.dataframe(view, hide_index=True, width="stretch", column_config={
         "link": st.column_config.LinkColumn("Product", display_text=r"product=(.*)$"),
@@ -80,7 +83,7 @@ def main() -> None:
     try:
         stats, posture = _posture(db_path())
     except StoreError as exc:
-        st.error(f"Cannot open the catalog: {exc}")
+        st.error(f"Cannot open the catalog: {md(exc)}")
         return
     if stats["products"] == 0:
         st.info("The mesh is empty. Seed the demo with `python -m sample_data seed`, or ingest contracts "
