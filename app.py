@@ -10,20 +10,12 @@ from ui.text import md
 
 st.set_page_config(page_title="meshgov", page_icon="🕸️", layout="wide")
 
-# (page key, file, title, icon, url path). Only pages that work are listed. Pages live in views/, not
-# pages/: Streamlit still serves a pages/ folder's files directly on a fresh URL (legacy
-# multipage discovery), which would skip this frame (deep links lost the sidebar, and a
-# login gate here could be bypassed). Measured with streamlit 1.67.
-# The page key is the one catalog.access.PAGE_ACCESS uses; each view checks it again itself
-# (ui.auth.page_user), so a page reached any other way still refuses the wrong role.
-PAGES = [
-    ("overview", "views/overview_page.py", "Overview", ":material/dashboard:", "overview"),
-    ("catalog", "views/catalog_page.py", "Catalog", ":material/menu_book:", "catalog"),
-    ("checks", "views/checks_page.py", "Checks", ":material/fact_check:", "checks"),
-    ("lineage", "views/lineage_page.py", "Lineage", ":material/account_tree:", "lineage"),
-    ("audit", "views/audit_page.py", "Audit trail", ":material/receipt_long:", "audit"),
-    ("admin", "views/admin_page.py", "Admin", ":material/admin_panel_settings:", "admin"),
-]
+# The pages come from one table, catalog.access.PAGE_TABLE, which also rows the permission
+# matrix. Pages live in views/, not pages/: Streamlit still serves a pages/ folder's files
+# directly on a fresh URL (legacy multipage discovery), which would skip this frame (deep
+# links lost the sidebar, and a login gate here could be bypassed). Measured with streamlit
+# 1.67. Each view checks its key again itself (ui.auth.page_user), so a page reached any
+# other way still refuses the wrong role.
 
 
 def refusal_page(user: access.User, key: str):
@@ -42,13 +34,15 @@ def main() -> None:
     if not allowed:
         st.error(f"{md(user.email)} holds no role that opens a page here; ask an admin for one.")
         st.stop()
-    default = next(key for key, *_ in PAGES if key in allowed)
+    default = next(page.key for page in access.PAGE_TABLE if page.key in allowed)
     # Every page is routable; the menu lists only those this role may open, and the others
     # answer with the refusal.
-    pages = [st.Page(path, title=title, icon=icon, url_path=url, default=key == default)
-             if key in allowed else
-             st.Page(refusal_page(user, key), title=title, icon=icon, url_path=url, visibility="hidden")
-             for key, path, title, icon, url in PAGES]
+    pages = [st.Page(page.file, title=page.title, icon=page.icon, url_path=page.key,
+                     default=page.key == default)
+             if page.key in allowed else
+             st.Page(refusal_page(user, page.key), title=page.title, icon=page.icon, url_path=page.key,
+                     visibility="hidden")
+             for page in access.PAGE_TABLE]
     nav = st.navigation(pages)
     with st.sidebar:
         st.markdown("### meshgov")

@@ -53,10 +53,41 @@ ACTION_DESCRIPTIONS: dict[str, str] = {
     "manage_roles": "grant and revoke roles (audited)",
 }
 
-# Page keys as app.py names them; pages added later get a row here, and a page missing
-# from this table is visible to nobody (fail closed).
-PAGES: tuple[str, ...] = ("overview", "catalog", "checks", "lineage", "models", "fairness",
-                          "consent", "slos", "audit", "admin")
+@dataclass(frozen=True)
+class Page:
+    """One page of the app: the one table app.py builds its navigation from, and the rows of
+    the permission matrix (a page not in this table exists for nobody)."""
+    key: str
+    title: str
+    file: str           # the view, relative to the project root
+    icon: str           # a Streamlit Material icon (emoji render as boxes without a colour font)
+    question: str       # what the page answers, for its audience
+
+
+PAGE_TABLE: tuple[Page, ...] = (
+    Page("overview", "Overview", "views/overview_page.py", ":material/dashboard:",
+         "Are we compliant, and where not?"),
+    Page("catalog", "Catalog", "views/catalog_page.py", ":material/menu_book:",
+         "What products exist, who owns them, what do they promise?"),
+    Page("checks", "Checks", "views/checks_page.py", ":material/fact_check:",
+         "Which checks fail, and why?"),
+    Page("lineage", "Lineage", "views/lineage_page.py", ":material/account_tree:",
+         "Where does the data come from, and what breaks if it fails?"),
+    Page("models", "Models", "views/models_page.py", ":material/model_training:",
+         "Which models run on the mesh, and are their cards complete?"),
+    Page("fairness", "Fairness", "views/fairness_page.py", ":material/balance:",
+         "Are some groups selected less often than others?"),
+    Page("consent", "Consent", "views/consent_page.py", ":material/verified_user:",
+         "Did users opt in to what their data is used for?"),
+    Page("slos", "SLOs", "views/slo_page.py", ":material/speed:",
+         "Do products keep their service levels?"),
+    Page("audit", "Audit trail", "views/audit_page.py", ":material/receipt_long:",
+         "Who did what, and is the record intact?"),
+    Page("admin", "Admin", "views/admin_page.py", ":material/admin_panel_settings:",
+         "Who holds which role?"),
+)
+PAGES: tuple[str, ...] = tuple(page.key for page in PAGE_TABLE)
+PAGE_BY_KEY: dict[str, Page] = {page.key: page for page in PAGE_TABLE}
 
 _BROWSE = frozenset({"overview", "catalog", "checks", "lineage", "models", "slos"})
 PAGE_ACCESS: dict[str, frozenset[str]] = {
