@@ -291,7 +291,10 @@ class IsolatedSandbox:
         if self._locked:
             return
         self._ensure_open()
-        answer, _ = self.worker.request({"op": "lock"}, timeout_s=LOAD_TIMEOUT_S)
+        try:
+            answer, _ = self.worker.request({"op": "lock"}, timeout_s=LOAD_TIMEOUT_S)
+        except _WorkerGone as exc:
+            raise SandboxResourceError(str(exc)) from exc
         if not answer.get("ok"):
             raise _error(answer)
         self._replay.append(({"op": "lock"}, b""))
