@@ -4,10 +4,11 @@ Every sandbox is its own in-memory DuckDB instance. Data goes in first (`load`),
 `lock` shuts the doors, then `query` accepts exactly one SELECT. Four layers, each enough
 on its own for the escapes we know of, so one gap does not open the box:
 
-1. statement filter: `duckdb.extract_statements` must find exactly one SELECT (a
+1. statement filter: the sandbox instance's own parser must find exactly one SELECT (a
    multi-statement string would otherwise run every statement);
 2. name filter: table functions that read files, run dynamic SQL, change settings or
-   touch the logs/checkpoints are refused by name, and so are tables named by a file path
+   touch the logs/checkpoints are refused by name (as DuckDB's tokenizer and sqlglot see
+   the calls), and so are tables named by a file path
    (`FROM '/etc/passwd'`), so the message says what was refused instead of a DuckDB
    permission error;
 3. engine lockdown: `enable_external_access=false` with `allowed_paths` listing only the
@@ -15,6 +16,12 @@ on its own for the escapes we know of, so one gap does not open the box:
    Python replacement scans off, spills confined to a private temp folder;
 4. resources: a memory limit, a cap on spilled bytes, and a timeout enforced by
    `con.interrupt()` from a timer (DuckDB has no per-query timeout setting).
+
+Callers outside the sandbox inspect untrusted SQL only with `inspect_sql` (sqlglot): binding
+it on an ordinary connection (`duckdb.get_table_names`) opened FIFOs, created EXPORT folders
+and fetched extensions. Contract rules and policies use this class inside a child process
+(checks.sandbox_process), which adds what an in-process instance cannot: an address-space cap
+(DuckDB's memory_limit does not bound `range(1e9)` or `repeat(...)`) and a kill on timeout.
 
 Load strategy (measured on 2 shared cores, DuckDB 2.0):
 - Parquet/CSV/JSON: a view over `read_parquet(file)` etc. plus that exact file in
