@@ -8,7 +8,9 @@ lock error.
 Waiting is a queue, not a race: before DuckDB opens the file, a process takes an exclusive
 `flock` on a sibling `<db>.lock` file, blocking in the kernel until the holder closes, and
 keeps it while its connection is open (threads of one process share it: DuckDB serves them
-from one instance). Retrying DuckDB's own lock error with a growing sleep, as before, let
+from one instance). Each turn is counted in the lock file, and a waiter gives up only when
+no process has taken a turn for MESHGOV_LOCK_WAIT seconds (a stuck holder), not because the
+queue ahead of it is long. Retrying DuckDB's own lock error with a growing sleep, as before, let
 fresh arrivals win again and again: 6 of 60 concurrent runs gave up after 60 s.
 
 Every connection opens with extension auto-install and auto-load off: meshgov needs only the
@@ -100,20 +102,19 @@ class _QueueLock:
         self.acquiring = False
         self.changed = threading.Condition()
 
-    def acquire(self, deadline: float) -> bool:
-        """Take (or share) the lock; False when the deadline passed first."""
+    def acquire(self, wait: float) -> bool:
+        """Take (or share) the lock; False when no other process finished its turn for `wait`
+        seconds."""
         with self.changed:
-            while self.acquiring:
-                if not self.changed.wait(max(deadline - time.monotonic(), 0.001)) \
-                        and time.monotonic() > deadline:
-                    return False
+            while self.acquiring:  # another thread of ours is queueing: its turn is ours
+                self.changed.wait()
             if self.users:
                 self.users += 1
                 return True
             self.acquiring = True
         fd = None
         try:
-            fd = _flock(self.lock_path, deadline)
+            fd = _flock(self.lock_path, wait)
         finally:
             with self.changed:
                 self.acquiring = False
@@ -144,15 +145,32 @@ def _open_lock_file(lock_path: Path) -> int | None:
             return None  # a read-only folder without a lock file: nobody can queue here
 
 
-def _flock(lock_path: Path, deadline: float) -> int | None:
+def _turns_taken(fd: int) -> int:
+    try:
+        return int(os.pread(fd, 32, 0).strip(b"\0 \n") or 0)
+    except (OSError, ValueError):
+        return 0
+
+
+def _take_turn(fd: int) -> None:
+    """Count the turn in the lock file, so that waiters see the queue moving."""
+    try:
+        os.pwrite(fd, str(_turns_taken(fd) + 1).encode().ljust(32), 0)
+    except OSError:
+        pass  # a read-only lock file: waiters fall back to a plain time limit
+
+
+def _flock(lock_path: Path, wait: float) -> int | None:
     """An exclusive flock on `lock_path`, waited for in the kernel (which queues the
-    waiters) until `deadline`. Returns the descriptor holding it, or -1 when no lock file
-    can exist, or None when the deadline passed."""
+    waiters). Gives up only when no other process has taken a turn for `wait` seconds: a
+    holder that never lets go is an error, a long queue that moves is not. Returns the
+    descriptor holding it, -1 when no lock file can exist, None when it gave up."""
     fd = _open_lock_file(lock_path)
     if fd is None:
         return -1
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        _take_turn(fd)
         return fd
     except BlockingIOError:
         pass
@@ -173,9 +191,17 @@ def _flock(lock_path: Path, deadline: float) -> int | None:
                 os.close(fd)
 
     threading.Thread(target=wait_in_kernel, name="meshgov-store-queue", daemon=True).start()
-    got.wait(max(deadline - time.monotonic(), 0))
+    turns = _turns_taken(fd)
+    deadline = time.monotonic() + wait
+    while not got.wait(max(min(0.1, deadline - time.monotonic()), 0)):
+        now_turns = _turns_taken(fd)
+        if now_turns != turns:
+            turns, deadline = now_turns, time.monotonic() + wait
+        if time.monotonic() >= deadline:
+            break
     with mutex:
         if got.is_set():
+            _take_turn(fd)
             return fd
         abandoned = True
     return None
@@ -247,12 +273,11 @@ def connect(db_path: str | Path | None = None, *, read_only: bool = False) -> It
                else exc.strerror or str(exc))
         raise StoreError(f"cannot create the folder {path.parent} for the database {path}: {why}") from exc
     wait = lock_wait_seconds()
-    deadline = time.monotonic() + wait
     queue = _queue_lock(path)
-    if not queue.acquire(deadline):
+    if not queue.acquire(wait):
         raise _locked_too_long(path, wait)
     try:
-        con = _connect_with_retry(path, read_only, deadline, wait)
+        con = _connect_with_retry(path, read_only, time.monotonic() + wait, wait)
         try:
             if read_only:
                 _check_read_only(con)

@@ -93,47 +93,74 @@ class ContractWork:
     problem: str | None = None
 
 
-def _load_work(con: duckdb.DuckDBPyConnection, product_ids: list[str]) -> tuple[list[ContractWork], list[CheckResult]]:
-    """Contracts (latest revision + the one before), datasets, locations, declared columns."""
-    work: list[ContractWork] = []
-    notes: list[CheckResult] = []
+@dataclass
+class _StoredContract:
+    """What the store holds about one contract, read while the store is open; parsed later."""
+    contract_id: str
+    product_id: str
+    version: str | None
+    raw_yaml: str
+    previous_yaml: str | None
+    locations: dict[str, Location | None]
+    columns: pd.DataFrame
+    datasets: list[tuple[str, str]]
+
+
+def _read_work(con: duckdb.DuckDBPyConnection, product_ids: list[str]) -> list[_StoredContract]:
+    """Contracts (latest revision + the one before), datasets, locations, declared columns:
+    queries only, so the store is held for as short as possible."""
     rows = con.execute(
         """SELECT contract_id, product_id, revision, version, raw_yaml,
                   lag(raw_yaml) OVER (PARTITION BY contract_id ORDER BY revision) AS previous_yaml
            FROM contracts WHERE list_contains(?, product_id)
            QUALIFY revision = max(revision) OVER (PARTITION BY contract_id)
            ORDER BY product_id, contract_id""", [product_ids]).fetchall()
-    with_contract = {row[1] for row in rows}
-    for product_id in product_ids:
-        if product_id not in with_contract:
-            notes.append(_note(product_id, "skipped", "contract", "the product has no contract: nothing to check"))
+    stored = []
     for contract_id, product_id, _revision, version, raw_yaml, previous_yaml in rows:
-        item = ContractWork(product_id, contract_id, version)
-        try:
-            model = odcs.parse(odcs.load_yaml(raw_yaml))
-            previous = odcs.parse(odcs.load_yaml(previous_yaml)) if previous_yaml else None
-        except odcs.ContractError as exc:
-            item.problem = f"stored contract {contract_id} no longer parses: {exc}"
-            work.append(item)
-            continue
-        item.specs = contract_specs(model, product_id=product_id, previous=previous)
-        locations = dataset_locations(con, contract_id)
         columns = con.execute(
             "SELECT dataset, column_name, coalesce(physical_name, column_name) AS physical, "
             "classification, pii, tags FROM columns WHERE contract_id = ? ORDER BY dataset, position",
             [contract_id]).df()
-        for dataset, physical in con.execute(
-                "SELECT dataset, coalesce(physical_name, dataset) FROM datasets WHERE contract_id = ?",
-                [contract_id]).fetchall():
+        datasets = con.execute("SELECT dataset, coalesce(physical_name, dataset) FROM datasets WHERE contract_id = ?",
+                               [contract_id]).fetchall()
+        stored.append(_StoredContract(contract_id, product_id, version, raw_yaml, previous_yaml,
+                                      dataset_locations(con, contract_id), columns, datasets))
+    return stored
+
+
+def _build_work(stored: list[_StoredContract], product_ids: list[str]) -> tuple[list[ContractWork], list[CheckResult]]:
+    """Parse what _read_work read into the work of a run (no store needed)."""
+    work: list[ContractWork] = []
+    notes: list[CheckResult] = []
+    with_contract = {item.product_id for item in stored}
+    for product_id in product_ids:
+        if product_id not in with_contract:
+            notes.append(_note(product_id, "skipped", "contract", "the product has no contract: nothing to check"))
+    for raw in stored:
+        item = ContractWork(raw.product_id, raw.contract_id, raw.version)
+        try:
+            model = odcs.parse(odcs.load_yaml(raw.raw_yaml))
+            previous = odcs.parse(odcs.load_yaml(raw.previous_yaml)) if raw.previous_yaml else None
+        except odcs.ContractError as exc:
+            item.problem = f"stored contract {raw.contract_id} no longer parses: {exc}"
+            work.append(item)
+            continue
+        item.specs = contract_specs(model, product_id=raw.product_id, previous=previous)
+        columns = raw.columns
+        for dataset, physical in raw.datasets:
             declared = columns[columns["dataset"] == dataset]
             # The scanner matches declarations to the data's columns: use the physical names.
             as_in_data = declared.assign(column_name=declared["physical"])
             item.datasets[dataset] = DatasetWork(
-                name=dataset, physical_name=physical, location=locations.get(dataset),
+                name=dataset, physical_name=physical, location=raw.locations.get(dataset),
                 declared=as_in_data[["column_name", "classification", "pii", "tags"]].reset_index(drop=True),
                 pii_columns=set(declared.loc[declared["pii"].astype(bool), "physical"]))
         work.append(item)
     return work, notes
+
+
+def _load_work(con: duckdb.DuckDBPyConnection, product_ids: list[str]) -> tuple[list[ContractWork], list[CheckResult]]:
+    return _build_work(_read_work(con, product_ids), product_ids)
 
 
 def _note(product_id: str, status: str, what: str, reason: str) -> CheckResult:
@@ -299,7 +326,7 @@ def run_checks(db_path: str | Path, *, product_ids: list[str] | None = None, tri
     with connect(path) as con:
         mark_dead_runs_incomplete(con)
         scope = resolve_products(con, product_ids)
-        work, results = _load_work(con, scope)
+        stored = _read_work(con, scope)
         snapshot = _policy_snapshot(con) if with_policies else None
 
         def start() -> None:
@@ -310,15 +337,16 @@ def run_checks(db_path: str | Path, *, product_ids: list[str] | None = None, tri
                  None if product_ids is None else scope, os.getpid(), socket.gethostname()])
 
         retrying(start)
-    run = Run(run_id, "skipped", results, "running", started, None, triggered_by,
+    run = Run(run_id, "skipped", [], "running", started, None, triggered_by,
               None if product_ids is None else scope)
-    steps = sum(len(w.specs) + len(w.datasets) + (1 if w.problem else 0) for w in work) + (1 if with_policies else 0)
-    tracker = _Progress(steps, progress)
     worker = SandboxWorker(memory_limit=SANDBOX_MEMORY)
-    if with_policies or any(s.metric == "sql" and not s.problem for w in work for s in w.specs):
-        worker.start()  # its ~1 s of imports overlaps the data checks
     try:
-        # 2. Compute with the store closed.
+        # 2. Compute with the store closed (parsing the contracts needs no store either).
+        work, run.results = _build_work(stored, scope)
+        steps = sum(len(w.specs) + len(w.datasets) + (1 if w.problem else 0) for w in work) + (1 if with_policies else 0)
+        tracker = _Progress(steps, progress)
+        if with_policies or any(s.metric == "sql" and not s.problem for w in work for s in w.specs):
+            worker.start()  # its ~1 s of imports overlaps the data checks
         for item in work:
             run.results += _check_contract(item, tracker, timeout_s=timeout_s, now=now, plan=plan,
                                            worker=worker)
