@@ -28,7 +28,7 @@ def test_checks_concurrency_parallel_runs_all_complete_without_lock_errors(tmp_p
                               text=True) for _ in range(RUNS)]
     outputs = [p.communicate(timeout=600) for p in procs]
     elapsed = time.monotonic() - started
-    for proc, (stdout, stderr) in zip(procs, outputs, strict=True):
+    for proc, (_stdout, stderr) in zip(procs, outputs, strict=True):
         assert proc.returncode == 1, f"exit 1 (the shop has findings), not 2: {stderr}"
         assert "lock" not in stderr.lower(), stderr
     returned = sorted(len(json.loads(stdout)) for stdout, _ in outputs)
