@@ -2,15 +2,29 @@
 
 Connections are short-lived on purpose. DuckDB lets only one process hold a file
 read-write, so the app and the CLI (the CI gate) take turns: each opens, does its work in a
-transaction and closes; a process that finds the file locked waits and retries instead of
-showing a lock error.
+transaction and closes; a process that finds the file locked waits instead of showing a
+lock error.
+
+Waiting is a queue, not a race: before DuckDB opens the file, a process takes an exclusive
+`flock` on a sibling `<db>.lock` file, blocking in the kernel until the holder closes, and
+keeps it while its connection is open (threads of one process share it: DuckDB serves them
+from one instance). Each turn is counted in the lock file, and a waiter gives up only when
+no process has taken a turn for MESHGOV_LOCK_WAIT seconds (a stuck holder), not because the
+queue ahead of it is long. Retrying DuckDB's own lock error with a growing sleep, as before, let
+fresh arrivals win again and again: 6 of 60 concurrent runs gave up after 60 s.
+
+Every connection opens with extension auto-install and auto-load off: meshgov needs only the
+statically linked extensions, and a query naming `https://` or `CREATE SECRET` must not make
+the host download anything.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import re
+import threading
 import time
 from collections.abc import Iterator
 from importlib import resources
@@ -21,6 +35,8 @@ import duckdb
 from catalog.settings import default_db_path
 
 LOCK_WAIT_SECONDS = 60.0
+# Every DuckDB connection meshgov opens uses these (and only these) extension settings.
+NO_EXTENSION_DOWNLOADS = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
 
 
 def lock_wait_seconds() -> float:
@@ -54,23 +70,149 @@ def _is_lock_error(exc: Exception) -> bool:
     return "Could not set lock" in text or "Conflicting lock" in text
 
 
-def _connect_with_retry(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
-    wait = lock_wait_seconds()
-    deadline = time.monotonic() + wait
+def _locked_too_long(path: Path, wait: float) -> StoreError:
+    return StoreError(f"{path} stayed locked by another process for {wait:g} s; "
+                      "retry when it has finished or raise MESHGOV_LOCK_WAIT.")
+
+
+def _connect_with_retry(path: Path, read_only: bool, deadline: float, wait: float) -> duckdb.DuckDBPyConnection:
+    # Behind the queue lock only a process that does not queue (another tool, an old
+    # meshgov) can still hold the file: wait for it the old way.
     delay = 0.02
     while True:
         try:
-            return duckdb.connect(str(path), read_only=read_only)
+            return duckdb.connect(str(path), read_only=read_only, config=dict(NO_EXTENSION_DOWNLOADS))
         except duckdb.IOException as exc:
             if not _is_lock_error(exc) or time.monotonic() > deadline:
                 if _is_lock_error(exc):
-                    raise StoreError(
-                        f"{path} stayed locked by another process for {wait:g} s; "
-                        "retry when it has finished or raise MESHGOV_LOCK_WAIT."
-                    ) from exc
+                    raise _locked_too_long(path, wait) from exc
                 raise StoreError(f"cannot open {path}: {exc}") from exc
             time.sleep(delay)
-            delay = min(delay * 2, 0.5)
+            delay = min(delay * 2, 0.2)
+
+
+class _QueueLock:
+    """This process's turn at one DB file: an exclusive flock on `<db>.lock`, shared by the
+    process's threads and released when its last connection closes."""
+
+    def __init__(self, lock_path: Path) -> None:
+        self.lock_path = lock_path
+        self.fd: int | None = None
+        self.users = 0
+        self.acquiring = False
+        self.changed = threading.Condition()
+
+    def acquire(self, wait: float) -> bool:
+        """Take (or share) the lock; False when no other process finished its turn for `wait`
+        seconds."""
+        with self.changed:
+            while self.acquiring:  # another thread of ours is queueing: its turn is ours
+                self.changed.wait()
+            if self.users:
+                self.users += 1
+                return True
+            self.acquiring = True
+        fd = None
+        try:
+            fd = _flock(self.lock_path, wait)
+        finally:
+            with self.changed:
+                self.acquiring = False
+                if fd is not None:
+                    self.fd, self.users = fd, 1
+                self.changed.notify_all()
+        return fd is not None
+
+    def release(self) -> None:
+        with self.changed:
+            self.users -= 1
+            if self.users == 0 and self.fd is not None and self.fd >= 0:
+                os.close(self.fd)  # closing the descriptor releases the flock
+                self.fd = None
+
+
+_queue_locks: dict[str, _QueueLock] = {}
+_queue_locks_mutex = threading.Lock()
+
+
+def _open_lock_file(lock_path: Path) -> int | None:
+    try:
+        return os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError:
+        try:
+            return os.open(lock_path, os.O_RDONLY)  # flock works on a read-only descriptor too
+        except OSError:
+            return None  # a read-only folder without a lock file: nobody can queue here
+
+
+def _turns_taken(fd: int) -> int:
+    try:
+        return int(os.pread(fd, 32, 0).strip(b"\0 \n") or 0)
+    except (OSError, ValueError):
+        return 0
+
+
+def _take_turn(fd: int) -> None:
+    """Count the turn in the lock file, so that waiters see the queue moving."""
+    try:
+        os.pwrite(fd, str(_turns_taken(fd) + 1).encode().ljust(32), 0)
+    except OSError:
+        pass  # a read-only lock file: waiters fall back to a plain time limit
+
+
+def _flock(lock_path: Path, wait: float) -> int | None:
+    """An exclusive flock on `lock_path`, waited for in the kernel (which queues the
+    waiters). Gives up only when no other process has taken a turn for `wait` seconds: a
+    holder that never lets go is an error, a long queue that moves is not. Returns the
+    descriptor holding it, -1 when no lock file can exist, None when it gave up."""
+    fd = _open_lock_file(lock_path)
+    if fd is None:
+        return -1
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        _take_turn(fd)
+        return fd
+    except BlockingIOError:
+        pass
+    # flock has no timeout: block in a helper thread; if we stop waiting, the helper closes
+    # the descriptor (releasing the lock) as soon as it gets it.
+    got = threading.Event()
+    mutex = threading.Lock()
+    abandoned = False
+
+    def wait_in_kernel() -> None:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:
+            pass
+        with mutex:
+            got.set()
+            if abandoned:
+                os.close(fd)
+
+    threading.Thread(target=wait_in_kernel, name="meshgov-store-queue", daemon=True).start()
+    turns = _turns_taken(fd)
+    deadline = time.monotonic() + wait
+    while not got.wait(max(min(0.1, deadline - time.monotonic()), 0)):
+        now_turns = _turns_taken(fd)
+        if now_turns != turns:
+            turns, deadline = now_turns, time.monotonic() + wait
+        if time.monotonic() >= deadline:
+            break
+    with mutex:
+        if got.is_set():
+            _take_turn(fd)
+            return fd
+        abandoned = True
+    return None
+
+
+def _queue_lock(path: Path) -> _QueueLock:
+    key = os.path.realpath(path)
+    with _queue_locks_mutex:
+        if key not in _queue_locks:
+            _queue_locks[key] = _QueueLock(Path(key + ".lock"))
+        return _queue_locks[key]
 
 
 def migrate(con: duckdb.DuckDBPyConnection) -> int:
@@ -130,15 +272,22 @@ def connect(db_path: str | Path | None = None, *, read_only: bool = False) -> It
         why = ("a file is in the way" if isinstance(exc, FileExistsError | NotADirectoryError)
                else exc.strerror or str(exc))
         raise StoreError(f"cannot create the folder {path.parent} for the database {path}: {why}") from exc
-    con = _connect_with_retry(path, read_only)
+    wait = lock_wait_seconds()
+    queue = _queue_lock(path)
+    if not queue.acquire(wait):
+        raise _locked_too_long(path, wait)
     try:
-        if read_only:
-            _check_read_only(con)
-        else:
-            _retry_conflicts(lambda: migrate(con))
-        yield con
+        con = _connect_with_retry(path, read_only, time.monotonic() + wait, wait)
+        try:
+            if read_only:
+                _check_read_only(con)
+            else:
+                _retry_conflicts(lambda: migrate(con))
+            yield con
+        finally:
+            con.close()
     finally:
-        con.close()
+        queue.release()
 
 
 def _retry_conflicts(work, attempts: int = 8):

@@ -43,7 +43,8 @@ import duckdb
 import pandas as pd
 
 from checks.result import CheckResult
-from checks.sandbox import Sandbox, SandboxError, SandboxTimeout, SandboxViolation
+from checks.sandbox import SandboxError, SandboxTimeout, SandboxViolation
+from checks.sandbox_process import IsolatedSandbox, SandboxWorker
 
 BUILTIN_DIR = Path(__file__).resolve().parent / "policies"
 POLICY_DIR_ENV = "MESHGOV_POLICY_DIR"
@@ -55,6 +56,10 @@ MAX_LISTED_VIOLATIONS = 50
 # A policy's SELECT is fetched up to this many rows, so a steward's runaway result (a cross
 # join returning millions of rows) cannot exhaust the process's memory in pandas.
 MAX_FETCHED_VIOLATIONS = 10_000
+# What one violation may put into a result: a policy's `target` and `reason` are the steward's
+# text, stored with the result and shown on every page (a 20 MB reason was stored in full).
+MAX_VIOLATION_TEXT = 500
+MAX_REASON_CHARS = 2000
 MODEL_DOMAINS = ("ai-ml", "ai", "ml", "machine-learning", "data-science")
 MODEL_TAGS = ("features", "training", "training-data", "feature-store")
 
@@ -289,21 +294,29 @@ def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-def run_policies(con: duckdb.DuckDBPyConnection, *, product_ids: list[str] | None = None,
+def run_policies(con: duckdb.DuckDBPyConnection | None, *, product_ids: list[str] | None = None,
                  pack: list[Policy] | None = None, timeout_s: float = 30.0,
-                 memory_limit: str = "1GB") -> list[CheckResult]:
+                 memory_limit: str = "1GB", snapshot: dict[str, Any] | None = None,
+                 worker: SandboxWorker | None = None) -> list[CheckResult]:
     """Every policy of the pack over a sandboxed snapshot of the catalog: one result per
-    (policy, product in scope). A policy that errs or times out yields `error` results."""
+    (policy, product in scope). A policy that errs, times out or breaks the sandbox
+    process's memory cap yields `error` results; the other policies still run.
+
+    Pass `snapshot` (from catalog_snapshot) instead of `con` to run without the store open,
+    and `worker` to share a run's sandbox process."""
     pack = load_pack() if pack is None else pack
     started = _now()
-    try:
-        snapshot = catalog_snapshot(con)
-    except duckdb.Error as exc:
-        return _engine_errors(pack, f"the catalog snapshot failed: {_why(exc)}", started)
+    if snapshot is None:
+        if con is None:
+            raise TypeError("run_policies needs con= or snapshot=")
+        try:
+            snapshot = catalog_snapshot(con)
+        except duckdb.Error as exc:
+            return _engine_errors(pack, f"the catalog snapshot failed: {_why(exc)}", started)
     all_products = sorted(snapshot["products"].column("product_id").to_pylist())
     wanted = all_products if product_ids is None else [p for p in all_products if p in set(product_ids)]
     results: list[CheckResult] = []
-    with Sandbox(memory_limit=memory_limit, timeout_s=timeout_s) as box:
+    with IsolatedSandbox(worker, memory_limit=memory_limit, timeout_s=timeout_s) as box:
         try:
             for name, table in snapshot.items():
                 box.load(name, table)
@@ -325,7 +338,7 @@ def _engine_errors(pack: list[Policy], reason: str, started: datetime) -> list[C
             for policy in pack]
 
 
-def _run_one(box: Sandbox, policy: Policy, wanted: list[str]) -> _Outcome:
+def _run_one(box: IsolatedSandbox, policy: Policy, wanted: list[str]) -> _Outcome:
     outcome = _Outcome(started=_now())
     if policy.problem:
         outcome.error = f"the policy file cannot be used: {policy.problem}"
@@ -342,7 +355,7 @@ def _run_one(box: Sandbox, policy: Policy, wanted: list[str]) -> _Outcome:
     return outcome
 
 
-def _scope(box: Sandbox, applies_to: str) -> list[str]:
+def _scope(box: IsolatedSandbox, applies_to: str) -> list[str]:
     if applies_to.lstrip().lower().startswith("select"):
         frame = box.query(applies_to, max_rows=1_000_000)
         if "product_id" not in frame.columns:
@@ -369,7 +382,7 @@ def _scope(box: Sandbox, applies_to: str) -> list[str]:
     return sorted(found)
 
 
-def _violations(box: Sandbox, policy: Policy) -> tuple[pd.DataFrame | None, str | None]:
+def _violations(box: IsolatedSandbox, policy: Policy) -> tuple[pd.DataFrame | None, str | None]:
     try:
         frame = box.query(policy.sql, max_rows=MAX_FETCHED_VIOLATIONS)
     except SandboxTimeout as exc:
@@ -435,10 +448,19 @@ def _group_violations(frame: pd.DataFrame) -> dict[str | None, list[dict[str, An
     for row in frame.to_dict("records"):
         product = row.get("product_id")
         key = None if product is None or (isinstance(product, float) and pd.isna(product)) else str(product)
-        entry = {"target": _plain(row.get("target")), "reason": _plain(row.get("reason"))}
-        entry.update({c: _plain(row.get(c)) for c in extra})
+        entry = {"target": _clip(_plain(row.get("target"))), "reason": _clip(_plain(row.get("reason")))}
+        entry.update({c: _clip(_plain(row.get(c))) for c in extra[:10]})
         grouped.setdefault(key, []).append(entry)
     return grouped
+
+
+def _clip(value: Any, limit: int = MAX_VIOLATION_TEXT) -> Any:
+    """A steward's text cut to `limit` characters, saying so."""
+    if isinstance(value, str) and len(value) > limit:
+        return value[:limit] + f"… (cut: {len(value):,} characters)"
+    if isinstance(value, list) and len(json_text := str(value)) > limit:
+        return json_text[:limit] + "… (cut)"
+    return value
 
 
 def _plain(value: Any) -> Any:
@@ -459,6 +481,6 @@ def _result(policy: Policy, product_id: str | None, status: str, reason: str, me
     return CheckResult(
         check_id=f"policy:{policy.id}:{product_id or 'catalog'}", kind="policy",
         target=product_id or "catalog", status=status,  # type: ignore[arg-type]
-        reason=reason, measured=measured, threshold=0 if measured is not None else None,
+        reason=_clip(reason, MAX_REASON_CHARS), measured=measured, threshold=0 if measured is not None else None,
         product_id=product_id, diagnostics=diagnostics, sql=policy.sql or None,
         started_at=outcome.started, finished_at=outcome.finished)

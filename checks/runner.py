@@ -1,10 +1,11 @@
 """Run the checks of some products and persist the run: the facade the CLI and the page use.
 
 Store access is short on purpose (DuckDB lets one process hold the file read-write): the
-store is opened to read the contracts and write the `running` row, closed while the data is
-scanned, and opened again to run the catalog policies and write the run with all its
-results in one transaction. Every open waits for another process's lock and every write
-retries DuckDB's write conflicts (catalog.store), so concurrent runs lose nothing.
+store is opened once to read the contracts and a snapshot of the catalog for the policies
+and to write the `running` row, closed while everything is computed (data checks, contract
+SQL and policies, the untrusted SQL in a sandbox process), and opened again only to write
+the run with all its results in one short transaction. Opens queue fairly across processes
+(catalog.store) and writes retry DuckDB's write conflicts, so concurrent runs lose nothing.
 """
 
 from __future__ import annotations
@@ -28,11 +29,15 @@ from catalog.locations import Location, dataset_locations
 from catalog.store import StoreError, connect, retrying, transaction
 from checks import compiler, consent
 from checks.result import SEVERITY, CheckResult, worst
+from checks.sandbox_process import IsolatedSandbox, SandboxWorker
 from checks.specs import CheckSpec, contract_specs, passes, threshold_phrase
 
 PII_SAMPLE_ROWS = 1000
 PII_SAMPLE_SEED = 42
 SANDBOX_MEMORY = "1GB"
+# The stored reason of one result: a reason is for people, and a rule or policy must not
+# fill the store (a 20 MB policy reason was once stored in full).
+MAX_STORED_REASON = 4000
 _RESULT_COLUMNS = ("run_id", "check_id", "kind", "product_id", "dataset", "column_name", "target",
                    "status", "measured", "threshold", "reason", "diagnostics", "sql", "contract_id",
                    "contract_version", "started_at", "finished_at", "triggered_by")
@@ -88,47 +93,74 @@ class ContractWork:
     problem: str | None = None
 
 
-def _load_work(con: duckdb.DuckDBPyConnection, product_ids: list[str]) -> tuple[list[ContractWork], list[CheckResult]]:
-    """Contracts (latest revision + the one before), datasets, locations, declared columns."""
-    work: list[ContractWork] = []
-    notes: list[CheckResult] = []
+@dataclass
+class _StoredContract:
+    """What the store holds about one contract, read while the store is open; parsed later."""
+    contract_id: str
+    product_id: str
+    version: str | None
+    raw_yaml: str
+    previous_yaml: str | None
+    locations: dict[str, Location | None]
+    columns: pd.DataFrame
+    datasets: list[tuple[str, str]]
+
+
+def _read_work(con: duckdb.DuckDBPyConnection, product_ids: list[str]) -> list[_StoredContract]:
+    """Contracts (latest revision + the one before), datasets, locations, declared columns:
+    queries only, so the store is held for as short as possible."""
     rows = con.execute(
         """SELECT contract_id, product_id, revision, version, raw_yaml,
                   lag(raw_yaml) OVER (PARTITION BY contract_id ORDER BY revision) AS previous_yaml
            FROM contracts WHERE list_contains(?, product_id)
            QUALIFY revision = max(revision) OVER (PARTITION BY contract_id)
            ORDER BY product_id, contract_id""", [product_ids]).fetchall()
-    with_contract = {row[1] for row in rows}
-    for product_id in product_ids:
-        if product_id not in with_contract:
-            notes.append(_note(product_id, "skipped", "contract", "the product has no contract: nothing to check"))
+    stored = []
     for contract_id, product_id, _revision, version, raw_yaml, previous_yaml in rows:
-        item = ContractWork(product_id, contract_id, version)
-        try:
-            model = odcs.parse(odcs.load_yaml(raw_yaml))
-            previous = odcs.parse(odcs.load_yaml(previous_yaml)) if previous_yaml else None
-        except odcs.ContractError as exc:
-            item.problem = f"stored contract {contract_id} no longer parses: {exc}"
-            work.append(item)
-            continue
-        item.specs = contract_specs(model, product_id=product_id, previous=previous)
-        locations = dataset_locations(con, contract_id)
         columns = con.execute(
             "SELECT dataset, column_name, coalesce(physical_name, column_name) AS physical, "
             "classification, pii, tags FROM columns WHERE contract_id = ? ORDER BY dataset, position",
             [contract_id]).df()
-        for dataset, physical in con.execute(
-                "SELECT dataset, coalesce(physical_name, dataset) FROM datasets WHERE contract_id = ?",
-                [contract_id]).fetchall():
+        datasets = con.execute("SELECT dataset, coalesce(physical_name, dataset) FROM datasets WHERE contract_id = ?",
+                               [contract_id]).fetchall()
+        stored.append(_StoredContract(contract_id, product_id, version, raw_yaml, previous_yaml,
+                                      dataset_locations(con, contract_id), columns, datasets))
+    return stored
+
+
+def _build_work(stored: list[_StoredContract], product_ids: list[str]) -> tuple[list[ContractWork], list[CheckResult]]:
+    """Parse what _read_work read into the work of a run (no store needed)."""
+    work: list[ContractWork] = []
+    notes: list[CheckResult] = []
+    with_contract = {item.product_id for item in stored}
+    for product_id in product_ids:
+        if product_id not in with_contract:
+            notes.append(_note(product_id, "skipped", "contract", "the product has no contract: nothing to check"))
+    for raw in stored:
+        item = ContractWork(raw.product_id, raw.contract_id, raw.version)
+        try:
+            model = odcs.parse(odcs.load_yaml(raw.raw_yaml))
+            previous = odcs.parse(odcs.load_yaml(raw.previous_yaml)) if raw.previous_yaml else None
+        except odcs.ContractError as exc:
+            item.problem = f"stored contract {raw.contract_id} no longer parses: {exc}"
+            work.append(item)
+            continue
+        item.specs = contract_specs(model, product_id=raw.product_id, previous=previous)
+        columns = raw.columns
+        for dataset, physical in raw.datasets:
             declared = columns[columns["dataset"] == dataset]
             # The scanner matches declarations to the data's columns: use the physical names.
             as_in_data = declared.assign(column_name=declared["physical"])
             item.datasets[dataset] = DatasetWork(
-                name=dataset, physical_name=physical, location=locations.get(dataset),
+                name=dataset, physical_name=physical, location=raw.locations.get(dataset),
                 declared=as_in_data[["column_name", "classification", "pii", "tags"]].reset_index(drop=True),
                 pii_columns=set(declared.loc[declared["pii"].astype(bool), "physical"]))
         work.append(item)
     return work, notes
+
+
+def _load_work(con: duckdb.DuckDBPyConnection, product_ids: list[str]) -> tuple[list[ContractWork], list[CheckResult]]:
+    return _build_work(_read_work(con, product_ids), product_ids)
 
 
 def _note(product_id: str, status: str, what: str, reason: str) -> CheckResult:
@@ -217,10 +249,17 @@ def _text(value: Any) -> str | None:
     return json.dumps(value, default=str)
 
 
+def _clipped(reason: str | None) -> str | None:
+    if reason is None or len(reason) <= MAX_STORED_REASON:
+        return reason
+    return reason[:MAX_STORED_REASON] + f"… (cut: {len(reason):,} characters)"
+
+
 def _persist(con: duckdb.DuckDBPyConnection, run: Run, *, note: str | None = None,
              actor: access.User | None = None) -> None:
     rows = [[_text(getattr(r, c)) if c in ("measured", "threshold") else
-             json.dumps(r.diagnostics, default=str) if c == "diagnostics" else getattr(r, c)
+             json.dumps(r.diagnostics, default=str) if c == "diagnostics" else
+             _clipped(r.reason) if c == "reason" else getattr(r, c)
              for c in _RESULT_COLUMNS] for r in run.results]
     frame = pd.DataFrame(rows, columns=list(_RESULT_COLUMNS), dtype=object)
     for column in ("started_at", "finished_at"):
@@ -283,10 +322,12 @@ def run_checks(db_path: str | Path, *, product_ids: list[str] | None = None, tri
         raise StoreError(f"{path} does not exist; create it with `python -m sample_data seed --db {path}`")
     run_id = new_run_id()
     started = compiler.now_utc()
+    # 1. Read what to check (and the catalog the policies judge), mark the run as running.
     with connect(path) as con:
         mark_dead_runs_incomplete(con)
         scope = resolve_products(con, product_ids)
-        work, results = _load_work(con, scope)
+        stored = _read_work(con, scope)
+        snapshot = _policy_snapshot(con) if with_policies else None
         consent_plan = _consent_plan(con, scope)
         from checks import model_checks  # model cards and bias audits (issue 11)
 
@@ -300,21 +341,32 @@ def run_checks(db_path: str | Path, *, product_ids: list[str] | None = None, tri
                  None if product_ids is None else scope, os.getpid(), socket.gethostname()])
 
         retrying(start)
-    run = Run(run_id, "skipped", results, "running", started, None, triggered_by,
+    run = Run(run_id, "skipped", [], "running", started, None, triggered_by,
               None if product_ids is None else scope)
-    steps = sum(len(w.specs) + len(w.datasets) + (1 if w.problem else 0) for w in work) + (1 if with_policies else 0)
-    steps += consent_plan.steps if consent_plan else 0
-    tracker = _Progress(steps, progress)
+    worker = SandboxWorker(memory_limit=SANDBOX_MEMORY)
     try:
+        # 2. Compute with the store closed (parsing the contracts needs no store either).
+        work, run.results = _build_work(stored, scope)
+        steps = sum(len(w.specs) + len(w.datasets) + (1 if w.problem else 0) for w in work) + (1 if with_policies else 0)
+        steps += consent_plan.steps if consent_plan else 0
+        tracker = _Progress(steps, progress)
+        if with_policies or any(s.metric == "sql" and not s.problem for w in work for s in w.specs):
+            worker.start()  # its ~1 s of imports overlaps the data checks
         for item in work:
-            run.results += _check_contract(item, tracker, timeout_s=timeout_s, now=now, plan=plan)
+            run.results += _check_contract(item, tracker, timeout_s=timeout_s, now=now, plan=plan,
+                                           worker=worker)
         if consent_plan:
             run.results += consent.run_plan(consent_plan, timeout_s=timeout_s, step=tracker.step)
         run.results += model_checks.run(models, timeout_s=timeout_s)
+        if snapshot is not None:
+            run.results += _policy_results(snapshot, None if product_ids is None else scope, timeout_s,
+                                           tracker, worker)
+        # 3. Write the run and its results in one short transaction.
+        _stamp(run, triggered_by)
+        run.state = "complete"
+        run.status = worst(r.status for r in run.results)
         with connect(path) as con:
-            if with_policies:
-                run.results += _policy_results(con, None if product_ids is None else scope, timeout_s, tracker)
-            _finish(con, run, triggered_by, user=user)
+            _persist(con, run, actor=user)
     except BaseException as exc:
         # Keep what was measured and say why the run stopped; then let the caller see it.
         run.state = "incomplete"
@@ -326,6 +378,8 @@ def run_checks(db_path: str | Path, *, product_ids: list[str] | None = None, tri
         except Exception:  # noqa: BLE001 - the original error matters more
             pass
         raise
+    finally:
+        worker.close()
     return run
 
 
@@ -347,38 +401,44 @@ def _stamp(run: Run, triggered_by: str) -> None:
         result.triggered_by = triggered_by
 
 
-def _finish(con: duckdb.DuckDBPyConnection, run: Run, triggered_by: str, *, user: access.User | None) -> None:
-    _stamp(run, triggered_by)
-    run.state = "complete"
-    run.status = worst(r.status for r in run.results)
-    _persist(con, run, actor=user)
-
-
-def _policy_results(con, product_ids: list[str] | None, timeout_s: float, tracker: _Progress) -> list[CheckResult]:
+def _policy_snapshot(con: duckdb.DuckDBPyConnection) -> dict[str, Any] | str:
+    """The catalog tables the policies read, taken while the store is open (or why not)."""
     try:
         from checks import policies
     except ImportError as exc:
+        return f"the policy engine is not available: {exc}"
+    # A cursor of its own: the snapshot must not inherit a half-read result.
+    cursor = con.cursor()
+    try:
+        return policies.catalog_snapshot(cursor)
+    except Exception as exc:  # noqa: BLE001 - a broken snapshot must not lose the run
+        return f"policy pack failed: the catalog snapshot failed: {type(exc).__name__}: {exc}"
+    finally:
+        cursor.close()
+
+
+def _policy_results(snapshot: dict[str, Any] | str, product_ids: list[str] | None, timeout_s: float,
+                    tracker: _Progress, worker: SandboxWorker | None = None) -> list[CheckResult]:
+    found: list[CheckResult] = []
+    if not isinstance(snapshot, str):
+        from checks import policies
+
+        try:
+            found = policies.run_policies(None, snapshot=snapshot, product_ids=product_ids,
+                                          timeout_s=timeout_s, memory_limit=SANDBOX_MEMORY, worker=worker)
+        except Exception as exc:  # noqa: BLE001 - a broken pack must not lose the run
+            snapshot = f"policy pack failed: {type(exc).__name__}: {exc}"
+    if isinstance(snapshot, str):
         now = compiler.now_utc()
         found = [CheckResult(check_id="policies", kind="policy", target="catalog", status="error",
-                             reason=f"the policy engine is not available: {exc}", started_at=now, finished_at=now)]
-    else:
-        # A cursor of its own: the policy engine must not inherit a half-read result.
-        cursor = con.cursor()
-        try:
-            found = policies.run_policies(cursor, product_ids=product_ids, timeout_s=timeout_s)
-        except Exception as exc:  # noqa: BLE001 - a broken pack must not lose the run
-            now = compiler.now_utc()
-            found = [CheckResult(check_id="policies", kind="policy", target="catalog", status="error",
-                                 reason=f"policy pack failed: {type(exc).__name__}: {exc}",
-                                 started_at=now, finished_at=now)]
-        finally:
-            cursor.close()
+                             reason=snapshot, started_at=now, finished_at=now)]
     tracker.step("policies", worst(r.status for r in found))
     return found
 
 
 def _check_contract(item: ContractWork, tracker: _Progress, *, timeout_s: float,
-                    now: dt.datetime | None, plan: compiler.Plan | None) -> list[CheckResult]:
+                    now: dt.datetime | None, plan: compiler.Plan | None,
+                    worker: SandboxWorker | None = None) -> list[CheckResult]:
     results: list[CheckResult] = []
     if item.problem:
         result = _note(item.product_id, "error", f"contract/{item.contract_id}", item.problem)
@@ -411,7 +471,7 @@ def _check_contract(item: ContractWork, tracker: _Progress, *, timeout_s: float,
         emit(_orphan(spec))
     sql_specs = [s for s in item.specs if s.metric == "sql" and not s.problem]
     if sql_specs:
-        for result in run_sql_rules(sql_specs, item.datasets, timeout_s=timeout_s):
+        for result in run_sql_rules(sql_specs, item.datasets, timeout_s=timeout_s, worker=worker):
             emit(result)
     return results
 
@@ -487,11 +547,27 @@ def expand_placeholders(spec: CheckSpec, table: str) -> str:
     return sql
 
 
+def _read_names(sql: str, candidates: dict[str, DatasetWork]) -> set[str]:
+    """The (lower-case) dataset names `sql` reads, found by parsing it with sqlglot — never
+    by binding it on a DuckDB connection, which reads files, follows URLs and fetches
+    extensions for the functions the SQL names. When sqlglot cannot parse the SQL, every
+    candidate named as a word in it counts (loading one too many is harmless)."""
+    from checks.sandbox import inspect_sql
+
+    seen = inspect_sql(sql)
+    if seen.problem is None:
+        return {name.lower() for name in seen.tables}
+    return {name for name in candidates if re.search(rf"(?<![\w$]){re.escape(name)}(?![\w$])", sql, re.I)}
+
+
 def run_sql_rules(specs: list[CheckSpec], datasets: dict[str, DatasetWork], *,
-                  timeout_s: float = 30.0, memory_limit: str = SANDBOX_MEMORY) -> list[CheckResult]:
+                  timeout_s: float = 30.0, memory_limit: str = SANDBOX_MEMORY,
+                  worker: SandboxWorker | None = None) -> list[CheckResult]:
     """A contract's `type: sql` rules in one sandbox that holds the contract's datasets the
-    rules name (and nothing else: a contract sees only its own data)."""
-    from checks.sandbox import Sandbox, SandboxError
+    rules name (and nothing else: a contract sees only its own data). The sandbox lives in
+    a child process (checks.sandbox_process): `worker` shares a run's process; a rule that
+    breaks its memory cap or time limit costs only its own result."""
+    from checks.sandbox import SandboxError
 
     by_name: dict[str, DatasetWork] = {}
     for dataset in datasets.values():
@@ -502,17 +578,15 @@ def run_sql_rules(specs: list[CheckSpec], datasets: dict[str, DatasetWork], *,
     for spec in specs:
         own = datasets.get(spec.dataset or "")
         sql = expand_placeholders(spec, _sandbox_name(own) if own else (spec.dataset or ""))
-        try:
-            names = duckdb.get_table_names(sql)
-        except duckdb.Error:
-            names = set()  # the sandbox will say what is wrong with the SQL
-        for name in names:
-            hit = by_name.get(name.strip('"').lower())
+        reads = set()
+        for name in _read_names(sql, by_name):
+            hit = by_name.get(name)
             if hit is not None:
                 needed[_sandbox_name(hit)] = hit
-        prepared.append((spec, sql))
+                reads.add(_sandbox_name(hit).lower())
+        prepared.append((spec, sql, reads))
     results: list[CheckResult] = []
-    with Sandbox(memory_limit=memory_limit, timeout_s=timeout_s) as box:
+    with IsolatedSandbox(worker, memory_limit=memory_limit, timeout_s=timeout_s) as box:
         load_errors: dict[str, str] = {}
         for table, dataset in needed.items():
             if dataset.location is None:
@@ -522,12 +596,13 @@ def run_sql_rules(specs: list[CheckSpec], datasets: dict[str, DatasetWork], *,
                 box.load(table, dataset.location)
             except SandboxError as exc:
                 load_errors[table] = str(exc)
-        for spec, sql in prepared:
-            results.append(_sql_result(box, spec, sql, load_errors, needed))
+        for spec, sql, reads in prepared:
+            results.append(_sql_result(box, spec, sql, load_errors, needed, reads))
     return results
 
 
-def _sql_result(box, spec: CheckSpec, sql: str, load_errors: dict[str, str], needed: dict) -> CheckResult:
+def _sql_result(box, spec: CheckSpec, sql: str, load_errors: dict[str, str], needed: dict,
+                reads: set[str]) -> CheckResult:
     from checks.sandbox import SandboxError, SandboxTimeout, SandboxViolation
 
     started = compiler.now_utc()
@@ -542,11 +617,7 @@ def _sql_result(box, spec: CheckSpec, sql: str, load_errors: dict[str, str], nee
             sql=sql, contract_id=spec.contract_id, contract_version=spec.contract_version,
             started_at=started, finished_at=compiler.now_utc())
 
-    try:
-        names = {n.strip('"').lower() for n in duckdb.get_table_names(sql)}
-    except duckdb.Error:
-        names = set()
-    broken = [f"{t}: {why}" for t, why in load_errors.items() if t.lower() in names]
+    broken = [f"{t}: {why}" for t, why in load_errors.items() if t.lower() in reads]
     if broken:
         return result("error", "cannot load the data this rule reads — " + "; ".join(broken))
     try:
@@ -560,18 +631,40 @@ def _sql_result(box, spec: CheckSpec, sql: str, load_errors: dict[str, str], nee
     if frame.shape != (1, 1):
         return result("error", f"a sql rule must return one value (one row, one column); it returned "
                                f"{'at least ' if len(frame) == 2 else ''}{len(frame)} row(s) x {frame.shape[1]} column(s)")
-    value = frame.iat[0, 0]
-    value = value.item() if hasattr(value, "item") else value
+    value = _measured_number(frame.iat[0, 0])
+    if isinstance(value, str):
+        # The value itself is never kept: a rule over personal data could return the data.
+        return result("error", f"a sql rule must return a number; it returned {value}")
     try:
         ok = passes(spec.operator, spec.threshold, value)
     except TypeError:
         return result("error", f"the rule returned {value!r}, which cannot be compared with {threshold}", value)
-    shown = f"{value:.4g}" if isinstance(value, float) else repr(value) if isinstance(value, str) else str(value)
+    shown = f"{value:.4g}" if isinstance(value, float) else str(value)
     phrase = threshold_phrase(spec.operator, spec.threshold, "")
     if ok:
         return result("passed", f"returned {shown}; {phrase}", value)
     reason = f"returned {shown}; {phrase}" + (f" ({spec.description})" if spec.description else "")
     return result(spec.failing_status, reason, value)
+
+
+def _measured_number(value: Any) -> int | float | str:
+    """The rule's value as an int or float, or (as a str) what kind of value it was instead."""
+    import decimal
+    import math
+
+    value = value.item() if hasattr(value, "item") and not isinstance(value, str) else value
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return "NULL" if math.isnan(value) else value
+    if isinstance(value, decimal.Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if value is None or value is pd.NA or value is pd.NaT:
+        return "NULL"
+    kind = {str: "text", bytes: "bytes"}.get(type(value), type(value).__name__)
+    return f"a value of type {kind} (its content is not stored)"
 
 
 # --- reading runs back (pages, CLI) --------------------------------------------------------------

@@ -4,10 +4,11 @@ Every sandbox is its own in-memory DuckDB instance. Data goes in first (`load`),
 `lock` shuts the doors, then `query` accepts exactly one SELECT. Four layers, each enough
 on its own for the escapes we know of, so one gap does not open the box:
 
-1. statement filter: `duckdb.extract_statements` must find exactly one SELECT (a
+1. statement filter: the sandbox instance's own parser must find exactly one SELECT (a
    multi-statement string would otherwise run every statement);
 2. name filter: table functions that read files, run dynamic SQL, change settings or
-   touch the logs/checkpoints are refused by name, and so are tables named by a file path
+   touch the logs/checkpoints are refused by name (as DuckDB's tokenizer and sqlglot see
+   the calls), and so are tables named by a file path
    (`FROM '/etc/passwd'`), so the message says what was refused instead of a DuckDB
    permission error;
 3. engine lockdown: `enable_external_access=false` with `allowed_paths` listing only the
@@ -15,6 +16,12 @@ on its own for the escapes we know of, so one gap does not open the box:
    Python replacement scans off, spills confined to a private temp folder;
 4. resources: a memory limit, a cap on spilled bytes, and a timeout enforced by
    `con.interrupt()` from a timer (DuckDB has no per-query timeout setting).
+
+Callers outside the sandbox inspect untrusted SQL only with `inspect_sql` (sqlglot): binding
+it on an ordinary connection (`duckdb.get_table_names`) opened FIFOs, created EXPORT folders
+and fetched extensions. Contract rules and policies use this class inside a child process
+(checks.sandbox_process), which adds what an in-process instance cannot: an address-space cap
+(DuckDB's memory_limit does not bound `range(1e9)` or `repeat(...)`) and a kill on timeout.
 
 Load strategy (measured on 2 shared cores, DuckDB 2.0):
 - Parquet/CSV/JSON: a view over `read_parquet(file)` etc. plus that exact file in
@@ -40,13 +47,17 @@ import re
 import shutil
 import tempfile
 import threading
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-import pandas as pd
 
 from catalog.locations import Location
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
 
 
 class SandboxError(Exception):
@@ -67,6 +78,11 @@ class SandboxQueryError(SandboxError, duckdb.Error):
 
 class SandboxLoadError(SandboxError):
     """A dataset could not be loaded into the sandbox (missing file, unsupported format)."""
+
+
+class SandboxResourceError(SandboxQueryError):
+    """The sandbox process broke a resource limit (memory, result size) or died; the
+    message says which. Only the query that did it is lost."""
 
 
 _TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -134,6 +150,40 @@ def _leading_keyword(sql: str) -> str:
 def _strip_comment_tail(text: str) -> str:
     # A token's text runs to the next non-comment token, so it may carry a comment.
     return re.split(r"--|/\*", text, maxsplit=1)[0]
+
+
+@dataclass(frozen=True)
+class SqlInspection:
+    """What a parser (sqlglot, never a DuckDB connection) sees in some SQL: the table names
+    it reads and the functions it calls. `problem` says why it could not be parsed."""
+    tables: list[str] = field(default_factory=list)
+    functions: list[str] = field(default_factory=list)
+    statements: int = 0
+    problem: str | None = None
+
+
+def inspect_sql(sql: str) -> SqlInspection:
+    """Parse `sql` without executing or binding it anywhere: nothing is read, loaded or
+    downloaded, whatever the SQL names (binding it on a connection did all three)."""
+    import sqlglot
+    from sqlglot import exp
+
+    try:
+        trees = [tree for tree in sqlglot.parse(sql, read="duckdb") if tree is not None]
+    except (sqlglot.errors.SqlglotError, RecursionError, ValueError) as exc:
+        return SqlInspection(problem=_first_line(exc))
+    tables: list[str] = []
+    functions: list[str] = []
+    for tree in trees:
+        for table in tree.find_all(exp.Table):
+            if isinstance(table.this, exp.Identifier) and table.name:
+                tables.append(table.name)
+        for call in tree.find_all(exp.Func):
+            name = call.name if isinstance(call, exp.Anonymous) else call.sql_name()
+            if name:
+                functions.append(name)
+    return SqlInspection(tables=list(dict.fromkeys(tables)), functions=list(dict.fromkeys(functions)),
+                         statements=len(trees))
 
 
 def _table_references(con: duckdb.DuckDBPyConnection, sql: str) -> list[str]:
@@ -222,7 +272,7 @@ class Sandbox:
             raise SandboxLoadError(f"table {name!r} is already loaded")
         if isinstance(source, Location):
             self._load_location(name, source)
-        elif isinstance(source, pd.DataFrame) or _is_arrow_table(source):
+        elif _is_pandas_frame(source) or _is_arrow_table(source):
             self._load_frame(name, source)
         else:
             raise SandboxLoadError(
@@ -298,7 +348,8 @@ class Sandbox:
     def check(self, sql: str) -> None:
         """Refuse anything but one SELECT over the loaded tables (raises SandboxViolation)."""
         try:
-            statements = duckdb.extract_statements(sql)
+            # The sandbox's own instance parses: it binds nothing and can reach no file.
+            statements = self._connection().extract_statements(sql)
         except duckdb.Error as exc:
             raise SandboxQueryError(f"SQL syntax error: {_first_line(exc)}") from exc
         if not statements:
@@ -315,7 +366,7 @@ class Sandbox:
                 "only a single SELECT "
                 "(no ATTACH, INSTALL/LOAD, SET/RESET/PRAGMA, COPY, EXPORT, CREATE, INSERT, "
                 "DROP, CALL)")
-        for called in _called_names(sql):
+        for called in _called_names(sql) + inspect_sql(sql).functions:
             why = _refusal_for_function(called)
             if why:
                 raise SandboxViolation(
@@ -330,6 +381,15 @@ class Sandbox:
     def query(self, sql: str, params: list | dict | None = None, *,
               max_rows: int | None = None) -> pd.DataFrame:
         """Run one SELECT and return its rows (at most `max_rows` when given)."""
+        return self._run(sql, params, lambda result: _fetch(result, max_rows))
+
+    def query_arrow(self, sql: str, params: list | dict | None = None, *,
+                    max_rows: int, max_cell_chars: int | None = None) -> pa.Table:
+        """Run one SELECT and return at most `max_rows` rows as an Arrow table, text cells
+        cut to `max_cell_chars` (what the sandbox process sends back)."""
+        return self._run(sql, params, lambda result: _fetch_arrow(result, max_rows, max_cell_chars))
+
+    def _run(self, sql: str, params: list | dict | None, fetch) -> Any:
         self.check(sql)
         self.lock()
         con = self._connection()
@@ -337,7 +397,7 @@ class Sandbox:
         try:
             with guard:
                 result = con.execute(sql, params) if params is not None else con.execute(sql)
-                return _fetch(result, max_rows)
+                return fetch(result)
         except duckdb.InterruptException as exc:
             if guard.fired:
                 raise SandboxTimeout(
@@ -347,8 +407,8 @@ class Sandbox:
             raise SandboxViolation(
                 f"refused: file access outside the loaded data ({_first_line(exc)}); sandboxed "
                 f"SQL may only query the loaded tables ({self._table_list()})") from exc
-        except duckdb.OutOfMemoryException as exc:
-            raise SandboxQueryError(
+        except (duckdb.OutOfMemoryException, MemoryError) as exc:
+            raise SandboxResourceError(
                 f"query exceeded the sandbox memory limit ({self.memory_limit}): "
                 f"{_first_line(exc)}") from exc
         except duckdb.Error as exc:
@@ -396,6 +456,8 @@ class _InterruptTimer:
 
 
 def _fetch(result: duckdb.DuckDBPyConnection, max_rows: int | None) -> pd.DataFrame:
+    import pandas as pd  # here, not at the top: the sandbox process does without pandas
+
     if max_rows is None:
         return result.df()
     # Fetch chunk by chunk so a huge result never reaches pandas in full.
@@ -412,9 +474,37 @@ def _fetch(result: duckdb.DuckDBPyConnection, max_rows: int | None) -> pd.DataFr
     return pd.concat(chunks, ignore_index=True).head(max_rows)
 
 
+def _fetch_arrow(result: duckdb.DuckDBPyConnection, max_rows: int,
+                 max_cell_chars: int | None) -> pa.Table:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    # Batch by batch, so a huge result is never materialised past the cap.
+    reader = result.to_arrow_reader(min(max(max_rows, 1), 100_000))
+    batches, seen = [], 0
+    for batch in reader:
+        batches.append(batch)
+        seen += batch.num_rows
+        if seen >= max_rows:
+            break
+    table = pa.Table.from_batches(batches, schema=reader.schema).slice(0, max_rows)
+    if max_cell_chars is not None:
+        columns = []
+        for column in table.columns:
+            if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+                column = pc.utf8_slice_codeunits(column, 0, max_cell_chars)
+            columns.append(column)
+        table = pa.Table.from_arrays(columns, names=table.column_names)
+    return table
+
+
 def _sql_string(text: str) -> str:
     # DDL cannot take prepared parameters, so file paths are quoted as literals.
     return "'" + text.replace("'", "''") + "'"
+
+
+def _is_pandas_frame(obj: Any) -> bool:
+    return type(obj).__module__.startswith("pandas") and type(obj).__name__ == "DataFrame"
 
 
 def _is_arrow_table(obj: Any) -> bool:

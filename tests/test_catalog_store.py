@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -163,3 +164,57 @@ def test_store_error_reaches_the_cli_user_as_a_message(tmp_db, monkeypatch, caps
     err = capsys.readouterr().err
     assert code == 2, f"a store error is exit 2, got {code}"
     assert err.startswith("error: ") and "locked by another process" in err and "Traceback" not in err, err
+
+
+# --- the queue ---------------------------------------------------------------------------------
+
+QUEUED_HOLDER = """
+import sys, time
+from catalog import store
+with store.connect(sys.argv[1]) as con:
+    print("holding", flush=True)
+    time.sleep(float(sys.argv[2]))
+"""
+
+
+def test_store_queue_waits_out_a_long_moving_queue(tmp_db, monkeypatch):
+    """Three processes each hold the store for 0.8 s in turn: the queue ahead of us lasts
+    longer than MESHGOV_LOCK_WAIT=1, but it moves, so we wait instead of failing."""
+    monkeypatch.setenv("MESHGOV_LOCK_WAIT", "1.5")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "MESHGOV_LOCK_WAIT": "60"}
+    first = subprocess.Popen([sys.executable, "-c", QUEUED_HOLDER, str(tmp_db), "0.8"], env=env,
+                             stdout=subprocess.PIPE, text=True)
+    assert first.stdout.readline().strip() == "holding"
+    others = [subprocess.Popen([sys.executable, "-c", QUEUED_HOLDER, str(tmp_db), "0.8"], env=env,
+                               stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    time.sleep(0.3)  # the others queue first
+    started = time.monotonic()
+    try:
+        with store.connect(tmp_db) as con:
+            waited = time.monotonic() - started
+            con.execute("SELECT 1").fetchone()
+    finally:
+        for proc in [first, *others]:
+            proc.wait(timeout=60)
+    assert all(p.returncode == 0 for p in [first, *others]), "every holder got its turn"
+    assert waited >= 0.4, f"connect returned after {waited:.2f} s: the holder should have made it wait"
+    print(f"waited {waited:.2f} s behind a moving queue with MESHGOV_LOCK_WAIT=1.5")
+
+
+def test_store_queue_gives_up_on_a_holder_that_never_lets_go(tmp_db, monkeypatch):
+    monkeypatch.setenv("MESHGOV_LOCK_WAIT", "0.5")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    holder = subprocess.Popen([sys.executable, "-c", QUEUED_HOLDER, str(tmp_db), "30"], env=env,
+                              stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "holding"
+    try:
+        started = time.monotonic()
+        with pytest.raises(StoreError, match="locked by another process for 0.5 s"), store.connect(tmp_db):
+            pass
+        waited = time.monotonic() - started
+    finally:
+        holder.kill()
+        holder.wait(timeout=10)
+    assert waited < 5, f"gave up after {waited:.1f} s"
+    with store.connect(tmp_db) as con:  # the abandoned wait does not keep the lock
+        assert con.execute("SELECT 1").fetchone() == (1,)
