@@ -159,10 +159,6 @@ def _build_work(stored: list[_StoredContract], product_ids: list[str]) -> tuple[
     return work, notes
 
 
-def _load_work(con: duckdb.DuckDBPyConnection, product_ids: list[str]) -> tuple[list[ContractWork], list[CheckResult]]:
-    return _build_work(_read_work(con, product_ids), product_ids)
-
-
 def _note(product_id: str, status: str, what: str, reason: str) -> CheckResult:
     now = compiler.now_utc()
     return CheckResult(check_id=f"{product_id}/{what}", kind="contract", target=product_id, status=status,  # type: ignore[arg-type]
