@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import os
 import re
 import threading
@@ -52,13 +53,14 @@ class StoreError(Exception):
     """A problem with the DB file that the user can act on (message says how)."""
 
 
+@functools.cache  # the SQL files ship with the package: read them once per process
 def _migrations() -> list[tuple[int, str, str]]:
     found = []
     for entry in resources.files("catalog.migrations").iterdir():
         match = re.fullmatch(r"(\d{4})_(\w+)\.sql", entry.name)
         if match:
             found.append((int(match.group(1)), match.group(2), entry.read_text()))
-    return sorted(found)
+    return tuple(sorted(found))
 
 
 def latest_schema_version() -> int:
@@ -260,6 +262,26 @@ def _check_read_only(con: duckdb.DuckDBPyConnection) -> None:
         _refuse_newer(current, latest_schema_version())
 
 
+def _schema_is_current(con: duckdb.DuckDBPyConnection) -> bool:
+    """One small query instead of a migration pass: every known version applied, none newer.
+    (The migration pass cost most of a connect; this is a lookup of a few rows.)"""
+    try:
+        count, newest = con.execute("SELECT count(DISTINCT version), max(version) FROM schema_version").fetchone()
+    except duckdb.CatalogException:
+        return False  # a new file: no schema yet
+    known = _migrations()
+    return count == len(known) and newest == known[-1][0]
+
+
+def _ensure_schema(con: duckdb.DuckDBPyConnection, read_only: bool) -> None:
+    if _schema_is_current(con):
+        return
+    if read_only:
+        _check_read_only(con)
+    else:
+        _retry_conflicts(lambda: migrate(con))
+
+
 @contextlib.contextmanager
 def connect(db_path: str | Path | None = None, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
     """Open the store (creating and migrating it), yield the connection, always close it."""
@@ -279,10 +301,7 @@ def connect(db_path: str | Path | None = None, *, read_only: bool = False) -> It
     try:
         con = _connect_with_retry(path, read_only, time.monotonic() + wait, wait)
         try:
-            if read_only:
-                _check_read_only(con)
-            else:
-                _retry_conflicts(lambda: migrate(con))
+            _ensure_schema(con, read_only)
             yield con
         finally:
             con.close()
