@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 from catalog import store
 from catalog.ingest import IngestReport, ingest_paths
 from catalog.odcs import slug
-from sample_data import contracts, data, scenario, synthetic
+from sample_data import contracts, data, postgres_demo, scenario, synthetic
 
 LINEAGE_MODULE = "sample_data.lineage_events"
 
@@ -69,6 +69,8 @@ def seed(db_path: str | Path, *, extra_products: int = 0, out_dir: str | Path | 
             _require_clean(ingest_paths(con, [out / "contracts"]), "scenario contracts")
             tables, data_files = rows.result()
             lineage_note = _seed_lineage(con, out, anchor)
+            # A product on PostgreSQL only when MESHGOV_DEMO_POSTGRES_URL names one.
+            lineage_note += postgres_demo.seed_if_configured(con, out, tables)
             synthetic_note = ""
             if extra_products:
                 report, synthetic_note = synthetic.seed_synthetic(con, out / "synthetic", extra_products)

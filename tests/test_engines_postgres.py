@@ -14,6 +14,7 @@ from tests.engines_support import (
     ADMIN,
     CHECKER,
     CHECKER_PASSWORD,
+    DATABASE,
     NOW,
     contract_text,
     defects_frame,
@@ -158,3 +159,31 @@ slaProperties:
     fresh = by_id["events-pg/events_text/seen/freshness/latency"]
     assert fresh.status == "skipped" and "TRY_CAST" in fresh.reason, fresh.reason
     assert by_id["events-pg/events_text/id/schema"].status == "passed", "the rest still runs"
+
+
+def test_engines_postgres_demo_product_only_when_configured(loaded, tmp_path, monkeypatch):
+    from sample_data.generate import seed
+
+    monkeypatch.setenv("MESHGOV_SECRETS_DIR", str(tmp_path / "secrets"))
+    monkeypatch.delenv("MESHGOV_DEMO_POSTGRES_URL", raising=False)
+    plain = tmp_path / "plain.duckdb"
+    seed(plain, out_dir=tmp_path / "plain")
+    with connect(plain, read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM servers WHERE type LIKE 'postgres%'").fetchone()[0] == 0, \
+            "no Postgres product without a configured server"
+    monkeypatch.setenv("MESHGOV_DEMO_POSTGRES_URL",
+                       f"postgresql://{ADMIN}:{loaded.admin_password}@{loaded.host}:{loaded.port}/{DATABASE}")
+    db = tmp_path / "demo.duckdb"
+    summary = seed(db, out_dir=tmp_path / "demo")
+    assert "Postgres demo product" in summary and loaded.admin_password not in summary, summary
+    run = runner.run_checks(db, product_ids=["commerce-orders", "commerce-orders-on-postgresql"],
+                            triggered_by="t", with_policies=False)
+    on_files = {r.check_id.split("/", 1)[1]: r for r in run.results if r.product_id == "commerce-orders"}
+    on_pg = {r.check_id.split("/", 1)[1]: r for r in run.results if r.product_id == "commerce-orders-on-postgresql"}
+    assert set(on_files) == set(on_pg) and len(on_pg) > 5, (sorted(on_files), sorted(on_pg))
+    differ = {k: (on_files[k].status, on_pg[k].status, on_pg[k].reason) for k in on_pg
+              if on_files[k].status != on_pg[k].status}
+    assert not differ, f"the same rows in Postgres give the same statuses: {differ}"
+    with connect(db, read_only=True) as con:
+        stored = json.dumps(con.execute("SELECT * FROM contracts").fetchall(), default=str)
+    assert loaded.admin_password not in stored, "the URL's password never reaches the catalog"

@@ -148,6 +148,8 @@ class PostgresEngine(Engine):
             with self.conn.transaction(), self.conn.cursor() as cur:
                 cur.execute("SET TRANSACTION READ ONLY")
                 cur.execute(pgsql.SQL("SET LOCAL statement_timeout = {}").format(self.timeout_ms))
+                # A rule names its table bare, as the author sees it: resolve it in the dataset's schema.
+                cur.execute(pgsql.SQL("SET LOCAL search_path = {}").format(pgsql.Identifier(self.schema_name)))
                 cur.execute(sql)
                 names = [c.name for c in cur.description or []]
                 rows = cur.fetchmany(max_rows)
