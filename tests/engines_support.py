@@ -212,6 +212,10 @@ schema:
         arguments:
           properties: [email]
         mustBe: 0
+      - type: sql
+        name: amount_cap
+        query: SELECT count(*) FROM ${table} WHERE amount > 1000
+        mustBe: 0
 slaProperties:
   - property: latency
     value: 1

@@ -80,6 +80,7 @@ def test_engines_same_contract_same_statuses_and_values(three_engine_run):
         "orders/quality/duplicateValues": ("failed", 1),
         "orders/updated_at/freshness/latency": ("failed", 3.0),
         "orders/quality/rowCount": ("passed", 200),
+        "orders/quality/amount_cap": ("failed", 2),  # a `type: sql` rule, run on each engine
         "orders/updated_at/schema": ("passed", "TIMESTAMP"),
     }
     for check_id, wanted in expected.items():

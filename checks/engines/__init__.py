@@ -16,6 +16,7 @@ become `error` results naming the server and the cause; no secret is ever part o
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -106,6 +107,9 @@ class Engine:
     def rule_query(self, sql: str, *, max_rows: int, allowed_tables: set[str]) -> pd.DataFrame:
         """A contract-written rule, read-only, one statement; raises checks.sandbox errors."""
         raise NotImplementedError
+
+    def alias(self, names: set[str]) -> None:
+        """Make the dataset answer to the names a rule's author uses (Spark: extra views)."""
 
     def close(self) -> None:
         pass
@@ -220,6 +224,17 @@ def sample_frame(location: Location, *, rows: int, seed: int, timeout_s: float =
         return engine.sample_frame(rows, seed)
 
 
+def head_rows(location: Location, *, limit: int, timeout_s: float = 30.0) -> pd.DataFrame:
+    """The first rows of a pushed-down dataset (previews); raises EngineError."""
+    engine = open_engine(location, timeout_s=timeout_s)
+    with engine:
+        try:
+            rows = engine.execute(f"SELECT * FROM {engine.relation} LIMIT {int(limit)}")
+        except duckdb.Error as exc:
+            raise EngineError(f"cannot read {engine.label}: {compiler._error_text(exc)}") from None
+        return pd.DataFrame(rows.fetchall(), columns=[d[0] for d in rows.description])
+
+
 def run_sql_rules_on_engine(specs: list[CheckSpec], dataset, *, timeout_s: float) -> list[CheckResult]:
     """A contract's `type: sql` rules for a dataset on PostgreSQL / Spark, run there: the
     author wrote them in that engine's SQL. Read-only, one statement, only the dataset's
@@ -236,8 +251,14 @@ def run_sql_rules_on_engine(specs: list[CheckSpec], dataset, *, timeout_s: float
                 for spec in specs]
     results = []
     with engine:
-        box = _RuleBox(engine, {dataset.name, dataset.physical_name})
+        names = {dataset.name, dataset.physical_name}
+        engine.alias(names)
+        box = _RuleBox(engine, names)
         for spec in specs:
+            if engine.name == "spark" and spec.physical_columns:
+                # Spark reads "x" as a string: a column placeholder becomes a backquoted name.
+                quoted = "`" + spec.physical_columns[0].replace("`", "``") + "`"
+                spec = dataclasses.replace(spec, sql=runner._COLUMN_PLACEHOLDER.sub(quoted, spec.sql or ""))
             sql = runner.expand_placeholders(spec, engine.relation_native)
             result = runner._sql_result(box, spec, sql, {}, {})
             result.diagnostics = {k: v for k, v in {**where, **result.diagnostics}.items()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import threading
 import uuid
 
@@ -136,6 +137,11 @@ class SparkEngine(Engine):
         except Exception as exc:  # noqa: BLE001 - AnalysisException, Py4JJavaError
             raise EngineError(f"{self.label}: cannot read: {_first_line(exc)}") from None
         self.frame = frame
+
+    def alias(self, names: set[str]) -> None:
+        for name in names:
+            if name and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+                self.frame.createOrReplaceTempView(name)
 
     def _run(self, sql: str) -> Rows:
         context = self.spark.sparkContext
