@@ -216,11 +216,7 @@ def _cannot_answer(engine: Engine, check: compiler.CompiledCheck) -> str | None:
 
 def sample_frame(location: Location, *, rows: int, seed: int, timeout_s: float = 60.0) -> pd.DataFrame:
     """A reproducible sample of a pushed-down dataset, for the PII scanner."""
-    try:
-        engine = open_engine(location, timeout_s=timeout_s)
-    except EngineError as exc:
-        raise EngineError(str(exc)) from None
-    with engine:
+    with open_engine(location, timeout_s=timeout_s) as engine:
         return engine.sample_frame(rows, seed)
 
 
