@@ -5,6 +5,7 @@ cannot answer exactly is `skipped` with the reason. Real cluster (tests/engines_
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -60,9 +61,9 @@ def test_engines_postgres_failure_is_an_error_naming_server_and_cause(case, load
     data = [r for r in run.results if r.kind in ("schema", "quality", "freshness")]
     assert data and all(r.status == "error" for r in data), [(r.check_id, r.status, r.reason) for r in data]
     cause = {"server down": "connection refused", "wrong password": "password authentication failed",
-             "missing table": "no_such_table does not exist"}[case]
+             "missing table": 'no_such_table"? does not exist'}[case]
     for result in data:
-        assert "pg-test" in result.reason and cause in result.reason.lower(), result.reason
+        assert "pg-test" in result.reason and re.search(cause, result.reason.lower()), result.reason
     pii = next(r for r in run.results if r.kind == "pii")
     assert pii.status == "error" and "pg-test" in pii.reason, pii.reason
     assert password not in everything, "no secret in any output or stored result"
