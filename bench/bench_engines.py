@@ -15,22 +15,26 @@ from the suite; each engine runs the suite `--reps` times and the best is shown 
 Spark rep pays for JIT warm-up). Statuses and measured values are compared across engines
 on the rows they share.
 
-Measured 2026-12-01, 1M rows (`--rows 1000000 --reps 2`), 2 cores shared with six other
-jobs (load average 10-30, so every number is several times a quiet machine's):
-    DuckDB 5.5 s, Spark local[2] 66.8 s (+165 s session start), PostgreSQL 13.9 s (+25 s COPY
-    load); identical statuses and values on all three. Per check: exact uniqueness 2.7 / 24.7
-    / 6.8 s, e-mail regex 4.8 / 10.6 / 2.9 s, each simple count 0.01-0.4 / 3-4 / 0.4-0.7 s.
-Where Spark wins over DuckDB: nowhere on one machine at this size — every Spark query pays
-~3 s of job scheduling here, and DuckDB reads Parquet statistics where Spark scans. Spark's
-case is data that does not fit one machine (a cluster `spark.master`), which this bench
-cannot show. PostgreSQL's regex beat DuckDB's on this run. 10M rows were not run for this
-measurement: the machine was saturated and the Spark + Postgres legs would have taken longer
-than the time left; `--rows 10000000` runs it (`--pg-rows` caps the Postgres load).
+Measured 2026-12-01 on 2 cores shared with six other jobs (load average 10-30: every number
+is several times a quiet machine's), `--reps 1` at 10M and best of 2 at 1M:
+                 DuckDB    Spark local[2]              PostgreSQL 15
+    10M rows     16.8 s    588 s (+77 s session start)  98.5 s (+137 s COPY load)
+     1M rows      5.5 s     66.8 s (+165 s start)       13.9 s (+25 s load)
+  per check at 10M: exact uniqueness 8.9 / 338 / 55 s, e-mail regex 7.3 / 87 / 22 s, simple
+  counts 0.01 / 4-7 / 2-2.4 s (DuckDB answers them from Parquet statistics).
+Statuses and measured values were identical on all three at 1M; at 10M all but freshness,
+whose age was measured against each leg's own clock minutes apart (fixed since: one `now`).
+Where Spark wins over DuckDB: nowhere on one machine — each Spark query pays seconds of job
+scheduling, its uniqueness shuffles through 2 partitions, and it scans what DuckDB reads from
+statistics. Spark's case is data that does not fit one machine (a cluster `spark.master`),
+which this bench cannot show. PostgreSQL reads its own heap (no column statistics for exact
+counts) and is 5-6x DuckDB on Parquet here.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
 import sys
 import tempfile
@@ -69,14 +73,14 @@ def load_postgres(cluster, parquet: Path, rows: int, table: str) -> float:
     return time.perf_counter() - started
 
 
-def run_suite(location, reps: int) -> tuple[float, list]:
+def run_suite(location, reps: int, now) -> tuple[float, list]:
     from checks import compiler
 
     best, results = float("inf"), []
     for _ in range(reps):
         started = time.perf_counter()
         results = compiler.run_dataset(_specs(), compiler.DatasetTarget("bench", "orders", location),
-                                       timeout_s=3600)
+                                       timeout_s=3600, now=now)
         best = min(best, time.perf_counter() - started)
     return best, results
 
@@ -101,14 +105,17 @@ def main() -> None:
     print(f"cores: {os.cpu_count()}, load average {os.getloadavg()[0]:.1f} (shared machine: wall times swing)")
 
     timings: dict[str, tuple[float, list, int]] = {}
-    seconds, results = run_suite(Location("parquet", str(parquet), None), args.reps)
+    # One clock for every engine: freshness ages are measured against it, and the legs run
+    # minutes apart.
+    now = dt.datetime.now(dt.UTC)
+    seconds, results = run_suite(Location("parquet", str(parquet), None), args.reps, now)
     timings["duckdb"] = (seconds, results, args.rows)
 
     from checks.engines import spark
     started = time.perf_counter()
     spark.spark_session()
     spark_start = time.perf_counter() - started
-    seconds, results = run_suite(Location("parquet", str(parquet), None, engine="spark"), args.reps)
+    seconds, results = run_suite(Location("parquet", str(parquet), None, engine="spark"), args.reps, now)
     timings["spark"] = (seconds, results, args.rows)
     spark.stop_session()
 
@@ -122,7 +129,7 @@ def main() -> None:
         params = postgres_params({"server": "bench-pg", "host": cluster.host, "port": cluster.port,
                                   "database": engines_support.DATABASE}, "orders")
         location = Location("postgres", display_address(dict(params)), "orders", engine="postgres", params=params)
-        seconds, results = run_suite(location, args.reps)
+        seconds, results = run_suite(location, args.reps, now)
         timings["postgres"] = (seconds, results, pg_rows)
     finally:
         cluster.stop()
