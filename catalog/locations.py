@@ -33,6 +33,7 @@ from pathlib import Path
 
 import duckdb
 
+from catalog import servers as server_kinds
 from catalog import settings
 
 
@@ -42,6 +43,10 @@ class Location:
     path: str          # absolute file path
     table: str | None  # table name inside a DuckDB file
     refused: str | None = None  # why meshgov will not read this file, when it will not
+    # Where the checks run (catalog.servers): duckdb (in-process), postgres (path is then a
+    # display address, params name the table) or spark (the file, read by Spark).
+    engine: str = "duckdb"
+    params: tuple[tuple[str, str], ...] = ()
 
 
 _SYSTEM_DIRS = ("/etc", "/proc", "/sys", "/dev", "/boot", "/root", "/var/log", "/run")
@@ -194,6 +199,11 @@ def resolve(server: dict, dataset: str, physical_name: str | None, n_datasets: i
             return location
         return _guarded(location, lexical, server=server, contract_id=contract_id, store=store)
 
+    if stype in server_kinds.POSTGRES_TYPES:
+        params = server_kinds.postgres_params(server, stem)
+        return Location("postgres", server_kinds.display_address(dict(params)), stem, engine="postgres",
+                        params=params)
+
     if stype == "duckdb" and server.get("database"):
         location = guarded("duckdb", os.path.abspath(base / str(server["database"])), stem)
         if confine and not location.refused and stem.strip('"').lower() in _STORE_ONLY_TABLES:
@@ -239,4 +249,19 @@ def dataset_locations(con: duckdb.DuckDBPyConnection, contract_id: str) -> dict[
             (loc for server in servers
              if (loc := resolve(server, dataset, physical, len(datasets), source_file,
                                 contract_id=contract_id, store=store))), None)
-    return found
+    return _on_spark(con, contract_id, servers, found)
+
+
+def _on_spark(con: duckdb.DuckDBPyConnection, contract_id: str, servers: list[dict],
+              found: dict[str, Location | None]) -> dict[str, Location | None]:
+    """File locations of a contract whose server (or the contract) says
+    `meshgov.engine: spark` run on Spark (catalog.servers)."""
+    marked = con.execute("SELECT value FROM contract_properties WHERE contract_id = ? AND property = ?",
+                         [contract_id, server_kinds.ENGINE_PROPERTY]).fetchone()
+    wanted = (marked[0] or "").strip().lower() == "spark" if marked else False
+    wanted = wanted or any(server_kinds.custom_property(s, server_kinds.ENGINE_PROPERTY) == "spark"
+                           for s in servers if (s.get("type") or "").lower() == "local")
+    if not wanted:
+        return found
+    return {name: replace(loc, engine="spark") if loc and loc.kind in ("parquet", "csv", "json") else loc
+            for name, loc in found.items()}

@@ -50,6 +50,12 @@ def _read(db_path: str | Path, *, product_id: str, dataset: str, limit: int) -> 
                                  "of type local (path + format) or duckdb")
     if location.refused:
         raise PreviewUnavailable(location.refused)
+    if location.engine == "postgres":  # read where the data lives (checks.engines)
+        from checks.engines import EngineError, head_rows
+        try:
+            return head_rows(location, limit=limit)
+        except EngineError as exc:
+            raise PreviewUnavailable(str(exc)) from None
     if location.kind != "duckdb" and not Path(location.path).is_file():
         raise PreviewUnavailable(f"data file {location.path} does not exist")
     with compiler.trusted_connection(threads=1) as con:

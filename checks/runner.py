@@ -466,6 +466,14 @@ def _check_contract(item: ContractWork, tracker: _Progress, *, timeout_s: float,
     for spec in orphans:
         emit(_orphan(spec))
     sql_specs = [s for s in item.specs if s.metric == "sql" and not s.problem]
+    pushed = {n for n, d in item.datasets.items() if d.location and d.location.engine != "duckdb"}
+    if pushed:  # rules for a dataset on PostgreSQL / Spark are written for, and run on, that engine
+        from checks.engines import run_sql_rules_on_engine
+        for name in sorted(pushed):
+            for result in run_sql_rules_on_engine([s for s in sql_specs if s.dataset == name],
+                                                  item.datasets[name], timeout_s=timeout_s):
+                emit(result)
+        sql_specs = [s for s in sql_specs if s.dataset not in pushed]
     if sql_specs:
         for result in run_sql_rules(sql_specs, item.datasets, timeout_s=timeout_s, worker=worker):
             emit(result)
@@ -486,6 +494,9 @@ def _orphan(spec: CheckSpec) -> CheckResult:
 def sample_rows(location: Location, *, rows: int = PII_SAMPLE_ROWS, seed: int = PII_SAMPLE_SEED) -> pd.DataFrame:
     """A reproducible sample: reservoir sampling with a fixed seed on one thread (DuckDB's
     sample is repeatable for a seed only single-threaded)."""
+    if location.engine != "duckdb":  # sampled where the data lives (checks.engines)
+        from checks.engines import sample_frame
+        return sample_frame(location, rows=rows, seed=seed)
     with compiler.trusted_connection(threads=1) as con:
         setup, relation = compiler.relation_sql(location)
         for statement in setup:
@@ -507,7 +518,8 @@ def _scan_pii(item: ContractWork, dataset: DatasetWork) -> list[CheckResult]:
         return single("skipped", f"no local server for dataset {dataset.name}: no data to sample")
     if dataset.location.refused:
         return single("error", dataset.location.refused)
-    if dataset.location.kind != "duckdb" and not Path(dataset.location.path).is_file():
+    if dataset.location.engine == "duckdb" and dataset.location.kind != "duckdb" \
+            and not Path(dataset.location.path).is_file():
         return single("error", f"data file {dataset.location.path} does not exist: nothing to sample")
     try:
         from checks import pii

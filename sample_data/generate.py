@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 from catalog import store
 from catalog.ingest import IngestReport, ingest_paths
 from catalog.odcs import slug
-from sample_data import consent, contracts, data, history, scenario, synthetic
+from sample_data import consent, contracts, data, history, postgres_demo, scenario, synthetic
 
 LINEAGE_MODULE = "sample_data.lineage_events"
 
@@ -71,6 +71,8 @@ def seed(db_path: str | Path, *, extra_products: int = 0, out_dir: str | Path | 
             tables, data_files = rows.result()
             lineage_note = _seed_lineage(con, out, anchor) + "\n  " + _seed_models(con, out)
             lineage_note += "\n  " + history.seed_history(con, out, anchor).note()
+            # A product on PostgreSQL only when MESHGOV_DEMO_POSTGRES_URL names one.
+            lineage_note += postgres_demo.seed_if_configured(con, out, tables)
             synthetic_note = ""
             if extra_products:
                 report, synthetic_note = synthetic.seed_synthetic(con, out / "synthetic", extra_products)
