@@ -129,6 +129,10 @@ class User:
         if unknown:
             raise ValueError(f"unknown role(s) {unknown} for {self.email}; known: {', '.join(ROLES)}")
 
+    def require(self, action: str, *, target: str | None = None) -> User:
+        """This user may take `action`, else PermissionDenied (the module's `require`)."""
+        return require(self, action, target=target)
+
     @property
     def label(self) -> str:
         roles = ", ".join(self.roles) or "no role"

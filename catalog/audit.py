@@ -38,12 +38,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 import duckdb
 import pandas as pd
 
-from catalog import access
 from catalog.settings import config_dir
 
 GENESIS = "0" * 64
@@ -284,15 +283,28 @@ def hash_params(key: bytes | None = None) -> dict[str, bytes]:
 
 # --- writing ------------------------------------------------------------------------------------
 
-def _actor_fields(actor: access.User | str) -> tuple[str, str]:
-    if isinstance(actor, access.User):
+class Actor(Protocol):
+    """Who acts: catalog.access.User is one. The trail needs only who and through what; the
+    audit sits below access control (access records its role changes here), so it names no
+    class of access's."""
+    email: str
+    source: str
+
+    def require(self, action: str, *, target: str | None = None) -> Actor: ...
+
+
+def _actor_fields(actor: Actor | str) -> tuple[str, str]:
+    if isinstance(actor, str):
+        if actor.strip():
+            return actor.strip(), "system"
+    elif isinstance(getattr(actor, "email", None), str) and isinstance(getattr(actor, "source", None), str):
         return actor.email, actor.source
     if isinstance(actor, str) and actor.strip():
         return actor.strip(), "system"
     raise TypeError(f"actor must be a catalog.access.User or a non-empty name, not {actor!r}")
 
 
-def record(con: duckdb.DuckDBPyConnection, *, actor: access.User | str, action: str,
+def record(con: duckdb.DuckDBPyConnection, *, actor: Actor | str, action: str,
            target: str | None, before: Any = None, after: Any = None) -> int:
     """Append one row to the audit trail and return its seq.
 
@@ -730,14 +742,14 @@ def distinct_values(con: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:
     return {"actors": actors, "actions": actions}
 
 
-def export_csv(con: duckdb.DuckDBPyConnection, *, requested_by: access.User, **filters: Any) -> bytes:
+def export_csv(con: duckdb.DuckDBPyConnection, *, requested_by: Actor, **filters: Any) -> bytes:
     """The filtered trail as CSV (hashes included, so a recipient can re-check the chain).
 
     `filters` are those of `query` (user=, action=, target=, since=, until=).
     Requires export_evidence of `requested_by`. The export itself is audited — after the rows are read, so the
     file does not contain its own export row.
     """
-    access.require(requested_by, "export_evidence", target="audit_log")
+    requested_by.require("export_evidence", target="audit_log")
     frame = query(con, newest_first=False, **filters)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")

@@ -494,11 +494,10 @@ def run_dataset(specs: list[CheckSpec], target: DatasetTarget, *, timeout_s: flo
             emit(_result(spec, "error", location.refused, diagnostics={"path": location.path},
                          started=started))
         return results
-    if location.engine != "duckdb":
-        # Pushed down to PostgreSQL / Spark: the same compiled checks, run there.
-        from checks.engines import run_dataset_on_engine
-        run_dataset_on_engine(specs, target, timeout_s=timeout_s, now=now, on_result=emit,
-                              extra_mask=extra_mask)
+    if location.engine != "duckdb":  # the runner sends these to checks.engines
+        for spec in specs:
+            emit(_result(spec, "error", f"{location.engine} data cannot run on the local DuckDB engine",
+                         started=started))
         return results
     if location.kind != "duckdb" and not Path(location.path).is_file():
         for spec in specs:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import re
 import socket
 import uuid
 from collections.abc import Callable
@@ -26,15 +25,16 @@ import pandas as pd
 
 from catalog import access, audit, odcs, queries
 from catalog.locations import Location, dataset_locations
+from catalog.status import severity_sql
 from catalog.store import StoreError, connect, retrying, transaction
 from checks import compiler, consent
 from checks.result import SEVERITY, CheckResult, worst
-from checks.sandbox_process import IsolatedSandbox, SandboxWorker
-from checks.specs import CheckSpec, contract_specs, passes, threshold_phrase
+from checks.sandbox_process import SandboxWorker
+from checks.specs import CheckSpec, contract_specs
+from checks.sql_rules import SANDBOX_MEMORY, expand_placeholders, run_sql_rules  # noqa: F401 - part of the runner's API
 
 PII_SAMPLE_ROWS = 1000
 PII_SAMPLE_SEED = 42
-SANDBOX_MEMORY = "1GB"
 # The stored reason of one result: a reason is for people, and a rule or policy must not
 # fill the store (a 20 MB policy reason was once stored in full).
 MAX_STORED_REASON = 4000
@@ -459,8 +459,15 @@ def _check_contract(item: ContractWork, tracker: _Progress, *, timeout_s: float,
         data_specs = [s for s in item.specs if s.dataset == name and not s.problem
                       and s.metric in compiler.DATA_METRICS]
         target = compiler.DatasetTarget(item.product_id, name, dataset.location, dataset.pii_columns)
-        compiler.run_dataset(data_specs, target, timeout_s=timeout_s, plan=plan, now=now, on_result=emit,
-                             extra_mask=flagged)
+        location = dataset.location
+        if data_specs and location is not None and not location.refused and location.engine != "duckdb":
+            # Pushed down to PostgreSQL / Spark: the same compiled checks, run there.
+            from checks.engines import run_dataset_on_engine
+            run_dataset_on_engine(data_specs, target, timeout_s=timeout_s, now=now, on_result=emit,
+                                  extra_mask=flagged)
+        else:
+            compiler.run_dataset(data_specs, target, timeout_s=timeout_s, plan=plan, now=now, on_result=emit,
+                                 extra_mask=flagged)
     orphans = [s for s in item.specs if s.metric in compiler.DATA_METRICS and not s.problem
                and s.dataset not in item.datasets]
     for spec in orphans:
@@ -533,151 +540,9 @@ def _scan_pii(item: ContractWork, dataset: DatasetWork) -> list[CheckResult]:
         return single("error", f"PII scan failed: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}")
 
 
-# --- contract SQL in the sandbox ---------------------------------------------------------------
-
-_TABLE_PLACEHOLDER = re.compile(r"\$\{(?:table|object|model)\}|\{(?:table|object|model)\}")
-_COLUMN_PLACEHOLDER = re.compile(r"\$\{(?:column|property|field)\}|\{(?:column|property|field)\}")
-_PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
-def _sandbox_name(dataset: DatasetWork) -> str:
-    for name in (dataset.name, dataset.physical_name):
-        if _PLAIN_NAME.fullmatch(name or ""):
-            return name
-    return re.sub(r"\W+", "_", dataset.name).strip("_") or "dataset"
-
-
-def expand_placeholders(spec: CheckSpec, table: str) -> str:
-    """`${table}` / `{model}` -> the dataset's table; `${column}` -> the rule's column."""
-    sql = _TABLE_PLACEHOLDER.sub(table, spec.sql or "")
-    if spec.physical_columns:
-        sql = _COLUMN_PLACEHOLDER.sub(compiler.quote_ident(spec.physical_columns[0]).replace("\\", "\\\\"), sql)
-    return sql
-
-
-def _read_names(sql: str, candidates: dict[str, DatasetWork]) -> set[str]:
-    """The (lower-case) dataset names `sql` reads, found by parsing it with sqlglot — never
-    by binding it on a DuckDB connection, which reads files, follows URLs and fetches
-    extensions for the functions the SQL names. When sqlglot cannot parse the SQL, every
-    candidate named as a word in it counts (loading one too many is harmless)."""
-    from checks.sandbox import inspect_sql
-
-    seen = inspect_sql(sql)
-    if seen.problem is None:
-        return {name.lower() for name in seen.tables}
-    return {name for name in candidates if re.search(rf"(?<![\w$]){re.escape(name)}(?![\w$])", sql, re.I)}
-
-
-def run_sql_rules(specs: list[CheckSpec], datasets: dict[str, DatasetWork], *,
-                  timeout_s: float = 30.0, memory_limit: str = SANDBOX_MEMORY,
-                  worker: SandboxWorker | None = None) -> list[CheckResult]:
-    """A contract's `type: sql` rules in one sandbox that holds the contract's datasets the
-    rules name (and nothing else: a contract sees only its own data). The sandbox lives in
-    a child process (checks.sandbox_process): `worker` shares a run's process; a rule that
-    breaks its memory cap or time limit costs only its own result."""
-    from checks.sandbox import SandboxError
-
-    by_name: dict[str, DatasetWork] = {}
-    for dataset in datasets.values():
-        for alias in {dataset.name, dataset.physical_name, _sandbox_name(dataset)}:
-            by_name.setdefault(alias.lower(), dataset)
-    prepared = []
-    needed: dict[str, DatasetWork] = {}
-    for spec in specs:
-        own = datasets.get(spec.dataset or "")
-        sql = expand_placeholders(spec, _sandbox_name(own) if own else (spec.dataset or ""))
-        reads = set()
-        for name in _read_names(sql, by_name):
-            hit = by_name.get(name)
-            if hit is not None:
-                needed[_sandbox_name(hit)] = hit
-                reads.add(_sandbox_name(hit).lower())
-        prepared.append((spec, sql, reads))
-    results: list[CheckResult] = []
-    with IsolatedSandbox(worker, memory_limit=memory_limit, timeout_s=timeout_s) as box:
-        load_errors: dict[str, str] = {}
-        for table, dataset in needed.items():
-            if dataset.location is None:
-                load_errors[table] = f"dataset {dataset.name} has no local server: nothing to load"
-                continue
-            try:
-                box.load(table, dataset.location)
-            except SandboxError as exc:
-                load_errors[table] = str(exc)
-        for spec, sql, reads in prepared:
-            results.append(_sql_result(box, spec, sql, load_errors, needed, reads))
-    return results
-
-
-def _sql_result(box, spec: CheckSpec, sql: str, load_errors: dict[str, str], needed: dict,
-                reads: set[str]) -> CheckResult:
-    from checks.sandbox import SandboxError, SandboxTimeout, SandboxViolation
-
-    started = compiler.now_utc()
-    threshold = compiler.describe_threshold(spec.operator, spec.threshold, "")
-
-    def result(status: str, reason: str, measured=None, diagnostics=None) -> CheckResult:
-        return CheckResult(
-            check_id=spec.check_id, kind=spec.kind, target=spec.target, status=status,  # type: ignore[arg-type]
-            reason=reason, measured=compiler.json_safe(measured), threshold=threshold or None,
-            product_id=spec.product_id, dataset=spec.dataset, column_name=", ".join(spec.columns) or None,
-            diagnostics=compiler.json_safe({"sandbox": True, "tables": sorted(needed), **(diagnostics or {})}),
-            sql=sql, contract_id=spec.contract_id, contract_version=spec.contract_version,
-            started_at=started, finished_at=compiler.now_utc())
-
-    broken = [f"{t}: {why}" for t, why in load_errors.items() if t.lower() in reads]
-    if broken:
-        return result("error", "cannot load the data this rule reads — " + "; ".join(broken))
-    try:
-        frame = box.query(sql, max_rows=2)
-    except SandboxTimeout as exc:
-        return result("error", f"timed out: {exc}")
-    except SandboxViolation as exc:
-        return result("error", f"sandbox refused the rule: {exc}")
-    except SandboxError as exc:
-        return result("error", f"the rule's SQL failed: {exc}")
-    if frame.shape != (1, 1):
-        return result("error", f"a sql rule must return one value (one row, one column); it returned "
-                               f"{'at least ' if len(frame) == 2 else ''}{len(frame)} row(s) x {frame.shape[1]} column(s)")
-    value = _measured_number(frame.iat[0, 0])
-    if isinstance(value, str):
-        # The value itself is never kept: a rule over personal data could return the data.
-        return result("error", f"a sql rule must return a number; it returned {value}")
-    try:
-        ok = passes(spec.operator, spec.threshold, value)
-    except TypeError:
-        return result("error", f"the rule returned {value!r}, which cannot be compared with {threshold}", value)
-    shown = f"{value:.4g}" if isinstance(value, float) else str(value)
-    phrase = threshold_phrase(spec.operator, spec.threshold, "")
-    if ok:
-        return result("passed", f"returned {shown}; {phrase}", value)
-    reason = f"returned {shown}; {phrase}" + (f" ({spec.description})" if spec.description else "")
-    return result(spec.failing_status, reason, value)
-
-
-def _measured_number(value: Any) -> int | float | str:
-    """The rule's value as an int or float, or (as a str) what kind of value it was instead."""
-    import decimal
-    import math
-
-    value = value.item() if hasattr(value, "item") and not isinstance(value, str) else value
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float):
-        return "NULL" if math.isnan(value) else value
-    if isinstance(value, decimal.Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if value is None or value is pd.NA or value is pd.NaT:
-        return "NULL"
-    kind = {str: "text", bytes: "bytes"}.get(type(value), type(value).__name__)
-    return f"a value of type {kind} (its content is not stored)"
-
-
 # --- reading runs back (pages, CLI) --------------------------------------------------------------
 
-_STATUS_ORDER = "CASE status WHEN 'error' THEN 0 WHEN 'failed' THEN 1 WHEN 'warning' THEN 2 WHEN 'passed' THEN 3 ELSE 4 END"
+_STATUS_ORDER = f"{severity_sql()} DESC"  # worst first (catalog.status)
 
 
 def latest_results(con: duckdb.DuckDBPyConnection, product_id: str | None = None) -> pd.DataFrame:

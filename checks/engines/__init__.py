@@ -235,7 +235,7 @@ def run_sql_rules_on_engine(specs: list[CheckSpec], dataset, *, timeout_s: float
     """A contract's `type: sql` rules for a dataset on PostgreSQL / Spark, run there: the
     author wrote them in that engine's SQL. Read-only, one statement, only the dataset's
     own table, a time limit (each engine says how); judged as the sandbox's rules are."""
-    from checks import runner
+    from checks import sql_rules
 
     location: Location = dataset.location
     where = _where(location)
@@ -254,9 +254,9 @@ def run_sql_rules_on_engine(specs: list[CheckSpec], dataset, *, timeout_s: float
             if engine.name == "spark" and spec.physical_columns:
                 # Spark reads "x" as a string: a column placeholder becomes a backquoted name.
                 quoted = "`" + spec.physical_columns[0].replace("`", "``") + "`"
-                spec = dataclasses.replace(spec, sql=runner._COLUMN_PLACEHOLDER.sub(quoted, spec.sql or ""))
-            sql = runner.expand_placeholders(spec, engine.relation_native)
-            result = runner._sql_result(box, spec, sql, {}, {})
+                spec = dataclasses.replace(spec, sql=sql_rules._COLUMN_PLACEHOLDER.sub(quoted, spec.sql or ""))
+            sql = sql_rules.expand_placeholders(spec, engine.relation_native)
+            result = sql_rules._sql_result(box, spec, sql, {}, {})
             result.diagnostics = {k: v for k, v in {**where, **result.diagnostics}.items()
                                   if k not in ("sandbox", "tables")}
             result.diagnostics["read_only"] = engine.capabilities.read_only_rules
@@ -265,7 +265,7 @@ def run_sql_rules_on_engine(specs: list[CheckSpec], dataset, *, timeout_s: float
 
 
 class _RuleBox:
-    """The sandbox interface runner._sql_result expects, backed by an engine."""
+    """The sandbox interface sql_rules._sql_result expects, backed by an engine."""
 
     def __init__(self, engine: Engine, names: set[str]):
         self.engine = engine
