@@ -8,7 +8,6 @@ applied they skip and say so.
 
 from __future__ import annotations
 
-import inspect
 import json
 import shutil
 from pathlib import Path
@@ -22,41 +21,11 @@ from streamlit.testing.v1.util import patch_config_options
 from catalog import access, audit, ingest
 from catalog.cli import main as catalog_main
 from catalog.store import connect
+from checks import runner
 from ui.auth import PERSONA_KEY
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECKS_FIXTURES = Path(__file__).parent / "fixtures" / "checks"
-
-
-def _takes_user(function) -> bool:
-    return "user" in inspect.signature(function).parameters
-
-
-def _app_uses_auth() -> bool:
-    return "current_user" in (ROOT / "app.py").read_text()
-
-
-needs_ingest_user = pytest.mark.skipif(not _takes_user(ingest.ingest_paths),
-                                       reason="integration pending: ingest_paths(user=...)")
-
-
-def _runner():
-    from checks import runner
-
-    return runner
-
-
-def _runner_takes_user() -> bool:
-    try:
-        return _takes_user(_runner().run_checks)
-    except ImportError:
-        return False
-
-
-needs_runner_user = pytest.mark.skipif(not _runner_takes_user(),
-                                       reason="integration pending: run_checks(user=...)")
-needs_app_auth = pytest.mark.skipif(not _app_uses_auth(),
-                                    reason="integration pending: app.py calls ui.auth.current_user")
 
 
 @pytest.fixture
@@ -69,7 +38,6 @@ def shop(tmp_path) -> tuple[Path, Path]:
 
 # --- ingest ---------------------------------------------------------------------------------------
 
-@needs_ingest_user
 @pytest.mark.parametrize("role", ["viewer", "data_scientist", "leadership", "legal"])
 def test_roles_without_ingest_cannot_ingest_by_direct_call(shop, role):
     db, contract = shop
@@ -79,7 +47,6 @@ def test_roles_without_ingest_cannot_ingest_by_direct_call(shop, role):
         assert con.execute("SELECT count(*) FROM contracts").fetchone()[0] == 0, "a refusal writes nothing"
 
 
-@needs_ingest_user
 def test_a_steward_ingests_and_each_new_revision_is_audited_with_before_and_after(shop):
     db, contract = shop
     steward = access.demo_user("steward")
@@ -100,13 +67,11 @@ def test_a_steward_ingests_and_each_new_revision_is_audited_with_before_and_afte
 
 # --- the check runner -------------------------------------------------------------------------------
 
-@needs_ingest_user
-@needs_runner_user
 def test_a_viewer_cannot_run_checks_by_direct_call_and_a_steward_can(shop):
     db, contract = shop
     with connect(db) as con:
         ingest.ingest_paths(con, [contract], user=access.demo_user("steward"))
-    runner = _runner()
+
     for role in ("viewer", "leadership", "legal"):
         with pytest.raises(access.PermissionDenied, match="run_checks"):
             runner.run_checks(db, user=access.demo_user(role), with_policies=False)
@@ -144,7 +109,6 @@ def _frame_pages() -> list[tuple[str, str]]:
     return [(row[0], row[1]) for row in namespace["PAGES"]]
 
 
-@needs_app_auth
 @pytest.mark.parametrize("role", access.ROLES)
 def test_app_navigation_offers_exactly_the_pages_of_the_role(tmp_path, monkeypatch, role):
     monkeypatch.setenv("MESHGOV_DB", str(tmp_path / "app.duckdb"))
@@ -157,8 +121,6 @@ def test_app_navigation_offers_exactly_the_pages_of_the_role(tmp_path, monkeypat
                 at.switch_page(str(ROOT / path))
 
 
-@needs_app_auth
-@needs_runner_user
 @pytest.mark.parametrize("role", access.ROLES)
 def test_checks_page_offers_the_run_button_only_to_roles_that_may_run_checks(shop, monkeypatch, role):
     db, contract = shop
@@ -174,7 +136,6 @@ def test_checks_page_offers_the_run_button_only_to_roles_that_may_run_checks(sho
         f"{role}: run button {'missing' if not has_button else 'shown'}"
 
 
-@needs_app_auth
 def test_non_loopback_app_shows_only_the_refusal(tmp_path, monkeypatch):
     monkeypatch.setenv("MESHGOV_DB", str(tmp_path / "app.duckdb"))
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
@@ -197,8 +158,7 @@ def test_audit_verify_on_the_seeded_demo_then_a_tampered_row_is_named(tmp_path, 
     with connect(db) as con:
         rows = audit.query(con, newest_first=False)
     assert len(rows) >= 1, "the seeded demo has an audit trail"
-    if _takes_user(ingest.ingest_paths):
-        assert "ingest" in set(rows.action), "seeding ingests files, and each ingest is audited"
+    assert "ingest" in set(rows.action), "seeding ingests files, and each ingest is audited"
 
     middle = int(rows.seq.iloc[len(rows) // 2])
     with duckdb.connect(str(db)) as raw:

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).parent / "fixtures" / "auth"
 # The real frame once app.py logs users in (issue 5 integration); until then the fixture
 # frame that shows app.py how.
-APP = ROOT / "app.py" if "current_user" in (ROOT / "app.py").read_text() else FIXTURES / "app_frame.py"
+APP = ROOT / "app.py"
 LOU = {"sub": "lou", "email": "lou.legal@example.com", "email_verified": True, "name": "Lou Legal",
        "groups": ["legal-team"]}
 
