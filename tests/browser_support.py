@@ -35,9 +35,10 @@ def require_chromium() -> None:
 
 @contextlib.contextmanager
 def streamlit_server(*, env: dict[str, str], extra_args: list[str] | None = None,
-                     address: str = "127.0.0.1") -> Iterator[str]:
-    """Start `streamlit run app.py` and yield its base URL; always stop it."""
-    port = free_port()
+                     address: str = "127.0.0.1", port: int | None = None) -> Iterator[str]:
+    """Start `streamlit run app.py` and yield its base URL; always stop it. The one launcher
+    of the browser tests."""
+    port = port or free_port()
     cmd = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
            "--server.headless", "true", "--server.address", address, "--server.port", str(port),
            "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",

@@ -18,12 +18,16 @@ import pytest
 
 from catalog import audit
 from catalog.store import connect
-from tests.browser_support import ARTIFACTS, chromium_page, free_port, require_chromium
+from tests.browser_support import (
+    ARTIFACTS,
+    chromium_page,
+    free_port,
+    require_chromium,
+    streamlit_server,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).parent / "fixtures" / "auth"
-# The real frame once app.py logs users in (issue 5 integration); until then the fixture
-# frame that shows app.py how.
 APP = ROOT / "app.py"
 LOU = {"sub": "lou", "email": "lou.legal@example.com", "email_verified": True, "name": "Lou Legal",
        "groups": ["legal-team"]}
@@ -72,19 +76,12 @@ def oidc_provider(claims: dict = LOU) -> Iterator[str]:
         yield issuer
 
 
-@contextlib.contextmanager
 def streamlit_app(script: Path, *, env: dict[str, str], address: str = "127.0.0.1",
-                  secrets: Path | None = None, port: int | None = None) -> Iterator[str]:
-    port = port or free_port()
-    cmd = [sys.executable, "-m", "streamlit", "run", str(script), "--server.headless", "true",
-           "--server.address", address, "--server.port", str(port),
-           "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
-    if secrets:
-        cmd += ["--secrets.files", str(secrets)]
-    url = f"http://127.0.0.1:{port}"
-    with _process(cmd, ready_url=f"{url}/_stcore/health", name=f"streamlit-auth-{port}",
-                  env={"PYTHONPATH": str(ROOT), **env}):
-        yield url
+                  secrets: Path | None = None, port: int | None = None):
+    """The real frame through the shared launcher, with a secrets file when login is tested."""
+    assert script == APP, "browser tests drive the real app.py"
+    return streamlit_server(env=env, extra_args=["--secrets.files", str(secrets)] if secrets else [],
+                            address=address, port=port)
 
 
 def _write_secrets(path: Path, *, issuer: str, app_port: int) -> Path:
