@@ -256,7 +256,7 @@ def run_sql_rules_on_engine(specs: list[CheckSpec], dataset, *, timeout_s: float
                 quoted = "`" + spec.physical_columns[0].replace("`", "``") + "`"
                 spec = dataclasses.replace(spec, sql=sql_rules._COLUMN_PLACEHOLDER.sub(quoted, spec.sql or ""))
             sql = sql_rules.expand_placeholders(spec, engine.relation_native)
-            result = sql_rules._sql_result(box, spec, sql, {}, {})
+            result = sql_rules._sql_result(box, spec, sql, {}, {}, set())
             result.diagnostics = {k: v for k, v in {**where, **result.diagnostics}.items()
                                   if k not in ("sandbox", "tables")}
             result.diagnostics["read_only"] = engine.capabilities.read_only_rules
