@@ -9,8 +9,9 @@ generated-at and generator version in the header and footer.
 
 Offline by construction: plotly's JavaScript is inlined once (the first chart), no link,
 font or script points outside the file. Every string that came from a contract, card, event,
-check or user is escaped with html.escape; chart data travels as JSON inside plotly's script
-block, where plotly escapes `<`, `>` and `&`.
+check or user is escaped with html.escape, chart labels too (plotly reads a few tags such as
+<a href> in labels and decodes entities back to text); chart data travels as JSON inside
+plotly's script block, where plotly escapes `<`, `>` and `&`.
 
 Permission `export_evidence` is checked here; each export is appended to the audit trail
 (after rendering, so the pack does not contain its own export row) with the file's SHA-256.
@@ -336,15 +337,15 @@ def _product_html(con, product_id: str, at: dt.datetime, charts: _Charts, chain:
                                 "rows": g.get("count"), "selection_rate": g.get("selection_rate"),
                                 "scored": g.get("scored")} for g in diag.get("by_group") or []])
         if not groups.empty:
-            fig = go.Figure(go.Bar(x=groups["group"], y=groups["selection_rate"], marker_color="#1565c0"))
-            fig.update_layout(title=f"Selection rate by group — {item['model_id']}", yaxis_title="selection rate")
+            fig = go.Figure(go.Bar(x=groups["group"].map(esc), y=groups["selection_rate"], marker_color="#1565c0"))
+            fig.update_layout(title=f"Selection rate by group — {esc(item['model_id'])}", yaxis_title="selection rate")
             bias_parts.append(charts.render(fig, f"chart-{product_id}-bias-{item['model_id']}"))
             bias_parts.append(table(groups, empty=""))
         hist = item["history"]
         if len(hist) > 1:
             measured = pd.to_numeric(hist["measured"], errors="coerce")
             fig = go.Figure(go.Scatter(x=hist["finished_at"], y=measured, mode="lines+markers"))
-            fig.update_layout(title=f"Demographic parity ratio over time — {item['model_id']}")
+            fig.update_layout(title=f"Demographic parity ratio over time — {esc(item['model_id'])}")
             bias_parts.append(charts.render(fig, f"chart-{product_id}-bias-history-{item['model_id']}"))
         bias_parts.append(table(diag.get("disparities") and pd.DataFrame([diag["disparities"]]), empty=""))
     parts.append(_section("bias", product_id, "Bias audit", "".join(bias_parts) or
@@ -360,7 +361,7 @@ def _product_html(con, product_id: str, at: dt.datetime, charts: _Charts, chain:
     if not c_hist.empty:
         fig = go.Figure()
         for (ds, purpose), part in c_hist.groupby(["dataset", "purpose"]):
-            fig.add_scatter(x=part["run_at"], y=part["coverage"], mode="lines+markers", name=f"{ds} / {purpose}")
+            fig.add_scatter(x=part["run_at"], y=part["coverage"], mode="lines+markers", name=esc(f"{ds} / {purpose}"))
         fig.update_layout(title="Consent coverage per check run", yaxis_title="share of users covered")
         consent_body = charts.render(fig, f"chart-{product_id}-consent") + consent_body
     parts.append(_section("consent", product_id, "Consent coverage", consent_body))
@@ -368,7 +369,7 @@ def _product_html(con, product_id: str, at: dt.datetime, charts: _Charts, chain:
     slos = slo_compliance(con, product_id, at)
     slo_body = table(slos, empty="No SLO observations for this product in the 90 days before this time.")
     if not slos.empty:
-        fig = go.Figure(go.Bar(x=slos["slo"] + " " + slos["element"].astype(str), y=slos["compliance_30d"],
+        fig = go.Figure(go.Bar(x=(slos["slo"] + " " + slos["element"].astype(str)).map(esc), y=slos["compliance_30d"],
                                marker_color=["#2e7d32" if m else "#c62828" for m in slos["met"]]))
         fig.update_layout(title="SLO compliance over 30 days", yaxis_title="share of good observations")
         slo_body = charts.render(fig, f"chart-{product_id}-slo") + slo_body
