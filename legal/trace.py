@@ -26,7 +26,7 @@ import pandas as pd
 
 from catalog import access, audit, lineage, masking
 from catalog.locations import Location, dataset_locations
-from checks import compiler, consent
+from checks import compiler, consent, pii
 from legal import pseudonyms
 
 MAX_ROWS = 50
@@ -166,6 +166,12 @@ def _protect(con, frame: pd.DataFrame, sensitive: list[str], raw_key: str, pseud
     """Rows with the user key replaced by the pseudonym and PII masked, unless revealed (audited)."""
     if frame.empty:
         return []
+    # Declared PII plus what the PII scanner finds in these few rows: a column the contract
+    # forgot to classify (an e-mail column tagged internal) must not pass through unmasked.
+    detected = [c for c in frame.columns if c not in sensitive
+                and (frame[c].dtype == object or pd.api.types.is_string_dtype(frame[c]))
+                and pii.detect(frame[c], str(c))]
+    sensitive = [*sensitive, *detected]
     if revealed:
         shown = masking.mask_frame(frame, sensitive, user, con=con, target=target)
     else:
