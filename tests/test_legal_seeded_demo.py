@@ -191,3 +191,61 @@ def test_cli_user_errors_are_one_line(demo: Path, tmp_path: Path):
     done = _cli("extract", "--product", "user-segments", "--out", str(tmp_path / "x.parquet"), db=demo)
     assert done.returncode == 2 and "--dataset" in done.stderr, done.stderr
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def _page(demo: Path, file: str, role: str, monkeypatch, *, query: dict | None = None, frame: bool = True):
+    from streamlit.testing.v1 import AppTest
+
+    from ui.auth import PERSONA_KEY
+
+    monkeypatch.setenv("MESHGOV_DB", str(demo))
+    # Through the frame (app.py), so the product page's links to other pages resolve.
+    at = AppTest.from_file(str(ROOT / ("app.py" if frame else f"views/{file}")), default_timeout=120)
+    at.session_state[PERSONA_KEY] = role
+    for name, value in (query or {}).items():
+        at.query_params[name] = value
+    at.run()
+    return at.switch_page(f"views/{file}").run() if frame else at
+
+
+def test_consent_page_trace_form_shows_the_violation(demo: Path, monkeypatch):
+    at = _page(demo, "consent_page.py", "legal", monkeypatch, frame=False)  # not in app.py's list yet
+    assert not at.exception, at.exception
+    at.text_input(key="trace_user").set_value(NO_CONSENT_USER)
+    at.text_input(key="trace_send").set_value(NO_CONSENT_SEND)
+    at.button(key="trace_go").click().run()
+    assert not at.exception, at.exception
+    errors = " ".join(e.value for e in at.error)
+    assert "Not compliant: 1 use(s)" in errors and pseudonyms.pseudonym(NO_CONSENT_USER) in errors, errors
+    texts = " ".join(t.value for t in at.text)
+    assert "VIOLATION" in texts and NO_CONSENT_USER not in texts, "legal sees the pseudonym, not the key"
+
+
+@pytest.mark.parametrize("role", ["legal", "steward", "viewer"])
+def test_product_page_offers_legal_actions_by_role(demo: Path, role: str, monkeypatch):
+    at = _page(demo, "catalog_page.py", role, monkeypatch, query={"product": "customer-profiles"})
+    assert not at.exception, at.exception
+    keys = {b.key for b in at.button}
+    downloads = [el for el in at.get("download_button")]
+    captions = " ".join(c.value for c in at.caption)
+    assert ("extract_go" in keys) == access.can(access.demo_user(role), "make_extract"), keys
+    if access.can(access.demo_user(role), "export_evidence"):
+        assert downloads, "the evidence download button is offered"
+    else:
+        assert not downloads and "Evidence packs need one of the roles" in captions, captions
+
+
+def test_product_page_extract_button_writes_the_extract(demo: Path, monkeypatch, tmp_path: Path):
+    monkeypatch.setenv("MESHGOV_DATA_DIR", str(tmp_path))
+    at = _page(demo, "catalog_page.py", "data_scientist", monkeypatch, query={"product": "customer-profiles"})
+    at.button(key="extract_go").click().run()
+    assert not at.exception, at.exception
+    assert any("k-anonymity passed" in s.value for s in at.success), [s.value for s in at.success]
+    assert (tmp_path / "sandbox" / "customer-profiles-users-sandbox.parquet").is_file()
+
+
+def test_audit_page_offers_the_evidence_pack(demo: Path, monkeypatch):
+    at = _page(demo, "audit_page.py", "legal", monkeypatch)
+    assert not at.exception, at.exception
+    assert at.selectbox(key="audit_evidence_kind").value == "product"
+    assert [el for el in at.get("download_button")], "audit export and evidence pack buttons"
