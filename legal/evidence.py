@@ -300,8 +300,7 @@ def _product_html(con, product_id: str, at: dt.datetime, charts: _Charts, chain:
                           (f"<p>{summary}</p>" if summary else "")
                           + table(latest, empty=f"No complete check run had checked this product by {at}.")))
     history = result_history(con, product_id, at)
-    body = table(history.tail(HISTORY_RUNS * len(STATUSES)),
-                 empty="No check history.", columns=None) if history.empty else ""
+    body = table(None, empty=f"No complete check run had checked this product by {at}.")
     if not history.empty:
         fig = go.Figure()
         for status in STATUSES:
