@@ -16,8 +16,10 @@ from pathlib import Path
 from catalog import access
 from catalog.access import PermissionDenied
 from catalog.store import connect
-from legal import evidence, extract, trace
-from legal.pseudonyms import PseudonymKeyError
+
+# The handlers import legal's modules when they run: every `python -m catalog` command builds
+# this parser, and plotly, pandas and the checks engine cost seconds to import.
+DEFAULT_K_MIN = 5  # legal.extract.ExtractPolicy.k_min (a test keeps them equal)
 
 
 def register(sub, db_arg) -> None:
@@ -52,7 +54,7 @@ def register(sub, db_arg) -> None:
     p.add_argument("--product", required=True, metavar="ID")
     p.add_argument("--dataset", metavar="NAME", help="needed when the product has several datasets")
     p.add_argument("--out", required=True, metavar="FILE.parquet")
-    p.add_argument("--k-min", type=int, metavar="N", help=f"minimum k (default {extract.POLICY.k_min})")
+    p.add_argument("--k-min", type=int, metavar="N", help=f"minimum k (default {DEFAULT_K_MIN})")
     p.add_argument("--json", action="store_true",
                    help='print {"out", "rows", "k", "quasi_identifiers", "dropped", "masked", "hashed", ...}')
     p.add_argument("--as", dest="actor", help="name recorded as the actor (default: OS user)")
@@ -66,6 +68,8 @@ def _fail(message: str) -> int:
 
 
 def _evidence(args, db) -> int:
+    from legal import evidence
+
     out = Path(args.out)
     if out.is_dir():
         return _fail(f"--out {out} is a folder; name the .html file to write")
@@ -86,6 +90,9 @@ def _evidence(args, db) -> int:
 
 
 def _trace(args, db) -> int:
+    from legal import trace
+    from legal.pseudonyms import PseudonymKeyError
+
     try:
         with connect(db) as con:
             found = trace.trace(con, user_key=args.user, send=args.send, user=access.cli_user(args.actor))
@@ -99,6 +106,9 @@ def _trace(args, db) -> int:
 
 
 def _extract(args, db) -> int:
+    from legal import extract
+    from legal.pseudonyms import PseudonymKeyError
+
     try:
         with connect(db) as con:
             report = extract.make_extract(con, product_id=args.product, dataset=args.dataset, out=args.out,

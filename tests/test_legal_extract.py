@@ -210,6 +210,12 @@ def test_extract_refuses_bad_outputs(people: Path, tmp_db: Path, tmp_path: Path)
             extract.make_extract(con, product_id="nope", out=tmp_path / "x.parquet", user=steward())
 
 
+def test_cli_default_k_min_is_the_policys():
+    from legal import cli
+
+    assert cli.DEFAULT_K_MIN == extract.POLICY.k_min
+
+
 def test_pseudonym_key_file_is_private_and_stable(monkeypatch, tmp_path: Path):
     monkeypatch.setenv("MESHGOV_CONFIG_DIR", str(tmp_path / "cfg"))
     monkeypatch.delenv(pseudonyms.KEY_ENV, raising=False)

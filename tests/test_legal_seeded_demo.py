@@ -188,6 +188,8 @@ def test_extract_of_customer_profiles_holds_no_raw_identity(demo: Path, tmp_path
 def test_cli_user_errors_are_one_line(demo: Path, tmp_path: Path):
     done = _cli("trace", "--user", "u-99999", db=demo)
     assert done.returncode == 2 and "Traceback" not in done.stderr and "no such user" in done.stderr, done.stderr
+    done = _cli("trace", "--user", NO_CONSENT_USER, "--send", "snd-000001", db=demo)
+    assert done.returncode == 2 and "is not a use of this user" in done.stderr, done.stderr
     done = _cli("extract", "--product", "user-segments", "--out", str(tmp_path / "x.parquet"), db=demo)
     assert done.returncode == 2 and "--dataset" in done.stderr, done.stderr
     shutil.rmtree(tmp_path, ignore_errors=True)
