@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import subprocess
 import sys
 import time
@@ -131,3 +132,88 @@ def test_cli_exit_codes(evil_db: Path, tmp_path: Path):
     bad = subprocess.run([sys.executable, "-m", "catalog", "evidence", "--product", "nope", "--out", str(out),
                           "--db", str(evil_db)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "no product 'nope'" in bad.stderr and "Traceback" not in bad.stderr
+
+
+PREDICTIONS_CONTRACT = """
+apiVersion: v3.1.0
+kind: DataContract
+id: evil.scores
+name: Scores
+version: 1.0.0
+status: active
+domain: Evil
+dataProduct: scores
+servers:
+  - server: local
+    type: local
+    format: parquet
+    path: data/{model}.parquet
+schema:
+  - name: predictions
+    properties:
+      - name: user_id
+        logicalType: string
+        primaryKey: true
+        classification: internal
+      - name: group_name
+        logicalType: string
+        classification: internal
+      - name: selected
+        logicalType: boolean
+        classification: internal
+"""
+
+CARD = """---
+model_name: scorer
+version: 1.0.0
+license: other
+datasets:
+- scores
+meshgov:
+  owner: "team:evil"
+  predictions:
+    product: scores
+    dataset: predictions
+    y_pred: selected
+    sensitive:
+    - group_name
+---
+# scorer
+
+## Intended use
+Scores.
+
+## Bias, risks and limitations
+None known.
+
+## Training data
+scores.
+"""
+
+
+def test_chart_labels_from_data_stay_text(tmp_path: Path, tmp_db: Path):
+    """A group value from the data is a chart label: plotly must show it, not interpret it."""
+    import duckdb
+    import pandas as pd
+
+    from checks import runner
+
+    folder = tmp_path / "scores"
+    (folder / "data").mkdir(parents=True)
+    (folder / "scores.odcs.yaml").write_text(PREDICTIONS_CONTRACT, encoding="utf-8")
+    (folder / "scorer.md").write_text(CARD, encoding="utf-8")
+    groups = [HOSTILE] * 40 + ["plain"] * 40
+    frame = pd.DataFrame({"user_id": [f"u-{i}" for i in range(80)], "group_name": groups,
+                          "selected": [i % 2 == 0 for i in range(80)]})
+    duckdb.from_df(frame).write_parquet(str(folder / "data" / "predictions.parquet"))
+    with connect(tmp_db) as con:
+        report = ingest_paths(con, [folder / "scores.odcs.yaml", folder / "scorer.md"], actor="test")
+        assert not report.rejected, report.rejected
+    runner.run_checks(tmp_db, triggered_by="test")
+    with connect(tmp_db) as con:
+        pack = evidence.build_pack(con, user=access.demo_user("legal"), product="scores")
+    assert 'data-chart="chart-scores-bias-scorer"' in pack.html, "the bias chart is drawn"
+    assert HOSTILE not in pack.html and "<img src=x" not in pack.html
+    chart = pack.html.split('data-chart="chart-scores-bias-scorer"')[1].split("</script>")[0]
+    assert re.search(r'"x":\[[^\]]*group_name=&lt;script&gt;alert', chart), \
+        "the label reaches plotly as escaped text (shown as text, never read as a tag)"
