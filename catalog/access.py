@@ -40,9 +40,9 @@ ROLE_DESCRIPTIONS: dict[str, str] = {
 }
 
 Action = Literal["run_checks", "edit_policies", "ingest", "view_pii", "export_evidence",
-                 "manage_roles"]
+                 "manage_roles", "make_extract"]
 ACTIONS: tuple[str, ...] = ("run_checks", "edit_policies", "ingest", "view_pii",
-                            "export_evidence", "manage_roles")
+                            "export_evidence", "manage_roles", "make_extract")
 
 ACTION_DESCRIPTIONS: dict[str, str] = {
     "run_checks": "run quality / contract / PII / policy checks",
@@ -51,6 +51,7 @@ ACTION_DESCRIPTIONS: dict[str, str] = {
     "view_pii": "see PII columns unmasked (audited)",
     "export_evidence": "export the audit trail and evidence as files (audited)",
     "manage_roles": "grant and revoke roles (audited)",
+    "make_extract": "write anonymised sandbox extracts of a product (audited)",
 }
 
 @dataclass(frozen=True)
@@ -103,12 +104,12 @@ PAGE_ACCESS: dict[str, frozenset[str]] = {
 # data; an admin who needs it grants themselves data_scientist, and that grant is audited.
 ACTION_ACCESS: dict[str, frozenset[str]] = {
     "viewer": frozenset(),
-    "steward": frozenset({"run_checks", "edit_policies", "ingest"}),
-    "data_scientist": frozenset({"run_checks", "view_pii"}),
+    "steward": frozenset({"run_checks", "edit_policies", "ingest", "make_extract"}),
+    "data_scientist": frozenset({"run_checks", "view_pii", "make_extract"}),
     "leadership": frozenset(),
     "legal": frozenset({"export_evidence"}),
     "admin": frozenset({"run_checks", "edit_policies", "ingest", "export_evidence",
-                        "manage_roles"}),
+                        "manage_roles", "make_extract"}),
 }
 
 Source = Literal["oidc", "demo", "cli", "system"]

@@ -25,7 +25,9 @@ _Parser = Parser
 _db_arg = db_arg
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(extra_commands=()) -> argparse.ArgumentParser:
+    """`extra_commands`: callables `register(subparsers, db_arg)` from packages above the
+    catalog (legal.cli), passed in by the program entry so this module never imports them."""
     parser = _Parser(prog="python -m catalog", description="meshgov catalog: the store of the mesh.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
@@ -63,11 +65,13 @@ def build_parser() -> argparse.ArgumentParser:
         audit_cli.add_parser(sub, _db_arg)
     except ImportError:
         pass
+    for register in extra_commands:
+        register(sub, _db_arg)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def main(argv: list[str] | None = None, *, extra_commands=()) -> int:
+    args = build_parser(extra_commands).parse_args(argv)
     try:
         return _dispatch(args)
     except (StoreError, AuditKeyError) as exc:

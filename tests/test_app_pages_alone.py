@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PAGE_FILES = sorted((ROOT / "views").glob("*.py"))
+PAGE_FILES = sorted((ROOT / "views").glob("*_page.py"))
 
 PROBE = """
 import json, sys

@@ -8,6 +8,7 @@ from catalog import access, audit
 from ui.auth import page_user
 from ui.db import conn
 from ui.text import md
+from views.legal_sections import evidence_download
 
 user = page_user("audit")
 
@@ -77,3 +78,6 @@ if access.can(user, "export_evidence"):
 else:
     st.caption("Exporting evidence needs one of the roles "
                f"{', '.join(access.roles_allowing('export_evidence'))}.")
+
+st.subheader("Evidence pack")
+evidence_download(user, key="audit_evidence")

@@ -13,6 +13,7 @@ from ui.auth import page_user
 from ui.db import conn, db_path
 from ui.status import STATUS_COLOURS, badge
 from ui.text import md, md_join, url_param
+from views.legal_sections import evidence_download, extract_button
 
 
 @st.cache_data(ttl=5, show_spinner=False)
@@ -139,6 +140,9 @@ def product_detail(product_id: str, user) -> None:
             st.dataframe(bundle["servers"], hide_index=True, width="stretch")
     with tabs[6]:
         preview_tab(product_id, bundle["datasets"], user)
+    with st.expander("Legal: evidence pack and sandbox extract"):
+        evidence_download(user, product_id=product_id)
+        extract_button(user, product_id)
 
 
 def preview_tab(product_id: str, datasets: pd.DataFrame, user) -> None:

@@ -17,6 +17,7 @@ from catalog.store import StoreError
 from checks import consent
 from ui.auth import page_user
 from ui.db import conn, db_path
+from views.legal_sections import trace_form
 
 _REVEAL_KEY = "consent_reveal"
 
@@ -147,6 +148,7 @@ def main() -> None:
     coverage_chart(coverage)
     trends(db, history)
     violations(db, coverage, user)
+    trace_form(user)
 
 
 main()
