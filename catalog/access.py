@@ -40,9 +40,9 @@ ROLE_DESCRIPTIONS: dict[str, str] = {
 }
 
 Action = Literal["run_checks", "edit_policies", "ingest", "view_pii", "export_evidence",
-                 "manage_roles"]
+                 "manage_roles", "view_locations"]
 ACTIONS: tuple[str, ...] = ("run_checks", "edit_policies", "ingest", "view_pii",
-                            "export_evidence", "manage_roles")
+                            "export_evidence", "manage_roles", "view_locations")
 
 ACTION_DESCRIPTIONS: dict[str, str] = {
     "run_checks": "run quality / contract / PII / policy checks",
@@ -51,6 +51,7 @@ ACTION_DESCRIPTIONS: dict[str, str] = {
     "view_pii": "see PII columns unmasked (audited)",
     "export_evidence": "export the audit trail and evidence as files (audited)",
     "manage_roles": "grant and revoke roles (audited)",
+    "view_locations": "see where data lives: server paths, database files, hosts",
 }
 
 @dataclass(frozen=True)
@@ -99,16 +100,18 @@ PAGE_ACCESS: dict[str, frozenset[str]] = {
     "admin": frozenset(PAGES),
 }
 
+# view_locations: absolute server paths and database files say where the data sits on the
+# host; the people who run products need them, readers of the catalog do not.
 # Admin deliberately lacks view_pii: running the tool is not a reason to read personal
 # data; an admin who needs it grants themselves data_scientist, and that grant is audited.
 ACTION_ACCESS: dict[str, frozenset[str]] = {
     "viewer": frozenset(),
-    "steward": frozenset({"run_checks", "edit_policies", "ingest"}),
+    "steward": frozenset({"run_checks", "edit_policies", "ingest", "view_locations"}),
     "data_scientist": frozenset({"run_checks", "view_pii"}),
     "leadership": frozenset(),
     "legal": frozenset({"export_evidence"}),
     "admin": frozenset({"run_checks", "edit_policies", "ingest", "export_evidence",
-                        "manage_roles"}),
+                        "manage_roles", "view_locations"}),
 }
 
 Source = Literal["oidc", "demo", "cli", "system"]
