@@ -19,7 +19,8 @@ from ui.text import md, md_join, url_param
 # a product opened from the results keeps it, so "Back to search" finds the same hits.
 SEARCH_PARAMS = ("q", "domain", "owner", "classification")
 _ANY = {"domain": "All domains", "classification": "Any"}
-_LOCATION_COLUMNS = ("path", "database")
+# Where data and contract files sit on the host: only for roles allowed `view_locations`.
+_LOCATION_COLUMNS = ("path", "database", "source_file")
 
 
 @st.cache_data(ttl=5, show_spinner=False)
@@ -161,7 +162,7 @@ def product_detail(product_id: str, user) -> None:
     with tabs[2]:
         results_tab(product_id, results)
     with tabs[3]:
-        versions_tab(bundle["contracts"])
+        versions_tab(bundle["contracts"], user)
     with tabs[4]:
         if bundle["slos"].empty:
             st.info("No SLOs declared: add `slaProperties` (latency, frequency, retention) to the contract.")
@@ -173,17 +174,25 @@ def product_detail(product_id: str, user) -> None:
         preview_tab(product_id, bundle["datasets"], user)
 
 
+def _for_role(frame: pd.DataFrame, user) -> pd.DataFrame:
+    """`frame` without its file-location columns unless `user` may see where data lives."""
+    if access.can(user, "view_locations"):
+        return frame
+    return frame.drop(columns=[c for c in _LOCATION_COLUMNS if c in frame.columns])
+
+
+def _locations_note(user) -> None:
+    if not access.can(user, "view_locations"):
+        st.caption(":material/lock: Server paths, database and contract files are shown to the roles "
+                   f"{', '.join(access.roles_allowing('view_locations'))}.")
+
+
 def servers_tab(servers: pd.DataFrame, user) -> None:
     if servers.empty:
         st.info("No servers declared: checks cannot read this product's data.")
         return
-    if access.can(user, "view_locations"):
-        st.dataframe(shown(servers), hide_index=True, width="stretch")
-        return
-    st.dataframe(shown(servers.drop(columns=[c for c in _LOCATION_COLUMNS if c in servers.columns])),
-                 hide_index=True, width="stretch")
-    st.caption(":material/lock: Paths and database files are shown to the roles "
-               f"{', '.join(access.roles_allowing('view_locations'))}.")
+    st.dataframe(shown(_for_role(servers, user)), hide_index=True, width="stretch")
+    _locations_note(user)
 
 
 def preview_tab(product_id: str, datasets: pd.DataFrame, user) -> None:
@@ -244,13 +253,13 @@ def schema_tab(cols: pd.DataFrame) -> None:
                                 "description": st.column_config.TextColumn("description", width="large")})
 
 
-def versions_tab(contracts: pd.DataFrame) -> None:
+def versions_tab(contracts: pd.DataFrame, user) -> None:
     if contracts.empty:
         st.info("No contract ingested for this product.")
         return
     contract_id = st.selectbox("Contract", contracts["contract_id"], key="contract")
     revs = _revisions(db_path(), contract_id)
-    st.dataframe(shown(revs.drop(columns=["content_hash"])), hide_index=True, width="stretch")
+    st.dataframe(shown(_for_role(revs.drop(columns=["content_hash"]), user)), hide_index=True, width="stretch")
     if len(revs) < 2:
         st.caption("Only one revision so far: a diff appears once the contract changes.")
         # Collapsed: a whole contract inline made a 6,000 px page.
