@@ -146,7 +146,7 @@ def test_back_to_search_keeps_query_and_filters(demo):
     at = _rerun(at, demo)
     hits_before = list(at.dataframe[0].value["name"])
     assert hits_before, "the search finds the commerce orders"
-    assert at.query_params.get("q") == ["orders"] and at.query_params.get("domain") == ["Commerce"], \
+    assert at.query_params.get("q") == "orders" and at.query_params.get("domain") == "Commerce", \
         f"the search is in the URL: {dict(at.query_params)}"
     at.selectbox(key="open_product").select(at.selectbox(key="open_product").options[1])
     at = _rerun(at, demo)

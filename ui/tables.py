@@ -36,3 +36,23 @@ def shown(frame: pd.DataFrame, *, timestamp_format: str = "%Y-%m-%d %H:%M") -> p
             if missing.any():
                 out[name] = column.astype(object).where(~missing, MISSING)
     return out
+
+
+_TYPED_COLUMNS = {"number", "progress", "datetime", "date", "time", "checkbox", "link"}
+
+
+def fitting_config(frame: pd.DataFrame, column_config: dict) -> dict:
+    """`column_config` for `shown(frame)`: a typed column (number, progress, date, checkbox)
+    that `shown` turned into text for its missing cells gets a text column of the same label,
+    width and help — a number column would not draw "—"."""
+    import streamlit as st
+
+    fitted = {}
+    for name, config in column_config.items():
+        typed = isinstance(config, dict) and (config.get("type_config") or {}).get("type") in _TYPED_COLUMNS
+        if typed and name in frame.columns and frame[name].dtype == object \
+                and (frame[name] == MISSING).any():
+            config = st.column_config.TextColumn(config.get("label"), help=config.get("help"),
+                                                 width=config.get("width"))
+        fitted[name] = config
+    return fitted

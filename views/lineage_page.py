@@ -104,7 +104,7 @@ def graph_panel(graph: lineage.LineageGraph, statuses: dict[str, str], node, lev
         st.iframe(html, height=620)
         st.caption("Fill = latest check status (green passed, amber warning, red failed, violet error, grey not "
                    "checked) · (PII) and a dashed dark border = contains PII · ● product/dataset, ■ job, "
-                   "▲ external source, ★ model. Drag to pan, scroll to zoom, hover for details.")
+                   "▲ external source, star = model. Drag to pan, scroll to zoom, hover for details.")
     with right:
         table = lineage.node_table(graph, list(drawn.nodes), statuses=statuses, hops=hops)
         table["status"] = table["status"].fillna("not checked")
