@@ -136,7 +136,7 @@ def test_one_revision_contract_yaml_is_collapsed(demo):
     inside = [c for e in at.expander for c in e.code if c.language == "yaml"]
     assert len(inside) == len(yaml_blocks), "every contract YAML sits in an expander, not inline"
     holder = next(e for e in at.expander if any(c.language == "yaml" for c in e.code))
-    assert not holder.proto.expandable.expanded, "the expander starts collapsed (a 6,000 px page otherwise)"
+    assert not holder.proto.expanded, "the expander starts collapsed (a 6,000 px page otherwise)"
 
 
 def test_back_to_search_keeps_query_and_filters(demo):
