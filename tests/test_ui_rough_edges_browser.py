@@ -120,7 +120,8 @@ def test_back_to_search_round_trip(demo_url):
         page.get_by_role("option", name=re.compile(r"Customer Profiles")).click()
         page.get_by_role("heading", name="Customer Profiles").wait_for(timeout=30_000)
         assert "q=customer" in page.url, f"the open product keeps the search in its URL: {page.url}"
-        _settle(page)
+        page.get_by_text("PII columns").wait_for(timeout=30_000)  # the metrics drawn, not their skeletons
+        _settle(page, 2.5)
         page.screenshot(path=str(DOCS / "catalog.png"), full_page=False)
         page.get_by_role("button", name="Back to search").click()
         page.get_by_text(re.compile(r"^\d+ of \d+ products")).wait_for(timeout=30_000)
