@@ -8,7 +8,7 @@ from catalog import access
 from ui.auth import current_user, render_identity_sidebar, show_refusal
 from ui.text import md
 
-st.set_page_config(page_title="meshgov", page_icon="🕸️", layout="wide")
+st.set_page_config(page_title="meshgov", page_icon=":material/hub:", layout="wide")
 
 # The pages come from one table, catalog.access.PAGE_TABLE, which also rows the permission
 # matrix. Pages live in views/, not pages/: Streamlit still serves a pages/ folder's files

@@ -40,9 +40,9 @@ ROLE_DESCRIPTIONS: dict[str, str] = {
 }
 
 Action = Literal["run_checks", "edit_policies", "ingest", "view_pii", "export_evidence",
-                 "manage_roles", "make_extract"]
+                 "manage_roles", "make_extract", "view_locations"]
 ACTIONS: tuple[str, ...] = ("run_checks", "edit_policies", "ingest", "view_pii",
-                            "export_evidence", "manage_roles", "make_extract")
+                            "export_evidence", "manage_roles", "make_extract", "view_locations")
 
 ACTION_DESCRIPTIONS: dict[str, str] = {
     "run_checks": "run quality / contract / PII / policy checks",
@@ -52,6 +52,7 @@ ACTION_DESCRIPTIONS: dict[str, str] = {
     "export_evidence": "export the audit trail and evidence as files (audited)",
     "manage_roles": "grant and revoke roles (audited)",
     "make_extract": "write anonymised sandbox extracts of a product (audited)",
+    "view_locations": "see where data lives: server paths, database files, hosts",
 }
 
 @dataclass(frozen=True)
@@ -100,16 +101,18 @@ PAGE_ACCESS: dict[str, frozenset[str]] = {
     "admin": frozenset(PAGES),
 }
 
+# view_locations: absolute server paths and database files say where the data sits on the
+# host; the people who run products need them, readers of the catalog do not.
 # Admin deliberately lacks view_pii: running the tool is not a reason to read personal
 # data; an admin who needs it grants themselves data_scientist, and that grant is audited.
 ACTION_ACCESS: dict[str, frozenset[str]] = {
     "viewer": frozenset(),
-    "steward": frozenset({"run_checks", "edit_policies", "ingest", "make_extract"}),
+    "steward": frozenset({"run_checks", "edit_policies", "ingest", "make_extract", "view_locations"}),
     "data_scientist": frozenset({"run_checks", "view_pii", "make_extract"}),
     "leadership": frozenset(),
     "legal": frozenset({"export_evidence"}),
     "admin": frozenset({"run_checks", "edit_policies", "ingest", "export_evidence",
-                        "manage_roles", "make_extract"}),
+                        "manage_roles", "make_extract", "view_locations"}),
 }
 
 Source = Literal["oidc", "demo", "cli", "system"]

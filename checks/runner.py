@@ -285,13 +285,18 @@ def _persist(con: duckdb.DuckDBPyConnection, run: Run, *, note: str | None = Non
 
 
 class _Progress:
-    def __init__(self, total: int, callback: Callable[[dict], None] | None) -> None:
-        self.total, self.done, self.callback = total, 0, callback
+    """Steps done of the steps planned, and the results they gave: a step (one PII scan, the
+    policy pack) can give many results, so the two counts differ and both are reported."""
 
-    def step(self, check_id: str, status: str) -> None:
+    def __init__(self, total: int, callback: Callable[[dict], None] | None) -> None:
+        self.total, self.done, self.results, self.callback = total, 0, 0, callback
+
+    def step(self, check_id: str, status: str, results: int = 1) -> None:
         self.done += 1
+        self.results += results
         if self.callback:
-            self.callback({"done": self.done, "total": self.total, "check_id": check_id, "status": status})
+            self.callback({"done": self.done, "total": self.total, "results": self.results,
+                           "check_id": check_id, "status": status})
 
 
 def run_checks(db_path: str | Path, *, product_ids: list[str] | None = None, triggered_by: str | None = None,
@@ -428,7 +433,7 @@ def _policy_results(snapshot: dict[str, Any] | str, product_ids: list[str] | Non
         now = compiler.now_utc()
         found = [CheckResult(check_id="policies", kind="policy", target="catalog", status="error",
                              reason=snapshot, started_at=now, finished_at=now)]
-    tracker.step("policies", worst(r.status for r in found))
+    tracker.step("policies", worst(r.status for r in found), len(found))
     return found
 
 
@@ -454,7 +459,7 @@ def _check_contract(item: ContractWork, tracker: _Progress, *, timeout_s: float,
     for name, dataset in item.datasets.items():
         pii_results = _scan_pii(item, dataset)
         results.extend(pii_results)
-        tracker.step(f"pii:{item.product_id}/{name}", worst(r.status for r in pii_results))
+        tracker.step(f"pii:{item.product_id}/{name}", worst(r.status for r in pii_results), len(pii_results))
         flagged = {r.column_name for r in pii_results if r.status in ("failed", "warning") and r.column_name}
         data_specs = [s for s in item.specs if s.dataset == name and not s.problem
                       and s.metric in compiler.DATA_METRICS]
@@ -534,8 +539,13 @@ def _scan_pii(item: ContractWork, dataset: DatasetWork) -> list[CheckResult]:
         return single("error", f"the PII scanner is not available: {exc}")
     try:
         sample = sample_rows(dataset.location)
-        return pii.scan(sample, dataset.declared, product_id=item.product_id, dataset=dataset.name,
-                        contract_id=item.contract_id, contract_version=item.version)
+        found = pii.scan(sample, dataset.declared, product_id=item.product_id, dataset=dataset.name,
+                         contract_id=item.contract_id, contract_version=item.version)
+        finished = compiler.now_utc()
+        for result in found:  # pii.scan judges a sample; when it was taken is the runner's to say
+            result.started_at = result.started_at or now
+            result.finished_at = result.finished_at or finished
+        return found
     except Exception as exc:  # noqa: BLE001 - one unreadable dataset must not stop the run
         return single("error", f"PII scan failed: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}")
 

@@ -48,7 +48,7 @@ def test_checks_run_persists_every_result_in_one_run(shop_db):
     assert all(r.run_id == run.run_id and r.triggered_by == "tester" for r in run.results)
     assert events[-1]["done"] == events[-1]["total"], "progress ends at the total"
     assert [e["done"] for e in events] == list(range(1, len(events) + 1)), "one event per step, in order"
-    assert set(events[0]) == {"done", "total", "check_id", "status"}
+    assert set(events[0]) == {"done", "total", "results", "check_id", "status"}
 
 
 def test_checks_run_results_carry_contract_and_sql(shop_db):

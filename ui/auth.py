@@ -118,7 +118,7 @@ def _oidc_user() -> User:
 
 
 def _login_screen() -> None:
-    st.title("🕸️ meshgov")
+    st.title(":material/hub: meshgov")
     st.markdown("The governance console of the data mesh. Log in with your organisation's "
                 "account to continue; your roles decide which pages and actions you get.")
     if st.button("Log in", type="primary", key="meshgov_login"):
@@ -159,7 +159,7 @@ def _demo_user(*, chrome: bool) -> User:
     # streamlit.config.get_option is st.get_option looked up at call time (tests patch it).
     reason = access.unsafe_bind_reason(st_config.get_option("server.address"), auth_configured=False)
     if reason:
-        st.error(f"🚫 {reason}")
+        st.error(reason, icon=":material/block:")
         st.stop()
     _refuse_foreign_host()
     shared = _demo_persona(db_path())
@@ -168,7 +168,7 @@ def _demo_user(*, chrome: bool) -> User:
     shared.persona = st.session_state[PERSONA_KEY]
     if chrome:
         st.warning("**Local demo mode** — no login is configured, so you pick a persona in the "
-                   "sidebar. This app only answers on this machine.", icon="🧪")
+                   "sidebar. This app only answers on this machine.", icon=":material/science:")
         with st.sidebar:
             st.selectbox("Demo persona", access.ROLES, key=PERSONA_KEY,
                          format_func=lambda r: f"{r.replace('_', ' ')} — {access.ROLE_DESCRIPTIONS[r]}",

@@ -20,6 +20,28 @@ UNCHECKED = "#94a3b8"
 KIND_FILL = {"job": "#e0e7ff", "external": "#e5e7eb", "column": "#f1f5f9"}
 PII_BORDER = "#7f1d1d"
 
+# A drawing made inside a tab that is hidden when the page renders has a 0×0 frame: vis-network
+# lays it out at that size and, when the tab is shown, resizes the canvas but keeps the old
+# view (measured: the column-lineage nodes sat at x = -105…105 of a 564 px canvas, half off
+# it). Refit whenever the box's size changes — shown, or the window resized.
+REFIT_ON_RESIZE = """<script>
+(function () {
+  var box = document.getElementById("mynetwork");
+  if (!box || typeof ResizeObserver === "undefined") { return; }
+  var drawn = "";
+  new ResizeObserver(function () {
+    if (typeof network === "undefined" || !box.clientWidth || !box.clientHeight) { return; }
+    var size = box.clientWidth + "x" + box.clientHeight;
+    if (size === drawn) { return; }
+    drawn = size;
+    network.setSize("100%", box.clientHeight + "px");
+    network.redraw();
+    network.fit({animation: false});
+  }).observe(box);
+})();
+</script>
+"""
+
 
 def to_pyvis_html(sub: nx.DiGraph, *, statuses: dict[str, str], colours: dict[str, str],
                   focus: str | None = None, height: str = "620px", hierarchical: bool = True) -> str:
@@ -72,7 +94,8 @@ def to_pyvis_html(sub: nx.DiGraph, *, statuses: dict[str, str], colours: dict[st
     # governance console should not call out to third parties.
     page = re.sub(r"<link[^>]+cdn\.jsdelivr\.net[^>]*>", "", page)
     page = re.sub(r"<script[^>]+cdn\.jsdelivr\.net[^>]*>\s*</script>", "", page)
-    return page.replace("<h1></h1>", "").replace("<center>\n<h1></h1>\n</center>", "")
+    page = page.replace("<h1></h1>", "").replace("<center>\n<h1></h1>\n</center>", "")
+    return page.replace("</body>", REFIT_ON_RESIZE + "</body>", 1)
 
 
 def layer_levels(graph: nx.DiGraph) -> dict[str, int]:

@@ -7,6 +7,7 @@ import streamlit as st
 from catalog import access
 from ui.auth import page_user, require_or_stop
 from ui.db import conn
+from ui.tables import shown
 from ui.text import md
 
 user = page_user("admin")
@@ -44,9 +45,8 @@ with bindings_tab:
     if bindings.empty:
         st.info("No role bindings yet: everyone who logs in gets the default role.")
     else:
-        st.dataframe(bindings, hide_index=True, width="stretch",
-                     column_config={"subject_kind": "by", "granted_at": st.column_config.DatetimeColumn(
-                         "granted (UTC)", format="YYYY-MM-DD HH:mm")})
+        st.dataframe(shown(bindings), hide_index=True, width="stretch",
+                     column_config={"subject_kind": "by", "granted_at": st.column_config.TextColumn("granted (UTC)")})
         labels = [f"{r.role} ← {r.subject_kind} {r.subject}" for r in bindings.itertuples()]
         picked = st.selectbox("Revoke a binding", range(len(labels)), format_func=labels.__getitem__,
                               index=None, key="revoke_pick", placeholder="choose a binding")
@@ -63,9 +63,18 @@ with bindings_tab:
                 st.rerun()  # the table above was drawn before the revoke
 
 with matrix_tab:
-    matrix = access.permission_matrix()
-    st.dataframe(matrix, hide_index=True, width="stretch",
-                 column_config={c: st.column_config.CheckboxColumn(c, disabled=True)
-                                for c in matrix.columns if c not in ("role", "description")})
+    # One row per page or action and one column per role: six role columns fit at 1440 px,
+    # where one column per page and action (17) needed horizontal scrolling.
+    matrix = access.permission_matrix().set_index("role")
+    st.markdown("  \n".join(f"**{role.replace('_', ' ')}** — {md(matrix.loc[role, 'description'])}"
+                            for role in matrix.index))
+    grants = matrix.drop(columns=["description"]).T.rename_axis("page or action")
+    grants.index = [name if name.startswith("page: ") else f"{name} — {access.ACTION_DESCRIPTIONS[name]}"
+                    for name in grants.index]
+    st.dataframe(grants, width="stretch", height=35 * (len(grants) + 1) + 3,
+                 column_config={"_index": st.column_config.TextColumn("page or action", width="large"),
+                                **{role: st.column_config.CheckboxColumn(role.replace("_", " "), disabled=True,
+                                                                         width=90)
+                                   for role in grants.columns}})
     st.caption("Pages a role does not see are left out of its navigation; actions are refused "
                "by the functions themselves (catalog.access.require), whatever the page shows.")

@@ -31,10 +31,10 @@ with conn() as con:
 
 # summary() says what was checked: "chain intact up to seq N, anchored at …" or "no anchor given".
 if chain.ok:
-    st.success(f"**The trail is intact** ({chain.seconds:.2f} s): {chain.summary()}", icon="✅")
+    st.success(f"**The trail is intact** ({chain.seconds:.2f} s): {chain.summary()}", icon=":material/verified:")
 else:
     where = f" at seq {chain.first_broken_seq}" if chain.first_broken_seq is not None else ""
-    st.error(f"**The trail is broken{where}** ({chain.kind}): {md(chain.reason)}", icon="🚨")
+    st.error(f"**The trail is broken{where}** ({chain.kind}): {md(chain.reason)}", icon=":material/gpp_bad:")
 
 left, middle, right = st.columns(3)
 actor = left.selectbox("User", ["(anyone)", *choices["actors"]], key="audit_user")
@@ -72,7 +72,7 @@ if access.can(user, "export_evidence"):
         with conn() as export_con:
             return audit.export_csv(export_con, requested_by=user, **filters)
 
-    st.download_button("⬇️ Export CSV (audited)", data=_export, file_name="meshgov-audit.csv",
+    st.download_button("Export CSV (audited)", data=_export, icon=":material/download:", file_name="meshgov-audit.csv",
                        mime="text/csv", key="audit_export", on_click="ignore",
                        help="The file carries each row's hashes, so its chain can be re-checked.")
 else:

@@ -12,8 +12,16 @@ from checks.preview import PreviewUnavailable, dataset_preview
 from ui.auth import page_user
 from ui.db import conn, db_path
 from ui.status import STATUS_COLOURS, badge
+from ui.tables import shown
 from ui.text import md, md_join, url_param
 from views.legal_sections import evidence_download, extract_button
+
+# The search lives in the URL (?q=&domain=&owner=&classification=) as well as in its widgets:
+# a product opened from the results keeps it, so "Back to search" finds the same hits.
+SEARCH_PARAMS = ("q", "domain", "owner", "classification")
+_ANY = {"domain": "All domains", "classification": "Any"}
+# Where data and contract files sit on the host: only for roles allowed `view_locations`.
+_LOCATION_COLUMNS = ("path", "database", "source_file")
 
 
 @st.cache_data(ttl=5, show_spinner=False)
@@ -58,25 +66,53 @@ def _raw(db: str, contract_id: str, revision: int) -> str | None:
         return queries.raw_contract(con, contract_id, revision)
 
 
+def _restore_search(choices: dict[str, list[str]]) -> None:
+    """Fill the search widgets from the URL when they have no state of their own (arriving, or
+    back from a product: Streamlit forgets a widget's value on a run that does not draw it)."""
+    for key in SEARCH_PARAMS:
+        value = st.query_params.get(key)
+        if key in st.session_state or value is None:
+            continue
+        if key in choices and value not in choices[key]:
+            continue  # a domain renamed since the link was made: fall back to "all"
+        st.session_state[key] = value
+
+
+def _keep_search_in_url() -> None:
+    for key in SEARCH_PARAMS:
+        value = st.session_state.get(key)
+        if value and value != _ANY.get(key):
+            st.query_params[key] = value
+        elif key in st.query_params:
+            del st.query_params[key]
+
+
+def _search_link(product_id: str) -> str:
+    kept = "".join(f"&{key}={url_param(st.query_params[key])}" for key in SEARCH_PARAMS if key in st.query_params)
+    return f"?product={url_param(product_id)}{kept}"
+
+
 def search_panel(stats: dict, domain_names: list[str], classification_names: list[str]) -> None:
+    _restore_search({"domain": ["All domains", *domain_names], "classification": ["Any", *classification_names]})
     c1, c2, c3, c4 = st.columns([3, 1.2, 1.2, 1.2])
     q = c1.text_input("Search products, owners, tags, columns", key="q",
                       placeholder="e.g. customer email, segments, orders")
     domain = c2.selectbox("Domain", ["All domains", *domain_names], key="domain")
     owner = c3.text_input("Owner", key="owner", placeholder="name or email")
     classification = c4.selectbox("Classification", ["Any", *classification_names], key="classification")
+    _keep_search_in_url()
     hits = _search(db_path(), q, None if domain == "All domains" else domain, owner or None,
                    None if classification == "Any" else classification)
     if hits.empty:
         st.info("No product matches. Try fewer words, a prefix (`cust`), or clear a filter.")
         return
     st.caption(f"{len(hits)} of {stats['products']} products" + (" — best match first" if q else ""))
-    table = hits.assign(link=["?product=" + url_param(p) for p in hits["product_id"]])
+    table = hits.assign(link=[_search_link(p) for p in hits["product_id"]])
     st.dataframe(
-        table[["link", "name", "domain", "status", "description", "score"]],
+        shown(table[["link", "name", "domain", "status", "description", "score"]]),
         hide_index=True, width="stretch",
         column_config={
-            "link": st.column_config.LinkColumn("Product", display_text=r"\?product=(.*)"),
+            "link": st.column_config.LinkColumn("Product", display_text=r"\?product=([^&]*)"),
             "score": st.column_config.ProgressColumn("Relevance", min_value=0.0,
                                                      max_value=float(hits["score"].max() or 1.0), format="%.2f"),
             "description": st.column_config.TextColumn("Description", width="large"),
@@ -92,8 +128,8 @@ def search_panel(stats: dict, domain_names: list[str], classification_names: lis
 
 def product_detail(product_id: str, user) -> None:
     bundle = _product_bundle(db_path(), product_id)
-    if st.button("← Back to search", key="back"):
-        st.query_params.clear()
+    if st.button("Back to search", key="back", icon=":material/arrow_back:"):
+        del st.query_params["product"]  # the search (q, domain, owner, classification) stays
         st.rerun()
     if bundle is None:
         st.warning(f"No product {md(product_id)} in the catalog. It may have been renamed; search for it instead.")
@@ -123,26 +159,44 @@ def product_detail(product_id: str, user) -> None:
         if owners.empty:
             st.warning("No owner is named in this product's contract: add a `team` with members.")
         else:
-            st.dataframe(owners, hide_index=True, width="stretch")
+            st.dataframe(shown(owners), hide_index=True, width="stretch")
     with tabs[2]:
         results_tab(product_id, results)
     with tabs[3]:
-        versions_tab(bundle["contracts"])
+        versions_tab(bundle["contracts"], user)
     with tabs[4]:
         if bundle["slos"].empty:
             st.info("No SLOs declared: add `slaProperties` (latency, frequency, retention) to the contract.")
         else:
-            st.dataframe(bundle["slos"], hide_index=True, width="stretch")
+            st.dataframe(shown(bundle["slos"]), hide_index=True, width="stretch")
     with tabs[5]:
-        if bundle["servers"].empty:
-            st.info("No servers declared: checks cannot read this product's data.")
-        else:
-            st.dataframe(bundle["servers"], hide_index=True, width="stretch")
+        servers_tab(bundle["servers"], user)
     with tabs[6]:
         preview_tab(product_id, bundle["datasets"], user)
     with st.expander("Legal: evidence pack and sandbox extract"):
         evidence_download(user, product_id=product_id)
         extract_button(user, product_id)
+
+
+def _for_role(frame: pd.DataFrame, user) -> pd.DataFrame:
+    """`frame` without its file-location columns unless `user` may see where data lives."""
+    if access.can(user, "view_locations"):
+        return frame
+    return frame.drop(columns=[c for c in _LOCATION_COLUMNS if c in frame.columns])
+
+
+def _locations_note(user) -> None:
+    if not access.can(user, "view_locations"):
+        st.caption(":material/lock: Server paths, database and contract files are shown to the roles "
+                   f"{', '.join(access.roles_allowing('view_locations'))}.")
+
+
+def servers_tab(servers: pd.DataFrame, user) -> None:
+    if servers.empty:
+        st.info("No servers declared: checks cannot read this product's data.")
+        return
+    st.dataframe(shown(_for_role(servers, user)), hide_index=True, width="stretch")
+    _locations_note(user)
 
 
 def preview_tab(product_id: str, datasets: pd.DataFrame, user) -> None:
@@ -158,12 +212,15 @@ def preview_tab(product_id: str, datasets: pd.DataFrame, user) -> None:
         st.info(f"No preview: {md(exc)}.")
         return
     except Exception as exc:  # noqa: BLE001 - a broken file must not show a stack trace
-        st.warning(f"Could not read {md(dataset)}: {md(exc)}")
+        # The reader's message names the file's absolute path: only for those who may see it.
+        why = f": {md(exc)}" if access.can(user, "view_locations") else f" ({type(exc).__name__})"
+        st.warning(f"Could not read {md(dataset)}{why}")
         return
     if pii:
-        st.caption(("🔓 PII shown unmasked — this view is in the audit trail: " if reveal else "🔒 PII masked: ")
+        st.caption((":material/lock_open: PII shown unmasked — this view is in the audit trail: " if reveal
+                    else ":material/lock: PII masked: ")
                    + md_join(pii))
-    st.dataframe(rows, hide_index=True, width="stretch")
+    st.dataframe(shown(rows), hide_index=True, width="stretch")
 
 
 def results_tab(product_id: str, results: pd.DataFrame) -> None:
@@ -174,9 +231,12 @@ def results_tab(product_id: str, results: pd.DataFrame) -> None:
         return
     counts = results["status"].value_counts()
     st.markdown(" · ".join(f"{badge(s)} {counts[s]}" for s in STATUS_COLOURS if s in counts))
-    view = results[["status", "kind", "target", "measured", "threshold", "reason"]]
+    view = shown(results[["status", "check_id", "measured", "threshold", "kind", "reason"]])
     st.dataframe(view.style.map(lambda v: f"color: {STATUS_COLOURS.get(v, '')}", subset=["status"]),
-                 hide_index=True, width="stretch")
+                 hide_index=True, width="stretch",
+                 column_config={"status": st.column_config.TextColumn("status", width=80),
+                                "check_id": st.column_config.TextColumn("check", width=280),
+                                "reason": st.column_config.TextColumn("reason", width="large")})
     st.page_link("views/checks_page.py", label="Open in Checks for history and failing rows",
                  query_params={"product": product_id})
 
@@ -188,22 +248,27 @@ def schema_tab(cols: pd.DataFrame) -> None:
     unclassified = cols["classification"].isna().sum()
     if unclassified:
         st.warning(f"{unclassified} column(s) have no classification.")
-    view = cols.assign(pii=cols["pii"].map({True: "🔒 PII", False: ""}),
+    view = cols.assign(pii=cols["pii"].map({True: "PII", False: ""}),
                        tags=cols["tags"].map(lambda t: ", ".join(t) if t is not None else ""))
-    st.dataframe(view, hide_index=True, width="stretch",
-                 column_config={"column_name": "Column", "is_unique": "unique", "primary_key": "PK"})
+    st.dataframe(shown(view), hide_index=True, width="stretch",
+                 column_order=["dataset", "column_name", "classification", "pii", "logical_type", "required",
+                               "primary_key", "is_unique", "physical_type", "tags", "description"],
+                 column_config={"column_name": "Column", "is_unique": "unique", "primary_key": "PK",
+                                "description": st.column_config.TextColumn("description", width="large")})
 
 
-def versions_tab(contracts: pd.DataFrame) -> None:
+def versions_tab(contracts: pd.DataFrame, user) -> None:
     if contracts.empty:
         st.info("No contract ingested for this product.")
         return
     contract_id = st.selectbox("Contract", contracts["contract_id"], key="contract")
     revs = _revisions(db_path(), contract_id)
-    st.dataframe(revs.drop(columns=["content_hash"]), hide_index=True, width="stretch")
+    st.dataframe(shown(_for_role(revs.drop(columns=["content_hash"]), user)), hide_index=True, width="stretch")
     if len(revs) < 2:
         st.caption("Only one revision so far: a diff appears once the contract changes.")
-        st.code(_raw(db_path(), contract_id, int(revs["revision"].iloc[0])) or "", language="yaml")
+        # Collapsed: a whole contract inline made a 6,000 px page.
+        with st.expander("Contract YAML", icon=":material/description:"):
+            st.code(_raw(db_path(), contract_id, int(revs["revision"].iloc[0])) or "", language="yaml")
         return
     labels = {int(r.revision): f"rev {r.revision} · v{r.version}" for r in revs.itertuples()}
     ordered = list(labels)
@@ -223,7 +288,8 @@ def versions_tab(contracts: pd.DataFrame) -> None:
     else:
         st.success("Changes are compatible: nothing a consumer relies on was removed or tightened.")
     if not result.changes.empty:
-        st.dataframe(result.changes.assign(breaking=result.changes["breaking"].map({True: "❌ breaking", False: ""})),
+        st.dataframe(shown(result.changes.assign(breaking=result.changes["breaking"].map({True: "breaking",
+                                                                                           False: ""}))),
                      hide_index=True, width="stretch")
     with st.expander("YAML diff"):
         st.code(result.text or "(identical text)", language="diff")

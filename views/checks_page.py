@@ -17,12 +17,17 @@ from catalog.store import StoreError
 from checks import runner
 from ui.auth import page_user
 from ui.db import conn, db_path
-from ui.status import STATUS_COLOURS, STATUS_ICONS, label
+from ui.status import NO_STATUS_ICON, STATUS_COLOURS, STATUS_ICONS, icon_label, label
+from ui.tables import shown as shown_frame
 from ui.text import md, md_join, plotly_text
 
 LAST_RUN_KEY = "checks_last_run"
+# Set by the Run button's callback, before the rerun that draws the button again: that rerun
+# draws it disabled and does the run, so a second click cannot queue a second full run.
+RUNNING_KEY = "checks_running"
 _STATUS_ORDER = ["error", "failed", "warning", "passed", "skipped"]
-_TABLE_COLUMNS = ["status", "check_id", "reason", "measured", "threshold", "kind", "finished_at"]
+# What matters first: at 1440 px the Reason column takes the rest of the width.
+_TABLE_COLUMNS = ["status", "check_id", "measured", "threshold", "finished_at", "kind", "reason"]
 
 
 # --- loaders (cached per DB path; cleared after a run) -----------------------------------------
@@ -64,60 +69,86 @@ def _clear_caches() -> None:
 
 # --- run panel -----------------------------------------------------------------------------------
 
+def _request_run(selection: list[str]) -> None:
+    st.session_state[RUNNING_KEY] = {"selection": list(selection)}
+
+
 @st.fragment
 def run_panel(db: str, selection: list[str], user: access.User) -> None:
     """The Run button with live progress; reruns alone while checks run. Only for roles that
-    may run checks (the runner refuses the others too)."""
+    may run checks (the runner refuses the others too). The button is disabled while a run
+    of this session is in progress."""
     scope = md_join(selection) if selection else "all products"
     if not access.can(user, "run_checks"):
-        st.caption(f"🔒 Your role ({', '.join(user.roles) or 'none'}) may read check results but not "
-                   f"start a run; roles that can: {', '.join(access.roles_allowing('run_checks'))}.")
+        st.caption(f":material/lock: Your role ({', '.join(user.roles) or 'none'}) may read check results but "
+                   f"not start a run; roles that can: {', '.join(access.roles_allowing('run_checks'))}.")
         return
+    requested = st.session_state.get(RUNNING_KEY)
+    if requested is not None and requested.get("started"):
+        # Left by a run that never reached its finally (its session died): not a run in progress.
+        st.session_state.pop(RUNNING_KEY, None)
+        requested = None
     left, middle, right = st.columns([1, 3, 1], vertical_alignment="bottom")
     timeout = right.number_input("Time limit per query (s)", min_value=1.0, max_value=600.0, value=30.0,
                                  step=5.0, key="timeout")
     middle.caption(f"Scope: {scope}")
-    if not left.button("Run checks", key="run", type="primary", width="stretch"):
+    left.button("Running…" if requested is not None else "Run checks", key="run", type="primary",
+                width="stretch", disabled=requested is not None, on_click=_request_run, args=(selection,))
+    if requested is None:
         return
+    requested["started"] = True
+    try:
+        _run(db, requested["selection"], scope, user, float(timeout))
+    finally:
+        st.session_state.pop(RUNNING_KEY, None)
+    st.rerun()
+
+
+def _run(db: str, selection: list[str], scope: str, user: access.User, timeout: float) -> None:
     bar = st.progress(0.0, text="reading contracts…")
     lines = st.empty()
     seen: list[str] = []
+    steps = {"done": 0, "total": 0}
 
     def progress(event: dict) -> None:
-        bar.progress(event["done"] / max(event["total"], 1),
-                     text=f"{event['done']} of {event['total']} · {md(event['check_id'])}")
+        steps.update(done=event["done"], total=event["total"])
+        # Steps and results are different counts (one PII scan step gives a result per column).
+        bar.progress(min(event["done"] / max(event["total"], 1), 1.0),
+                     text=f"step {event['done']} of {event['total']} · {event['results']} results so far · "
+                          f"{md(event['check_id'])}")
         if event["status"] != "passed":
             seen.append(f"{STATUS_ICONS.get(event['status'], '')} {md(event['check_id'])} {event['status']}")
             lines.markdown("\n".join(f"- {line}" for line in seen[-12:]))
 
     try:
         run = runner.run_checks(db, product_ids=selection or None, user=user, progress=progress,
-                                timeout_s=float(timeout))
+                                timeout_s=timeout)
     except access.PermissionDenied as exc:
-        st.error(f"🔒 {md(exc)}")
-        return
+        problem = f":material/lock: {md(exc)}"
     except runner.UnknownProducts as exc:
-        st.error(f"Cannot run: {md(exc)}")
-        return
+        problem = f"Cannot run: {md(exc)}"
     except StoreError as exc:
-        st.error(f"Cannot reach the catalog: {md(exc)}")
-        return
+        problem = f"Cannot reach the catalog: {md(exc)}"
     except Exception as exc:  # noqa: BLE001 - never a stack trace on the page
-        st.error(f"The check run stopped: {type(exc).__name__}: {md(exc)}. It is recorded as incomplete.")
+        problem = f"The check run stopped: {type(exc).__name__}: {md(exc)}. It is recorded as incomplete."
+    else:
+        st.session_state[LAST_RUN_KEY] = {"run_id": run.run_id, "status": run.status, "counts": run.counts(),
+                                          "results": len(run.results), "steps": steps["done"], "scope": scope}
+        _clear_caches()
         return
-    counts = run.counts()
-    st.session_state[LAST_RUN_KEY] = {"run_id": run.run_id, "status": run.status, "counts": counts,
-                                      "scope": scope}
-    _clear_caches()
-    st.rerun()
+    st.session_state[LAST_RUN_KEY] = {"problem": problem}
 
 
 def last_run_banner() -> None:
     last = st.session_state.get(LAST_RUN_KEY)
     if not last:
         return
+    if "problem" in last:
+        st.error(last["problem"])
+        return
     counts = ", ".join(f"{n} {s}" for s, n in last["counts"].items() if n)
-    text = f"Run {md(last['run_id'])} ({last['scope']}) finished: {label(last['status'])} — {counts}."
+    text = (f"Run {md(last['run_id'])} ({last['scope']}) finished: {icon_label(last['status'])} — "
+            f"{last['results']} results from {last['steps']} steps: {counts}.")
     {"passed": st.success, "skipped": st.info, "warning": st.warning}.get(last["status"], st.error)(text)
 
 
@@ -132,7 +163,7 @@ def results_table(results: pd.DataFrame) -> None:
     counts = results["status"].value_counts()
     cols = st.columns(len(_STATUS_ORDER))
     for col, status in zip(cols, _STATUS_ORDER, strict=True):
-        col.metric(label(status), int(counts.get(status, 0)))
+        col.metric(icon_label(status), int(counts.get(status, 0)))
     kinds = sorted(results["kind"].dropna().unique())
     left, right = st.columns([2, 3])
     chosen_status = left.multiselect("Status", _STATUS_ORDER, default=["error", "failed", "warning"],
@@ -146,17 +177,17 @@ def results_table(results: pd.DataFrame) -> None:
     if shown.empty:
         st.success("Nothing matches these filters: every shown check passed.")
         return
-    table = shown[_TABLE_COLUMNS].reset_index(drop=True)
+    table = shown_frame(shown[_TABLE_COLUMNS].reset_index(drop=True))
     st.dataframe(
         table.style.map(_status_style, subset=["status"]), hide_index=True, width="stretch",
         column_config={
-            "status": st.column_config.TextColumn("Status", width="small"),
-            "check_id": st.column_config.TextColumn("Check", width="medium"),
-            "kind": st.column_config.TextColumn("Kind", width="small"),
-            "measured": st.column_config.TextColumn("Measured", width="small"),
-            "threshold": st.column_config.TextColumn("Threshold", width="small"),
+            "status": st.column_config.TextColumn("Status", width=80),
+            "check_id": st.column_config.TextColumn("Check", width=300),
+            "measured": st.column_config.TextColumn("Measured", width=90),
+            "threshold": st.column_config.TextColumn("Threshold", width=90),
+            "finished_at": st.column_config.TextColumn("Checked (UTC)", width=130),
+            "kind": st.column_config.TextColumn("Kind", width=90),
             "reason": st.column_config.TextColumn("Reason", width="large"),
-            "finished_at": st.column_config.DatetimeColumn("Checked (UTC)", format="YYYY-MM-DD HH:mm"),
         })
 
 
@@ -164,7 +195,7 @@ def render_detail(detail: dict) -> None:
     """Everything about one result: reason, failing-row sample, the SQL that ran, diagnostics."""
     diagnostics = dict(detail.get("diagnostics") or {})
     status = detail.get("status")
-    st.markdown(f"**{label(status)}** · {md(detail['check_id'])} · {md(detail.get('kind'))} · "
+    st.markdown(f"**{icon_label(status)}** · {md(detail['check_id'])} · {md(detail.get('kind'))} · "
                 f"{md(detail.get('target'))}")
     st.markdown(md(detail.get("reason")))
     facts = {"measured": detail.get("measured"), "threshold": detail.get("threshold"),
@@ -174,15 +205,15 @@ def render_detail(detail: dict) -> None:
     sample = diagnostics.pop("sample", None)
     if sample:
         st.markdown("**Failing rows** (at most 10; personal data masked)")
-        st.dataframe(pd.DataFrame(sample), hide_index=True, width="stretch")
+        st.dataframe(shown_frame(pd.DataFrame(sample)), hide_index=True, width="stretch")
     changes = diagnostics.pop("changes", None)
     if changes:
         st.markdown("**Breaking changes**")
-        st.dataframe(pd.DataFrame(changes), hide_index=True, width="stretch")
+        st.dataframe(shown_frame(pd.DataFrame(changes)), hide_index=True, width="stretch")
     violations = diagnostics.pop("violations", None)
     if violations:
         st.markdown("**Violations**")
-        st.dataframe(pd.DataFrame(violations), hide_index=True, width="stretch")
+        st.dataframe(shown_frame(pd.DataFrame(violations)), hide_index=True, width="stretch")
     if detail.get("sql"):
         st.markdown("**SQL that ran**")
         st.code(detail["sql"], language="sql")
@@ -201,7 +232,7 @@ def drill_down(db: str, results: pd.DataFrame) -> None:
     run_of = dict(zip(ordered["check_id"], ordered["run_id"], strict=True))
     status_of = dict(zip(ordered["check_id"], ordered["status"], strict=True))
     chosen = st.selectbox("Inspect a result", options, key="inspect",
-                          format_func=lambda cid: f"{STATUS_ICONS.get(status_of[cid], '')} {cid}")
+                          format_func=lambda cid: f"{label(status_of[cid])} · {cid}")
     if not chosen:
         return
     detail = _detail(db, run_of[chosen], chosen)
@@ -231,7 +262,7 @@ def history_panel(db: str, products: list[str], preferred: list[str]) -> None:
     st.plotly_chart(figure, width="stretch", key="history_chart")
     runs = history[["run_id", "started_at", "state", "status", "triggered_by", "passed", "warning", "failed",
                     "error", "skipped"]].iloc[::-1]
-    st.dataframe(runs.style.map(_status_style, subset=["status"]), hide_index=True, width="stretch")
+    st.dataframe(shown_frame(runs).style.map(_status_style, subset=["status"]), hide_index=True, width="stretch")
 
 
 # --- policies --------------------------------------------------------------------------------------
@@ -251,7 +282,7 @@ def policies_panel(db: str) -> None:
         outcome = label(status) if status else "not run yet"
         if status and row.checked == row.checked:  # not NaN
             outcome += f" · {int(row.failing)} of {int(row.checked)} products in breach"
-        with st.expander(f"{STATUS_ICONS.get(status or '', '▫️')} {md(row.title)} — {outcome}"):
+        with st.expander(f"{md(row.title)} — {outcome}", icon=STATUS_ICONS.get(status or "", NO_STATUS_ICON)):
             st.caption(f"{md(row.policy_id)} · severity {md(row.severity)} · applies to {md(row.applies_to)} · "
                        f"{md(row.source)}")
             if row.description:

@@ -17,6 +17,7 @@ from catalog.store import StoreError
 from checks import consent
 from ui.auth import page_user
 from ui.db import conn, db_path
+from ui.tables import shown
 from views.legal_sections import trace_form
 
 _REVEAL_KEY = "consent_reveal"
@@ -125,7 +126,7 @@ def drill_down(db: str, picked: tuple[str, str, str], user: access.User, *, reve
         return
     st.text(f"{len(rows):,} most recent uses without a valid '{purpose}' consent "
             f"({'unmasked, audited' if reveal else 'personal data masked'})")
-    st.dataframe(rows, hide_index=True, width="stretch")
+    st.dataframe(shown(rows), hide_index=True, width="stretch")
 
 
 def main() -> None:

@@ -24,6 +24,7 @@ from checks import fairness, model_checks  # noqa: E402 - after the sys.path fix
 from ui.auth import page_user  # noqa: E402 - after the sys.path fix
 from ui.db import conn, db_path  # noqa: E402 - after the sys.path fix
 from ui.status import STATUS_COLOURS, badge  # noqa: E402 - after the sys.path fix
+from ui.tables import fitting_config, shown  # noqa: E402 - after the sys.path fix
 from ui.untrusted_markdown import plain  # noqa: E402 - after the sys.path fix
 
 METRIC_LABELS = {"selection_rate": "Selection rate", "accuracy": "Accuracy", "tpr": "True positive rate",
@@ -131,8 +132,10 @@ def audit_panel(latest: pd.Series, history: pd.DataFrame) -> None:
         st.plotly_chart(versions_chart(history, thresholds), width="stretch")
     with right:
         st.plotly_chart(sizes_chart(groups, int(diagnostics.get("min_group_size", 1))), width="stretch")
-    st.dataframe(groups, hide_index=True, width="stretch", column_config={
-        m: st.column_config.NumberColumn(label, format="%.4f") for m, label in METRIC_LABELS.items()})
+    # A metric no group has (no true labels: accuracy, TPR, FPR) is left out, not a column of dashes.
+    table = shown(groups.drop(columns=[m for m in METRIC_LABELS if m in groups and groups[m].isna().all()]))
+    st.dataframe(table, hide_index=True, width="stretch", column_config=fitting_config(table, {
+        m: st.column_config.NumberColumn(label, format="%.4f") for m, label in METRIC_LABELS.items()}))
     for note in diagnostics.get("notes", []):
         st.caption(plain(note))
 

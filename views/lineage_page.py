@@ -11,6 +11,7 @@ from ui import lineage_drawing
 from ui.auth import page_user
 from ui.db import conn, db_path
 from ui.status import STATUS_COLOURS, badge
+from ui.tables import shown as shown_frame
 from ui.text import md, url_param
 
 LEVELS = {"products": "Products", "datasets": "Datasets & jobs"}
@@ -96,27 +97,31 @@ def graph_panel(graph: lineage.LineageGraph, statuses: dict[str, str], node, lev
     shown = lineage.view(graph, node, level=level, direction=direction, depth=depth, expand=expand)
     drawn, hops = shown.graph, shown.hops
     if shown.left_out:
-        st.warning(md(lineage_drawing.describe_left_out(shown.left_out, drawn.number_of_nodes())), icon="✂️")
+        st.warning(md(lineage_drawing.describe_left_out(shown.left_out, drawn.number_of_nodes())), icon=":material/content_cut:")
     left, right = st.columns([3, 2])
     with left:
         html = lineage_drawing.to_pyvis_html(drawn, statuses=statuses, colours=STATUS_COLOURS, focus=node, height="600px")
         st.iframe(html, height=620)
         st.caption("Fill = latest check status (green passed, amber warning, red failed, violet error, grey not "
                    "checked) · (PII) and a dashed dark border = contains PII · ● product/dataset, ■ job, "
-                   "▲ external source, ★ model. Drag to pan, scroll to zoom, hover for details.")
+                   "▲ external source, star = model. Drag to pan, scroll to zoom, hover for details.")
     with right:
         table = lineage.node_table(graph, list(drawn.nodes), statuses=statuses, hops=hops)
         table["status"] = table["status"].fillna("not checked")
+        table = shown_frame(table)
         ids = list(table["id"])
         key = f"lineage_table::{node}::{level}::{direction}::{depth}::{expand}"
         st.markdown(f"**{len(table)} nodes**, {drawn.number_of_edges()} edges")
+        # Name, status and PII first: in this 2/5-wide column at 1440 px the rest scrolls.
         st.dataframe(
             table, key=key, on_select=lambda: _select_from_table(ids, key), selection_mode="single-row",
             hide_index=True, height=560,
-            column_order=[*(["hops"] if node else []), "kind", "name", "status", "pii", "product", "id"],
-            column_config={"hops": st.column_config.NumberColumn("hops", width="small"),
-                           "pii": st.column_config.CheckboxColumn("PII", width="small"),
-                           "status": st.column_config.TextColumn("status"),
+            column_order=["name", "status", "pii", *(["hops"] if node else []), "kind", "product", "id"],
+            column_config={"name": st.column_config.TextColumn("name", width=200),
+                           "status": st.column_config.TextColumn("status", width=90),
+                           "pii": st.column_config.CheckboxColumn("PII", width=45),
+                           "hops": st.column_config.NumberColumn("hops", width=50),
+                           "kind": st.column_config.TextColumn("kind", width=70),
                            "id": st.column_config.TextColumn("id", width="medium")})
 
 
@@ -128,7 +133,7 @@ def details_panel(db: str, graph: lineage.LineageGraph, statuses: dict[str, str]
     if attrs.get("product") and kind != "product":
         facts.append(f"part of [{md(attrs['product'].removeprefix('product:'))}](?node={url_param(attrs['product'])})")
     if attrs.get("pii"):
-        facts.append(":red[🔒 contains PII]")
+        facts.append(":red[:material/lock: contains PII]")
     if attrs.get("classification"):
         facts.append(f"classification **{md(attrs['classification'])}**")
     if attrs.get("version"):
@@ -139,7 +144,7 @@ def details_panel(db: str, graph: lineage.LineageGraph, statuses: dict[str, str]
     if kind == "job":
         runs = _runs(db, attrs.get("namespace"), attrs.get("name"))
         if not runs.empty:
-            st.dataframe(runs[["state", "started_at", "ended_at", "seconds", "error_message", "run_id"]],
+            st.dataframe(shown_frame(runs[["state", "started_at", "ended_at", "seconds", "error_message", "run_id"]]),
                          hide_index=True, height=min(38 * (len(runs) + 1), 260))
 
 
@@ -165,7 +170,7 @@ def column_panel(graph: lineage.LineageGraph, node: str | None, direction: str) 
     with right:
         table = lineage.column_lineage_table(graph, column, direction=direction)
         table["dataset"] = [_label(graph, ds) for ds in table["dataset"]]
-        st.dataframe(table.drop(columns=["id"]), hide_index=True,
+        st.dataframe(shown_frame(table.drop(columns=["id"])), hide_index=True,
                      column_config={"pii": st.column_config.CheckboxColumn("PII", width="small")})
 
 
@@ -194,7 +199,7 @@ def impact_panel(graph: lineage.LineageGraph, statuses: dict[str, str], failing:
     if radius.feeds_back:
         st.caption("Its data also flows back into it (a feedback loop).")
     shown = affected.assign(status=affected["status"].fillna("not checked"))
-    st.dataframe(shown[["hops", "kind", "name", "status", "pii", "product", "id"]], hide_index=True,
+    st.dataframe(shown_frame(shown[["name", "status", "pii", "hops", "kind", "product", "id"]]), hide_index=True,
                  column_config={"pii": st.column_config.CheckboxColumn("PII", width="small")})
 
 
@@ -225,7 +230,7 @@ def main() -> None:
     quarantine = _quarantine(db)
     if not quarantine.empty:
         with st.expander(f"Quarantined OpenLineage events ({len(quarantine)})"):
-            st.dataframe(quarantine, hide_index=True)
+            st.dataframe(shown_frame(quarantine), hide_index=True)
 
 
 main()

@@ -22,6 +22,7 @@ from checks import model_checks  # noqa: E402 - after the sys.path fix
 from ui.auth import page_user  # noqa: E402 - after the sys.path fix
 from ui.db import conn, db_path  # noqa: E402 - after the sys.path fix
 from ui.status import badge, label  # noqa: E402 - after the sys.path fix
+from ui.tables import shown  # noqa: E402 - after the sys.path fix
 from ui.untrusted_markdown import plain, safe_markdown  # noqa: E402 - after the sys.path fix
 
 SECTION_LABELS = {key: text for key, (text, _pattern) in modelcards.REQUIRED_SECTIONS.items()}
@@ -56,7 +57,7 @@ def models_table(models: pd.DataFrame) -> None:
                                   or "none" for missing in models["missing"]],
         "products": [", ".join(p) for p in models["products"]],
     })
-    st.dataframe(view, hide_index=True, width="stretch")
+    st.dataframe(shown(view), hide_index=True, width="stretch")
 
 
 def card_tab(card: dict | None) -> None:
@@ -98,7 +99,7 @@ def findings_tab(card: dict | None, findings: pd.DataFrame) -> None:
     if findings.empty:
         st.caption("No check run has looked at this card yet: `python -m checks run --all`.")
     else:
-        st.dataframe(findings.assign(status=findings["status"].map(label)), hide_index=True, width="stretch")
+        st.dataframe(shown(findings.assign(status=findings["status"].map(label))), hide_index=True, width="stretch")
 
 
 def main() -> None:
@@ -139,14 +140,14 @@ def main() -> None:
         if detail["evals"].empty:
             st.caption("The card's `model-index` holds no evaluation results.")
         else:
-            st.dataframe(detail["evals"], hide_index=True, width="stretch")
+            st.dataframe(shown(detail["evals"]), hide_index=True, width="stretch")
     with products_tab_:
         products_tab(detail["products"], model_id)
     with findings_tab_:
         findings_tab(detail["card"], detail["findings"])
     with versions_tab:
         revisions = detail["revisions"].drop(columns=["raw_text"])
-        st.dataframe(revisions, hide_index=True, width="stretch")
+        st.dataframe(shown(revisions), hide_index=True, width="stretch")
 
 
 main()

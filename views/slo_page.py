@@ -13,6 +13,8 @@ from catalog.store import StoreError
 from checks import slo
 from ui.auth import page_user
 from ui.db import conn, db_path
+from ui.tables import fitting_config
+from ui.tables import shown as shown_frame
 
 
 @st.cache_data(ttl=10, show_spinner=False)
@@ -50,9 +52,11 @@ def slo_table(table: pd.DataFrame) -> None:
     st.subheader("Every SLO, worst error budget first")
     shown = table.assign(**{f"compliance_{w}d": table[f"compliance_{w}d"] * 100 for w in slo.WINDOWS},
                          target=table["target"] * 100, budget_left=table["budget_left"] * 100)
-    st.dataframe(shown[["product_id", "slo", "element", "objective", "target", "compliance_7d", "compliance_30d",
-                        "compliance_90d", "budget_left", "breaching_now", "observations", "last_observed"]],
-                 hide_index=True, width="stretch", column_config={
+    # A window without observations yet reads "—" (its progress bar becomes text).
+    view = shown_frame(shown[["product_id", "slo", "element", "objective", "target", "compliance_7d",
+                              "compliance_30d", "compliance_90d", "budget_left", "breaching_now", "observations",
+                              "last_observed"]])
+    st.dataframe(view, hide_index=True, width="stretch", column_config=fitting_config(view, {
                      "product_id": "Product", "slo": "SLO", "element": "What", "objective": "Objective",
                      "target": st.column_config.NumberColumn("Target %", format="%.1f"),
                      "compliance_7d": st.column_config.ProgressColumn("7 d %", min_value=0, max_value=100,
@@ -65,8 +69,8 @@ def slo_table(table: pd.DataFrame) -> None:
                          "Error budget left %", format="%.0f",
                          help="100 = untouched, 0 = spent, negative = overspent (30 days)"),
                      "breaching_now": st.column_config.CheckboxColumn("Breaching now"),
-                     "last_observed": st.column_config.DatetimeColumn("Last observed", format="YYYY-MM-DD HH:mm"),
-                 })
+                     "last_observed": st.column_config.TextColumn("Last observed (UTC)"),
+                 }))
 
 
 def breach_timeline(breaches: pd.DataFrame) -> None:
@@ -84,9 +88,9 @@ def breach_timeline(breaches: pd.DataFrame) -> None:
     fig.update_layout(height=140 + 30 * frame["what"].nunique(), margin={"l": 10, "r": 10, "t": 30, "b": 10},
                       yaxis_title="", legend_title_text="")
     st.plotly_chart(fig, width="stretch")
-    st.dataframe(breaches, hide_index=True, width="stretch", column_config={
-        "started": st.column_config.DatetimeColumn("From", format="YYYY-MM-DD HH:mm"),
-        "ended": st.column_config.DatetimeColumn("Last bad observation", format="YYYY-MM-DD HH:mm"),
+    st.dataframe(shown_frame(breaches), hide_index=True, width="stretch", column_config={
+        "started": st.column_config.TextColumn("From (UTC)"),
+        "ended": st.column_config.TextColumn("Last bad observation (UTC)"),
     })
 
 
