@@ -15,6 +15,9 @@ of revisions stays the order of the files.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import duckdb
@@ -94,7 +97,7 @@ def store_batch(con: duckdb.DuckDBPyConnection, prepared: list[PreparedContract]
 def _write(con, revisions: list[tuple[PreparedContract, int]], newest: dict[str, PreparedContract], *,
            user: access.User, now: datetime) -> None:
     """The contracts rows of every new revision; the details of each contract's newest one."""
-    _insert(con, "contracts", [
+    insert_rows(con, "contracts", [
         [item.contract.id, revision, item.contract.version, item.product_id, item.contract.name,
          item.validation.api_version, item.validation.validated_against, item.contract.status, item.text,
          item.content_hash, item.source, now, user.email] for item, revision in revisions])
@@ -116,29 +119,32 @@ def _write(con, revisions: list[tuple[PreparedContract, int]], newest: dict[str,
     for table in DETAIL_TABLES:
         con.execute(f"DELETE FROM {table} WHERE contract_id IN (SELECT unnest(?::TEXT[]))",  # noqa: S608 - fixed
                     [changed])
-    _insert(con, "domains", [[*row, None] for row in domains.values()], tail="ON CONFLICT DO NOTHING")
-    name = _register(con, list(products.values()))
-    try:
+    insert_rows(con, "domains", [[*row, None] for row in domains.values()], tail="ON CONFLICT DO NOTHING")
+    with registered(con, list(products.values())) as name:
         con.execute(PRODUCT_UPSERT.format(values=f"SELECT * FROM {name}"))
-    finally:
-        con.unregister(name)
     for table in DETAIL_TABLES:
-        _insert(con, table, details[table])
+        insert_rows(con, table, details[table])
 
 
-def _register(con, rows: list[list]) -> str:
-    """Rows as an Arrow table the connection can read by name (column-wise, types inferred)."""
-    name = "_ingest_batch_rows"
+_names = itertools.count()
+
+
+@contextlib.contextmanager
+def registered(con: duckdb.DuckDBPyConnection, rows: list[list]) -> Iterator[str]:
+    """Rows as an Arrow table the connection reads by the yielded name (column-wise, types
+    inferred; an all-null column is cast by the statement that reads it)."""
+    name = f"_batch_rows_{next(_names)}"
     columns = list(zip(*rows, strict=True))
     con.register(name, pa.table({f"c{i}": pa.array(list(values)) for i, values in enumerate(columns)}))
-    return name
-
-
-def _insert(con, table: str, rows: list[list], *, tail: str = "") -> None:
-    if not rows:
-        return
-    name = _register(con, rows)
     try:
-        con.execute(f"INSERT INTO {table} SELECT * FROM {name} {tail}")  # noqa: S608 - fixed names
+        yield name
     finally:
         con.unregister(name)
+
+
+def insert_rows(con: duckdb.DuckDBPyConnection, table: str, rows: list[list], *, tail: str = "") -> None:
+    """All rows in one INSERT (`tail`: an ON CONFLICT clause)."""
+    if not rows:
+        return
+    with registered(con, rows) as name:
+        con.execute(f"INSERT INTO {table} SELECT * FROM {name} {tail}")  # noqa: S608 - fixed names

@@ -8,7 +8,11 @@ nothing to run and reports nothing for them. The i-th product is the same for ev
 
 from __future__ import annotations
 
+import json
 import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -291,3 +295,59 @@ def seed_synthetic(con: duckdb.DuckDBPyConnection, out: Path, n: int) -> tuple[I
     return report, (f"synthetic: {n} products, {n_columns:,} columns; written in {written - started:.1f} s, "
                     f"ingested in {done - written:.1f} s ({(done - written) / max(n, 1) * 1000:.0f} ms per "
                     "contract)")
+
+
+# --- OpenLineage events for scale tests -------------------------------------------------------
+
+OL_PRODUCER = "https://github.com/meshgov/sample_data/synthetic"
+OL_SCHEMA_URL = "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent"
+_FACET_URL = "https://openlineage.io/spec/facets/1-0-1/{}.json#/$defs/{}"
+
+
+def lineage_events(n: int, *, jobs: int = 2_000, tables: int = 5_000, bad_at: int | None = None) -> Iterator[dict]:
+    """n OpenLineage RunEvents (START, then COMPLETE, per run) of `jobs` jobs over `tables`
+    warehouse tables: two inputs and one output each, the output with a schema facet and
+    column lineage (six fields, two input fields each). Deterministic. At `bad_at` the event
+    has no run id: the one event a backfill must quarantine while the others land."""
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    for i in range(n):
+        run, state = divmod(i, 2)
+        job = run % jobs
+        rng = np.random.default_rng([SEED, run])
+        sources = [f"dw.sales.table_{int(t)}" for t in rng.integers(0, tables, 2)]
+        target = f"dw.marts.table_{(job * 7) % tables}"
+        fields = [f"col_{k}" for k in range(6)]
+        output = {"namespace": "postgres://warehouse:5432", "name": target}
+        if state:
+            output["facets"] = {
+                "schema": {"_producer": OL_PRODUCER, "_schemaURL": _FACET_URL.format("SchemaDatasetFacet", "SchemaDatasetFacet"),
+                           "fields": [{"name": f, "type": "VARCHAR"} for f in fields]},
+                "columnLineage": {
+                    "_producer": OL_PRODUCER,
+                    "_schemaURL": _FACET_URL.format("ColumnLineageDatasetFacet", "ColumnLineageDatasetFacet"),
+                    "fields": {f: {"inputFields": [
+                        {"namespace": "postgres://warehouse:5432", "name": s, "field": f,
+                         "transformations": [{"type": "DIRECT", "subtype": "IDENTITY"}]} for s in sources]}
+                        for f in fields}},
+            }
+        event = {
+            "eventType": "COMPLETE" if state else "START",
+            "eventTime": (start + timedelta(seconds=30 * run + 20 * state)).isoformat().replace("+00:00", "Z"),
+            "run": {"runId": str(uuid.UUID(int=(SEED << 64) + run, version=4))},
+            "job": {"namespace": "etl", "name": f"job_{job}"},
+            "inputs": [{"namespace": "postgres://warehouse:5432", "name": s} for s in sources],
+            "outputs": [output],
+            "producer": OL_PRODUCER, "schemaURL": OL_SCHEMA_URL,
+        }
+        if i == bad_at:
+            del event["run"]["runId"]
+        yield event
+
+
+def write_lineage_events(path: Path, n: int, **kwargs) -> Path:
+    """`lineage_events` as one NDJSON file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as out:
+        for event in lineage_events(n, **kwargs):
+            out.write(json.dumps(event, separators=(",", ":")) + "\n")
+    return path
