@@ -63,6 +63,17 @@ class IngestReport:
             "warnings": [asdict(w) for w in self.warnings],
         }
 
+    def summary(self, *, first: int = 20) -> dict:
+        """For large files (a backfill of 100k events): counts per outcome, then the first
+        `first` rejections and warnings in full."""
+        return {
+            "counts": {"accepted": sum(not a.unchanged for a in self.accepted),
+                       "unchanged": sum(a.unchanged for a in self.accepted),
+                       "rejected": len(self.rejected), "warnings": len(self.warnings)},
+            "first_rejected": [asdict(r) for r in self.rejected[:first]],
+            "first_warnings": [asdict(w) for w in self.warnings[:first]],
+        }
+
     def extend(self, other: IngestReport) -> None:
         self.accepted += other.accepted
         self.rejected += other.rejected

@@ -99,3 +99,15 @@ def test_one_bad_event_is_quarantined_and_the_others_land(tmp_path):
     with store.connect(tmp_path / "meshgov.duckdb") as con:
         again = ingest_paths(con, [path])
     assert all(a.unchanged for a in again.accepted), "re-ingesting the backfill is a no-op"
+
+
+def test_json_report_can_summarise_a_large_file(tmp_path, capsys):
+    from catalog import cli
+
+    path = synthetic.write_lineage_events(tmp_path / "backfill.ndjson", 400, bad_at=200)
+    code = cli.main(["ingest", str(path), "--db", str(tmp_path / "m.duckdb"), "--json", "--summary", "5"])
+    summary = json.loads(capsys.readouterr().out)
+    assert code == 1, "a rejected event makes the exit code 1"
+    assert summary["counts"] == {"accepted": 399, "unchanged": 0, "rejected": 1, "warnings": 0}, summary["counts"]
+    assert [r["file"] for r in summary["first_rejected"]] == [f"{path}#200"], summary["first_rejected"]
+    assert "run.runId" in summary["first_rejected"][0]["reason"]
