@@ -102,9 +102,13 @@ def _check_structure(text: str, loader: type = _StringDatesLoader) -> None:
                                     f"nodes (line {event.start_mark.line + 1}): refused as an alias bomb")
 
 
-def load_yaml(text: str) -> Any:
-    """Parse YAML safely; ContractError for structures that would hang or crash later,
-    yaml.YAMLError for text that is not YAML."""
+# Below this many YAML indicator characters a document cannot nest deep enough to overflow
+# libyaml's recursive composer (~50k levels), so it is composed first and its structure
+# checked on the node graph; above it the event stream is checked before anything is built.
+SAFE_COMPOSE_INDICATORS = 10_000
+
+
+def _checked_events(text: str) -> None:
     try:
         _check_structure(text)
     except yaml.YAMLError:
@@ -113,7 +117,106 @@ def load_yaml(text: str) -> Any:
         # text that is simply not YAML still raises the scanner's error.
         _check_structure(text, _PureStringDatesLoader)
         raise
-    return yaml.load(text, Loader=_StringDatesLoader)  # noqa: S506 - SafeLoader subclass
+
+
+def load_yaml(text: str) -> Any:
+    """Parse YAML safely; ContractError for structures that would hang or crash later,
+    yaml.YAMLError for text that is not YAML."""
+    small = sum(text.count(c) for c in "[{-:?") <= SAFE_COMPOSE_INDICATORS
+    if not small:
+        _checked_events(text)
+    loader = _StringDatesLoader(text)
+    try:
+        node = loader.get_single_node()  # composed by libyaml
+        if node is None:
+            return None
+        if small and not _plain_structure(node):
+            _checked_events(text)  # words the refusal (line, anchor) as the event check does
+            raise ContractError("YAML structure refused (nesting, aliases or cycles over the limits)")
+        try:
+            return _build(loader, node, {})
+        except _NotPlain:
+            return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _plain_structure(root) -> bool:
+    """What _check_structure checks, on the composed node graph (one walk, no second parse):
+    nesting within MAX_YAML_DEPTH, aliases expanding by at most MAX_ALIAS_EXPANSION nodes,
+    no node inside itself. An alias is the very node it names, so sizes are memoised."""
+    sizes: dict[int, int] = {}
+    on_path: set[int] = set()
+
+    def size(node, depth: int) -> int | None:
+        key = id(node)
+        if key in on_path:
+            return None  # a cycle
+        if key in sizes:
+            return sizes[key]
+        if isinstance(node, yaml.ScalarNode):
+            sizes[key] = 1
+            return 1
+        if depth > MAX_YAML_DEPTH:
+            return None
+        on_path.add(key)
+        total = 1
+        children = (c for pair in node.value for c in pair) if isinstance(node, yaml.MappingNode) else node.value
+        for child in children:
+            got = size(child, depth + 1)
+            if got is None:
+                return None
+            total += got
+            if total > MAX_ALIAS_EXPANSION + len(sizes) + 1:
+                return None
+        on_path.discard(key)
+        sizes[key] = total
+        return total
+
+    expanded = size(root, 1)
+    return expanded is not None and expanded - len(sizes) <= MAX_ALIAS_EXPANSION
+
+
+class _NotPlain(Exception):
+    """A node _build leaves to PyYAML's constructor (explicit tags, merge keys, odd keys)."""
+
+
+_TAG = "tag:yaml.org,2002:"
+_SCALAR_CONSTRUCTORS = {f"{_TAG}int": "construct_yaml_int", f"{_TAG}float": "construct_yaml_float",
+                        f"{_TAG}bool": "construct_yaml_bool", f"{_TAG}null": "construct_yaml_null"}
+
+
+def _build(loader, node, built: dict) -> Any:
+    """The Python value of a composed document made of plain maps, lists and scalars, as
+    SafeConstructor makes it (same scalar rules, an alias the same object, the last of
+    duplicate keys wins) without its per-node generator machinery: about half the load time
+    of a contract. Anything else raises _NotPlain and PyYAML's constructor makes it."""
+    done = built.get(id(node))
+    if done is not None:
+        return done
+    tag = node.tag
+    if isinstance(node, yaml.ScalarNode):
+        if tag == f"{_TAG}str":
+            return node.value
+        method = _SCALAR_CONSTRUCTORS.get(tag)
+        if method is None:
+            raise _NotPlain(tag)
+        value = getattr(loader, method)(node)
+    elif isinstance(node, yaml.MappingNode) and tag == f"{_TAG}map":
+        value = built[id(node)] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == f"{_TAG}merge":
+                raise _NotPlain("key")
+            value[_build(loader, key_node, built)] = _build(loader, value_node, built)
+        return value
+    elif isinstance(node, yaml.SequenceNode) and tag == f"{_TAG}seq":
+        value = built[id(node)] = []
+        value.extend(_build(loader, item, built) for item in node.value)
+        return value
+    else:
+        raise _NotPlain(tag)
+    built[id(node)] = value
+    return value
 
 
 @functools.cache
