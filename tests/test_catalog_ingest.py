@@ -357,3 +357,24 @@ def test_fast_validator_agrees_with_python_jsonschema(shared_fixtures):
             assert odcs.is_valid(version, document) == expected, (
                 f"{version}: jsonschema-rs says {'invalid' if expected else 'valid'} where python-jsonschema "
                 f"says {'valid' if expected else 'invalid'}: {str(document)[:120]}")
+
+
+def test_load_yaml_builds_what_pyyaml_builds(shared_fixtures):
+    """load_yaml's own builder is a shortcut: every document it accepts must equal PyYAML's
+    SafeLoader reading (timestamps kept as strings), anchors, odd scalars and mutants included."""
+    import yaml
+
+    texts = {p.name: p.read_text() for p in (shared_fixtures / "odcs").glob("*.yaml")}
+    texts.update({p.name: p.read_text() for p in (Path(__file__).parent / "fixtures").rglob("*.yaml")})
+    texts.update(mutated_variants(30, seed=11))
+    texts.update(special_cases())
+    compared = 0
+    for name, text in texts.items():
+        try:
+            ours = odcs.load_yaml(text)
+        except (odcs.ContractError, yaml.YAMLError):
+            continue  # refused: the refusal tests above cover these
+        reference = yaml.load(text, Loader=odcs._StringDatesLoader)  # noqa: S506 - SafeLoader subclass
+        assert repr(ours) == repr(reference), f"{name}: load_yaml differs from PyYAML"
+        compared += 1
+    assert compared > 60, f"only {compared} documents compared"
