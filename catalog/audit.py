@@ -325,6 +325,38 @@ def record(con: duckdb.DuckDBPyConnection, *, actor: Actor | str, action: str,
     return retry_write(con, append)
 
 
+def record_many(con: duckdb.DuckDBPyConnection, *, actor: Actor | str, action: str,
+                entries: list[tuple[str | None, Any, Any]]) -> None:
+    """Append one row per (target, before, after), chained in order, in one statement: what
+    `record` does per row, for a batch ingest. Joins the caller's open transaction."""
+    if not entries:
+        return
+    who, via = _actor_fields(actor)
+    key = audit_key()
+    texts = [(target, canonical_json(before), canonical_json(after)) for target, before, after in entries]
+
+    def append() -> None:
+        with _APPEND_LOCK, own_transaction(con):
+            _ensure_keyed(con, key)
+            last = con.execute("SELECT seq, hash FROM audit_log "
+                               "WHERE seq = (SELECT max(seq) FROM audit_log)").fetchone()
+            seq, prev_hash = (last[0], last[1]) if last else (0, GENESIS)
+            logged_at = datetime.now(UTC).replace(tzinfo=None)
+            rows = []
+            for target, before_text, after_text in texts:
+                seq += 1
+                digest = row_hash(key=key, seq=seq, logged_at=logged_at, actor=who, via=via, action=action,
+                                  target=target, before=before_text, after=after_text, prev_hash=prev_hash)
+                rows.append([seq, logged_at, who, via, action, target, before_text, after_text, prev_hash, digest])
+                prev_hash = digest
+            for start in range(0, len(rows), 1000):
+                chunk = rows[start:start + 1000]
+                con.execute("INSERT INTO audit_log VALUES " + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(chunk)),
+                            [value for row in chunk for value in row])
+
+    retry_write(con, append)
+
+
 def _append(con, key: bytes, who: str, via: str, action: str, target: str | None,
             before_text: str | None, after_text: str | None) -> int:
     last = con.execute("SELECT seq, hash FROM audit_log "

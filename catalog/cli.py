@@ -37,6 +37,9 @@ def build_parser(extra_commands=()) -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", metavar="PATH")
     _db_arg(p)
     p.add_argument("--json", action="store_true", help="print one JSON object: accepted, rejected, warnings")
+    p.add_argument("--summary", type=bounded_int(0, 100_000), nargs="?", const=20, metavar="N",
+                   help="with --json: counts per outcome and the first N rejections and warnings "
+                        "(default 20) instead of one entry per file or event")
     p.add_argument("--as", dest="actor", help="name recorded as the actor (default: OS user)")
 
     p = sub.add_parser("search", help="ranked search over products, owners, tags, columns")
@@ -85,7 +88,8 @@ def _dispatch(args) -> int:
         with connect(db) as con:
             report = ingest_mod.ingest_paths(con, args.paths, actor=args.actor)
         if args.json:
-            print(json.dumps(report.to_json(), indent=2))
+            print(json.dumps(report.to_json() if args.summary is None else report.summary(first=args.summary),
+                             indent=2))
         else:
             _print_report(report)
         return 1 if report.rejected else 0

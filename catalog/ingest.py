@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import yaml
@@ -62,6 +63,17 @@ class IngestReport:
             "warnings": [asdict(w) for w in self.warnings],
         }
 
+    def summary(self, *, first: int = 20) -> dict:
+        """For large files (a backfill of 100k events): counts per outcome, then the first
+        `first` rejections and warnings in full."""
+        return {
+            "counts": {"accepted": sum(not a.unchanged for a in self.accepted),
+                       "unchanged": sum(a.unchanged for a in self.accepted),
+                       "rejected": len(self.rejected), "warnings": len(self.warnings)},
+            "first_rejected": [asdict(r) for r in self.rejected[:first]],
+            "first_warnings": [asdict(w) for w in self.warnings[:first]],
+        }
+
     def extend(self, other: IngestReport) -> None:
         self.accepted += other.accepted
         self.rejected += other.rejected
@@ -90,19 +102,43 @@ def _acting(user: access.User | None, actor: str | None) -> access.User:
     return access.require(user or access.cli_user(actor), "ingest")
 
 
+# Contracts stored per write batch: one transaction, a few statements per table for all of
+# them (per-file transactions of ~25 statements each cost ~40 ms a contract on these machines).
+BATCH_FILES = 500
+
+
 def ingest_paths(con: duckdb.DuckDBPyConnection, paths: Iterable[str | Path], *, actor: str | None = None,
                  user: access.User | None = None, bulk: bool = False) -> IngestReport:
-    """`bulk`: for loads of thousands of contracts, rebuild the search index once at the end
-    instead of per file (per-file re-indexing was ~60 ms a contract); until then the new
-    products are not searchable. Each file still lands in its own transaction."""
+    """Each file has its own outcome (a rejected file writes nothing), but the writes of the
+    accepted contracts are batched: up to BATCH_FILES contracts share one transaction, and
+    the search index is refreshed once per batch. Should a batch fail to write, it is rolled
+    back and its files stored one transaction each, so one bad write costs only its file.
+
+    `bulk`: for loads of thousands of contracts, rebuild the search index once at the end
+    instead of per batch; until then the new products are not searchable."""
     user = _acting(user, actor)
     files, missing = expand_paths(paths)
     report = IngestReport(rejected=missing)
     stored_in_batch: dict[str, Accepted] = {}
+    queue: list[PreparedContract] = []
+
+    def flush() -> None:
+        for one in store_contracts(con, queue, user=user, index=not bulk):
+            report.extend(one)
+            report.warnings += _same_id_in_batch(one, stored_in_batch)
+        queue.clear()
+
     for path in files:
-        one = ingest_file(con, path, user=user, index=not bulk)
-        report.extend(one)
-        report.warnings += _same_id_in_batch(one, stored_in_batch)
+        prepared = prepare_file(con, path, user=user, index=not bulk)
+        if isinstance(prepared, PreparedContract):
+            queue.append(prepared)
+            if len(queue) >= BATCH_FILES:
+                flush()
+            continue
+        flush()  # files keep their order: a lineage file may name what the contracts before it declared
+        report.extend(prepared)
+        report.warnings += _same_id_in_batch(prepared, stored_in_batch)
+    flush()
     if bulk and report.accepted:
         with transaction(con):
             search.reindex(con)
@@ -143,15 +179,42 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: Path, *, actor: str | None
                 user: access.User | None = None, index: bool = True) -> IngestReport:
     """Never raises for a bad file: whatever one producer sends, the batch goes on."""
     user = _acting(user, actor)
+    prepared = prepare_file(con, path, user=user, index=index)
+    if isinstance(prepared, PreparedContract):
+        return store_contracts(con, [prepared], user=user, index=index)[0]
+    return prepared
+
+
+@dataclass
+class PreparedContract:
+    """A contract file read, validated and parsed, not yet written (see store_contracts)."""
+    source: str
+    text: str
+    contract: Any
+    validation: odcs.Validation
+    product_id: str
+    product_name: str
+    content_hash: str
+
+
+def prepare_file(con: duckdb.DuckDBPyConnection, path: Path, *, user: access.User,
+                 index: bool = True) -> IngestReport | PreparedContract:
+    """A contract comes back prepared (nothing written yet); any other file is ingested here
+    and its report returned. Never raises for a bad file."""
     try:
         return _ingest_file(con, path, user=user, index=index)
     except Exception as exc:  # noqa: BLE001 - a bug must not stop the batch; its transaction rolled back
-        return IngestReport(rejected=[Rejected(
-            str(path), f"internal error while ingesting ({type(exc).__name__}: {str(exc)[:300]}); "
-                       "nothing was written — please report this file")])
+        return _internal_error(str(path), exc)
 
 
-def _ingest_file(con: duckdb.DuckDBPyConnection, path: Path, *, user: access.User, index: bool = True) -> IngestReport:
+def _internal_error(name: str, exc: Exception) -> IngestReport:
+    return IngestReport(rejected=[Rejected(
+        name, f"internal error while ingesting ({type(exc).__name__}: {str(exc)[:300]}); "
+              "nothing was written — please report this file")])
+
+
+def _ingest_file(con: duckdb.DuckDBPyConnection, path: Path, *, user: access.User,
+                 index: bool = True) -> IngestReport | PreparedContract:
     report = IngestReport()
     name = str(path)
     too_big = _over_size_limit(path)
@@ -184,13 +247,10 @@ def _ingest_file(con: duckdb.DuckDBPyConnection, path: Path, *, user: access.Use
                                               "expected an ODCS contract (.yaml), OpenLineage events (.json/.ndjson) or a model card (.md)"))
         return report
     try:
-        outcome, warnings = ingest_contract_text(con, text, source=name, user=user, index=index)
+        return prepare_contract_text(text, source=name)
     except odcs.ContractError as exc:
         report.rejected.append(Rejected(name, str(exc)))
         return report
-    report.accepted.append(outcome)
-    report.warnings += [Warning_(name, w) for w in warnings]
-    return report
 
 
 def _over_size_limit(path: Path) -> str | None:
@@ -240,6 +300,12 @@ def ingest_contract_text(con: duckdb.DuckDBPyConnection, text: str, *, source: s
     """Validate, parse and store one contract; raise ContractError without writing on fault.
     A new revision and its audit row (before/after revision and hash) commit together."""
     user = _acting(user, actor)
+    prepared = prepare_contract_text(text, source=source)
+    return _store_prepared(con, prepared, user=user, index=index)
+
+
+def prepare_contract_text(text: str, *, source: str) -> PreparedContract:
+    """Load, validate and parse one contract (no database work); raise ContractError on fault."""
     try:
         document = odcs.load_yaml(text)
     except yaml.YAMLError as exc:
@@ -248,13 +314,52 @@ def ingest_contract_text(con: duckdb.DuckDBPyConnection, text: str, *, source: s
         raise odcs.ContractError(f"not valid YAML{where}: {getattr(exc, 'problem', None) or exc}") from exc
     validation = odcs.validate(document)
     contract = odcs.parse(document)
-    content_hash = hashlib.sha256(text.encode()).hexdigest()
     product_id, product_name = odcs.product_identity(contract)
+    return PreparedContract(source, text, contract, validation, product_id, product_name,
+                            hashlib.sha256(text.encode()).hexdigest())
+
+
+def _store_prepared(con, prepared: PreparedContract, *, user: access.User,
+                    index: bool = True) -> tuple[Accepted, list[str]]:
     # Two sessions ingesting at once may race on a new domain, the search vocabulary or the
     # audit seq; the loser's transaction rolled back whole, so it is simply run again.
     return audit.retry_write(con, lambda: _store_contract(
-        con, contract, validation, text=text, source=source, user=user, product_id=product_id,
-        product_name=product_name, content_hash=content_hash, index=index))
+        con, prepared.contract, prepared.validation, text=prepared.text, source=prepared.source, user=user,
+        product_id=prepared.product_id, product_name=prepared.product_name,
+        content_hash=prepared.content_hash, index=index))
+
+
+def store_contracts(con: duckdb.DuckDBPyConnection, prepared: list[PreparedContract], *,
+                    user: access.User, index: bool = True) -> list[IngestReport]:
+    """Store prepared contracts, one report each, in their order. Several go in one batch
+    transaction (catalog.ingest_batch); a contract the batch cannot take (see there), or any
+    write error in the batch, falls back to one transaction per file."""
+    from catalog import ingest_batch
+
+    if not prepared:
+        return []
+    reports: dict[int, IngestReport] = {}
+    single = list(range(len(prepared)))
+    if len(prepared) > 1:
+        try:
+            outcomes, single = audit.retry_write(con, lambda: ingest_batch.store_batch(
+                con, prepared, user=user, index=index))
+            for position, (accepted, warnings) in outcomes.items():
+                reports[position] = IngestReport(accepted=[accepted],
+                                                 warnings=[Warning_(accepted.file, w) for w in warnings])
+        except Exception:  # noqa: BLE001 - rolled back whole: every file is stored on its own below
+            single = list(range(len(prepared)))
+    for position in single:
+        item = prepared[position]
+        try:
+            accepted, warnings = _store_prepared(con, item, user=user, index=index)
+            reports[position] = IngestReport(accepted=[accepted],
+                                             warnings=[Warning_(item.source, w) for w in warnings])
+        except odcs.ContractError as exc:
+            reports[position] = IngestReport(rejected=[Rejected(item.source, str(exc))])
+        except Exception as exc:  # noqa: BLE001 - its transaction rolled back; the others go on
+            reports[position] = _internal_error(item.source, exc)
+    return [reports[i] for i in range(len(prepared))]
 
 
 def _store_contract(con, contract, validation, *, text: str, source: str, user: access.User,
@@ -342,51 +447,60 @@ def _write_contract_details(con, contract, product_id: str, product_name: str, n
     cid = contract.id
     for table in ("owners", "servers", "datasets", "columns", "slos", "contract_properties"):
         con.execute(f"DELETE FROM {table} WHERE contract_id = ?", [cid])  # noqa: S608 - fixed names
+    rows = contract_rows(contract, product_id, product_name, now)
+    con.execute("INSERT INTO domains VALUES (?, ?, NULL) ON CONFLICT DO NOTHING", rows["domains"][0])
+    con.execute(PRODUCT_UPSERT.format(values="VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"), rows["products"][0])
+    for table in DETAIL_TABLES:
+        _insert_rows(con, table, rows[table])
 
-    domain_id = odcs.slug(contract.domain) if contract.domain else "unassigned"
-    con.execute("INSERT INTO domains VALUES (?, ?, NULL) ON CONFLICT DO NOTHING",
-                [domain_id, contract.domain or "Unassigned"])
-    desc = contract.description
-    con.execute(
-        """INSERT INTO products VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+
+DETAIL_TABLES = ("owners", "servers", "datasets", "columns", "contract_properties", "slos")
+# A product row from a contract; a later contract of the product takes its fields, but an
+# unassigned domain does not overwrite a known one.
+PRODUCT_UPSERT = """INSERT INTO products {values}
            ON CONFLICT (product_id) DO UPDATE SET name = excluded.name,
              domain_id = CASE WHEN excluded.domain_id = 'unassigned' THEN products.domain_id ELSE excluded.domain_id END,
              description = excluded.description, purpose = excluded.purpose, usage = excluded.usage,
              limitations = excluded.limitations, status = excluded.status, tags = excluded.tags,
-             updated_at = excluded.updated_at""",
-        [product_id, product_name, domain_id,
-         (desc.purpose if desc else None) or _first_schema_description(contract),
-         desc.purpose if desc else None, desc.usage if desc else None,
-         desc.limitations if desc else None, contract.status, list(contract.tags or []), now, now])
+             updated_at = excluded.updated_at"""
 
-    for owner in odcs.owners_of(contract):
-        con.execute("INSERT INTO owners VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    [product_id, cid, owner["team"], owner["username"], owner["name"],
-                     owner["email"], owner["role"], owner["active"]])
-    for server in odcs.server_rows(contract):
-        con.execute("INSERT INTO servers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [cid, server["server"], server["type"], server["environment"], server["format"],
-                     server["path"], server["database"], server["schema_name"], server["details"]])
+
+def contract_rows(contract, product_id: str, product_name: str, now: datetime) -> dict[str, list[list]]:
+    """The rows one contract revision writes, per table (domains and products: one row each)."""
+    cid = contract.id
+    domain_id = odcs.slug(contract.domain) if contract.domain else "unassigned"
+    desc = contract.description
+    rows: dict[str, list[list]] = {
+        "domains": [[domain_id, contract.domain or "Unassigned"]],
+        "products": [[product_id, product_name, domain_id,
+                      (desc.purpose if desc else None) or _first_schema_description(contract),
+                      desc.purpose if desc else None, desc.usage if desc else None,
+                      desc.limitations if desc else None, contract.status, list(contract.tags or []), now, now]],
+        "owners": [[product_id, cid, owner["team"], owner["username"], owner["name"], owner["email"],
+                    owner["role"], owner["active"]] for owner in odcs.owners_of(contract)],
+        "servers": [[cid, server["server"], server["type"], server["environment"], server["format"],
+                     server["path"], server["database"], server["schema_name"], server["details"]]
+                    for server in odcs.server_rows(contract)],
+        "datasets": [], "columns": [], "contract_properties": [], "slos": [],
+    }
     for obj in contract.schema_ or []:
         dataset = obj.name or obj.physicalName or "?"
-        con.execute("INSERT INTO datasets VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [cid, product_id, dataset, obj.physicalName, obj.physicalType, obj.description,
-                     list(obj.tags or [])])
-        rows = [[cid, product_id, dataset, col["column_name"], position, col["physical_name"],
-                 col["logical_type"], col["physical_type"], col["required"], col["is_unique"],
-                 col["primary_key"], col["classification"], col["pii"], col["description"], col["tags"]]
-                for position, col in enumerate(odcs.flatten_columns(obj))]
-        _insert_rows(con, "columns", rows)
+        rows["datasets"].append([cid, product_id, dataset, obj.physicalName, obj.physicalType, obj.description,
+                                 list(obj.tags or [])])
+        rows["columns"] += [[cid, product_id, dataset, col["column_name"], position, col["physical_name"],
+                             col["logical_type"], col["physical_type"], col["required"], col["is_unique"],
+                             col["primary_key"], col["classification"], col["pii"], col["description"], col["tags"]]
+                            for position, col in enumerate(odcs.flatten_columns(obj))]
     for prop in contract.customProperties or []:
         if prop.property:
-            con.execute("INSERT INTO contract_properties VALUES (?, ?, ?, ?)",
-                        [cid, product_id, prop.property,
-                         prop.value if isinstance(prop.value, str) or prop.value is None
-                         else json.dumps(prop.value, default=str)])
+            rows["contract_properties"].append(
+                [cid, product_id, prop.property,
+                 prop.value if isinstance(prop.value, str) or prop.value is None
+                 else json.dumps(prop.value, default=str)])
     for sla in contract.slaProperties or []:
-        con.execute("INSERT INTO slos VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [cid, product_id, sla.property, odcs._text(sla.value), odcs._text(sla.valueExt),
-                     sla.unit, sla.element, sla.driver, sla.description])
+        rows["slos"].append([cid, product_id, sla.property, odcs._text(sla.value), odcs._text(sla.valueExt),
+                             sla.unit, sla.element, sla.driver, sla.description])
+    return rows
 
 
 def _insert_rows(con, table: str, rows: list[list]) -> None:

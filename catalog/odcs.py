@@ -6,11 +6,9 @@ The official JSON Schemas are the gate (the pydantic model is a lenient parser: 
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import re
-import threading
 import unicodedata
 from dataclasses import dataclass, field
 from importlib import resources
@@ -18,13 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import jsonschema_rs
 import yaml
 from jsonschema import Draft201909Validator
-
-try:  # private module: the memoised unevaluatedProperties below needs it (jsonschema 4.x)
-    from jsonschema import _legacy_keywords
-except ImportError:  # a jsonschema without it validates with the stock (slower) keyword
-    _legacy_keywords = None
 from open_data_contract_standard.model import OpenDataContractStandard
 from pydantic import ValidationError
 
@@ -109,9 +103,13 @@ def _check_structure(text: str, loader: type = _StringDatesLoader) -> None:
                                     f"nodes (line {event.start_mark.line + 1}): refused as an alias bomb")
 
 
-def load_yaml(text: str) -> Any:
-    """Parse YAML safely; ContractError for structures that would hang or crash later,
-    yaml.YAMLError for text that is not YAML."""
+# Below this many YAML indicator characters a document cannot nest deep enough to overflow
+# libyaml's recursive composer (~50k levels), so it is composed first and its structure
+# checked on the node graph; above it the event stream is checked before anything is built.
+SAFE_COMPOSE_INDICATORS = 10_000
+
+
+def _checked_events(text: str) -> None:
     try:
         _check_structure(text)
     except yaml.YAMLError:
@@ -120,7 +118,106 @@ def load_yaml(text: str) -> Any:
         # text that is simply not YAML still raises the scanner's error.
         _check_structure(text, _PureStringDatesLoader)
         raise
-    return yaml.load(text, Loader=_StringDatesLoader)  # noqa: S506 - SafeLoader subclass
+
+
+def load_yaml(text: str) -> Any:
+    """Parse YAML safely; ContractError for structures that would hang or crash later,
+    yaml.YAMLError for text that is not YAML."""
+    small = sum(text.count(c) for c in "[{-:?") <= SAFE_COMPOSE_INDICATORS
+    if not small:
+        _checked_events(text)
+    loader = _StringDatesLoader(text)
+    try:
+        node = loader.get_single_node()  # composed by libyaml
+        if node is None:
+            return None
+        if small and not _plain_structure(node):
+            _checked_events(text)  # words the refusal (line, anchor) as the event check does
+            raise ContractError("YAML structure refused (nesting, aliases or cycles over the limits)")
+        try:
+            return _build(loader, node, {})
+        except _NotPlain:
+            return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _plain_structure(root) -> bool:
+    """What _check_structure checks, on the composed node graph (one walk, no second parse):
+    nesting within MAX_YAML_DEPTH, aliases expanding by at most MAX_ALIAS_EXPANSION nodes,
+    no node inside itself. An alias is the very node it names, so sizes are memoised."""
+    sizes: dict[int, int] = {}
+    on_path: set[int] = set()
+
+    def size(node, depth: int) -> int | None:
+        key = id(node)
+        if key in on_path:
+            return None  # a cycle
+        if key in sizes:
+            return sizes[key]
+        if isinstance(node, yaml.ScalarNode):
+            sizes[key] = 1
+            return 1
+        if depth > MAX_YAML_DEPTH:
+            return None
+        on_path.add(key)
+        total = 1
+        children = (c for pair in node.value for c in pair) if isinstance(node, yaml.MappingNode) else node.value
+        for child in children:
+            got = size(child, depth + 1)
+            if got is None:
+                return None
+            total += got
+            if total > MAX_ALIAS_EXPANSION + len(sizes) + 1:
+                return None
+        on_path.discard(key)
+        sizes[key] = total
+        return total
+
+    expanded = size(root, 1)
+    return expanded is not None and expanded - len(sizes) <= MAX_ALIAS_EXPANSION
+
+
+class _NotPlain(Exception):
+    """A node _build leaves to PyYAML's constructor (explicit tags, merge keys, odd keys)."""
+
+
+_TAG = "tag:yaml.org,2002:"
+_SCALAR_CONSTRUCTORS = {f"{_TAG}int": "construct_yaml_int", f"{_TAG}float": "construct_yaml_float",
+                        f"{_TAG}bool": "construct_yaml_bool", f"{_TAG}null": "construct_yaml_null"}
+
+
+def _build(loader, node, built: dict) -> Any:
+    """The Python value of a composed document made of plain maps, lists and scalars, as
+    SafeConstructor makes it (same scalar rules, an alias the same object, the last of
+    duplicate keys wins) without its per-node generator machinery: about half the load time
+    of a contract. Anything else raises _NotPlain and PyYAML's constructor makes it."""
+    done = built.get(id(node))
+    if done is not None:
+        return done
+    tag = node.tag
+    if isinstance(node, yaml.ScalarNode):
+        if tag == f"{_TAG}str":
+            return node.value
+        method = _SCALAR_CONSTRUCTORS.get(tag)
+        if method is None:
+            raise _NotPlain(tag)
+        value = getattr(loader, method)(node)
+    elif isinstance(node, yaml.MappingNode) and tag == f"{_TAG}map":
+        value = built[id(node)] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == f"{_TAG}merge":
+                raise _NotPlain("key")
+            value[_build(loader, key_node, built)] = _build(loader, value_node, built)
+        return value
+    elif isinstance(node, yaml.SequenceNode) and tag == f"{_TAG}seq":
+        value = built[id(node)] = []
+        value.extend(_build(loader, item, built) for item in node.value)
+        return value
+    else:
+        raise _NotPlain(tag)
+    built[id(node)] = value
+    return value
 
 
 @functools.cache
@@ -137,83 +234,63 @@ def schema_sources() -> dict[str, str]:
     return found
 
 
-# jsonschema's draft 2019-09 `unevaluatedProperties` re-validates the whole subtree of every
-# allOf / if branch to learn which keys it evaluated. The ODCS schemas put it on both
-# SchemaProperty and SchemaBaseProperty, so nested properties cost ~3x per level (v3.1.0:
-# 4 levels 0.4 s, 7 levels 11 s, 10 levels minutes). Memoising those validity checks per
-# (instance node, subschema) within one validate() call makes it linear again, with the
-# very same errors: the cached answer is the one the uncached check would compute.
-_memo = threading.local()
+# Validation runs on jsonschema-rs (draft 2019-09, compiled once per version): ~0.1 ms for a
+# 20-column contract where python-jsonschema took ~50-125 ms, and linear in nesting where
+# python-jsonschema's `unevaluatedProperties` re-walks every allOf / if branch (v3.1.0 nested
+# properties: 4 levels 0.4 s, 7 levels 11 s). python-jsonschema is kept for one job only: the
+# wording of the fault of a document the fast validator already failed (most files pass; only
+# failures pay), and only while the document is shallow enough for it to answer quickly.
+#
+# Formats: python-jsonschema asserts only the formats it has a checker for (of those the ODCS
+# schemas use: `date`, not `date-time` or `uri`, whose checkers need optional packages). The
+# fast validator is given exactly that rule, so both accept and reject the same documents.
+_PY_FORMATS = Draft201909Validator.FORMAT_CHECKER
+_SCHEMA_FORMATS = ("date", "date-time", "uri")
+_FAST_FORMATS = {name: (lambda value, name=name: _PY_FORMATS.conforms(value, name))
+                 if name in _PY_FORMATS.checkers else (lambda value: True) for name in _SCHEMA_FORMATS}
+# Deeper than this many nested `properties` levels, the fault's wording comes from the fast
+# validator (see _first_error): python-jsonschema would take seconds to minutes there.
+MAX_WORDING_DEPTH = 3
 
 
-class _MemoisedChecks:
-    """The validator as seen by jsonschema's find_evaluated_property_keys_by_schema: its
-    yes/no validity checks come from the per-call cache; everything else is delegated."""
-
-    def __init__(self, validator):
-        self._validator = validator
-
-    def __getattr__(self, name):
-        return getattr(self._validator, name)
-
-    def evolve(self, **changes):
-        return _MemoisedChecks(self._validator.evolve(**changes))
-
-    def _valid(self, instance, schema) -> bool:
-        cache = getattr(_memo, "cache", None)
-        key = (id(instance), id(schema))
-        if cache is None or key not in cache:
-            valid = next(self._validator.descend(instance, schema), None) is None
-            if cache is None:
-                return valid
-            # ids are stable: the document and the schemas outlive the validate() call
-            cache[key] = valid
-        return cache[key]
-
-    def is_valid(self, instance, _schema=None):
-        return self._valid(instance, self._validator.schema if _schema is None else _schema)
-
-    def descend(self, instance, schema, path=None, schema_path=None):
-        if path is not None:  # an unevaluated key's own check: not a repeated subtree walk
-            return self._validator.descend(instance, schema, path=path, schema_path=schema_path)
-        # jsonschema only asks `next(..., None) is None`: any non-None item means "invalid"
-        return iter(()) if self._valid(instance, schema) else iter((self,))
-
-
-def _unevaluated_properties(validator, uP, instance, schema):
-    yield from _legacy_keywords.unevaluatedProperties_draft2019(
-        _MemoisedChecks(validator), uP, instance, schema)
-
-
-_ODCSValidator = (jsonschema.validators.extend(
-    Draft201909Validator, {"unevaluatedProperties": _unevaluated_properties})
-    if _legacy_keywords is not None and hasattr(_legacy_keywords, "unevaluatedProperties_draft2019")
-    else Draft201909Validator)
-
-
-@contextlib.contextmanager
-def _memoised_validation():
-    outer = getattr(_memo, "cache", None)
-    _memo.cache = {} if outer is None else outer
-    try:
-        yield
-    finally:
-        _memo.cache = outer
-
-
-@functools.cache
-def _validator(version: str) -> Draft201909Validator:
+def _schema_document(version: str) -> dict:
     source = schema_sources()[version]
     if source == "bundled":
         text = resources.files("open_data_contract_standard").joinpath("schema.json").read_text()
     else:
         text = Path(source).read_text()
-    return _ODCSValidator(json.loads(text), format_checker=Draft201909Validator.FORMAT_CHECKER)
+    return json.loads(text)
+
+
+@functools.cache
+def _fast_validator(version: str) -> jsonschema_rs.Draft201909Validator:
+    """The compiled schema of one version (compiled on first use, then kept)."""
+    return jsonschema_rs.Draft201909Validator(_schema_document(version), validate_formats=True,
+                                              formats=_FAST_FORMATS)
+
+
+@functools.cache
+def _validator(version: str) -> Draft201909Validator:
+    """python-jsonschema for the same schema: words the fault of a failed document."""
+    return Draft201909Validator(_schema_document(version), format_checker=_PY_FORMATS)
+
+
+def is_valid(version: str, document: Any) -> bool:
+    try:
+        return _fast_validator(version).is_valid(document)
+    except ValueError:
+        # YAML can hold what JSON cannot (binary, sets, non-string keys): the fast validator
+        # refuses to read it; python-jsonschema judges such a document as before.
+        return _validator(version).is_valid(document)
 
 
 def _json_path(error: jsonschema.ValidationError) -> str:
+    return _json_path_of(error.absolute_path)
+
+
+def _json_path_of(parts) -> str:
     path = ""
-    for part in error.absolute_path:
+    for part in parts:
         path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
     return path or "(root)"
 
@@ -229,16 +306,58 @@ def _leaf_errors(errors):
 
 
 def _first_error(version: str, document: dict) -> str | None:
-    """The most specific fault: a leaf error deepest in the document beats the wrapper
-    errors ('Unevaluated properties...') that if/then schemas report at the parent."""
-    errors = list(_validator(version).iter_errors(document))
-    if not errors:
+    """None when valid; else the most specific fault: a leaf error deepest in the document
+    beats the wrapper errors ('Unevaluated properties...') that if/then schemas report at the
+    parent."""
+    if is_valid(version, document):
         return None
+    if _properties_depth(document) > MAX_WORDING_DEPTH:
+        return _fast_first_error(version, document)
+    errors = list(_validator(version).iter_errors(document))
+    if not errors:  # the two validators disagree: the fast one's verdict stands
+        return _fast_first_error(version, document)
     leaves = [e for e in _leaf_errors(errors) if e.validator not in _WRAPPER_VALIDATORS]
     best = jsonschema.exceptions.best_match(errors)
     if leaves and best.validator in _WRAPPER_VALIDATORS:
         best = max(leaves, key=lambda e: len(e.absolute_path))
     return f"{_json_path(best)}: {_shorten(best.message)}"
+
+
+_FAST_WRAPPERS = {"UnevaluatedProperties", "OneOfNotValid", "OneOfMultipleValid", "AnyOf", "Not"}
+
+
+def _fast_leaves(errors):
+    for error in errors:
+        for branch in getattr(error.kind, "context", None) or ():
+            yield from _fast_leaves(branch)
+        yield error
+
+
+def _fast_first_error(version: str, document: dict) -> str:
+    """The fault in jsonschema-rs's words: the deepest error that is not a wrapper."""
+    try:
+        errors = list(_fast_validator(version).iter_errors(document))
+    except ValueError:
+        errors = []
+    if not errors:
+        return "(root): not valid under the official schema"
+    leaves = [e for e in _fast_leaves(errors) if type(e.kind).__name__ not in _FAST_WRAPPERS]
+    best = max(leaves, key=lambda e: len(e.instance_path)) if leaves else errors[0]
+    return f"{_json_path_of(best.instance_path)}: {_shorten(best.message)}"
+
+
+def _properties_depth(document: dict) -> int:
+    """How many `properties` levels nest in the document's schema (0 without a schema)."""
+    deepest, pending = 0, [(node, 1) for node in document.get("schema") or [] if isinstance(node, dict)]
+    while pending:
+        node, depth = pending.pop()
+        for prop in node.get("properties") or [] if isinstance(node.get("properties"), list) else []:
+            if isinstance(prop, dict):
+                deepest = max(deepest, depth)
+                pending.append((prop, depth + 1))
+        if isinstance(node.get("items"), dict):
+            pending.append((node["items"], depth))
+    return deepest
 
 
 def _shorten(message: str, limit: int = 300) -> str:
@@ -258,8 +377,7 @@ def validate(document: Any) -> Validation:
     Declared version passes -> accepted. Fails it but passes a newer official schema ->
     accepted with a warning naming that version. Anything else -> rejected.
     """
-    with _memoised_validation():
-        return _validate(document)
+    return _validate(document)
 
 
 # Columns (schema properties, nested ones included) one contract may declare: a 60,000-column
@@ -316,7 +434,7 @@ def _validate(document: Any) -> Validation:
             f"validated against {newer[0] if newer else 'none'}"
         )
     for version in newer:
-        if _validator(version).is_valid(document):  # stops at the first error, unlike _first_error
+        if is_valid(version, document):
             if fault is not None:
                 warnings.append(
                     f"declares apiVersion {declared} but is valid only under {version}: "

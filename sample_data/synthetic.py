@@ -8,17 +8,16 @@ nothing to run and reports nothing for them. The i-th product is the same for ev
 
 from __future__ import annotations
 
-import contextlib
-import copy
 import json
 import time
+import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
 import numpy as np
 
-from catalog import odcs
 from catalog.ingest import IngestReport, ingest_paths
 from catalog.odcs import slug
 from sample_data import contracts, vocab
@@ -284,95 +283,71 @@ def _remove_generated(folder: Path) -> None:
                 old.unlink()
 
 
-# --- validating once per shape ----------------------------------------------------------
-#
-# JSON Schema validation is half of the ingest time of a 20-column contract (~125 ms of
-# ~250 ms measured). Synthetic contracts differ from each other mostly in text, so each
-# distinct *skeleton* is validated once, and the verdict reused. The skeleton keeps every
-# value the official v3.1.0 schema constrains and blanks only leaves it does not:
-#  - the values at _FREE_PATHS are plain `type: string` (or any scalar / boolean) in the
-#    schema, without enum, const, pattern or format, so any value of the same JSON type
-#    validates alike; they are replaced by their type name;
-#  - arrays of objects (schema, properties, members, slaProperties, customProperties,
-#    quality) carry no minItems/maxItems/uniqueItems/contains in the schema, so an array
-#    is valid exactly when each distinct item is: items are de-duplicated and sorted.
-# A contract that fails is re-validated on its own so its reason names its own fault.
-# tests/test_sample_seed.py checks the memo against full validation.
-
-_FREE_PATHS = {
-    ("id",), ("name",), ("version",), ("dataProduct",), ("domain",), ("tags", "*"),
-    ("description", "purpose"), ("description", "usage"), ("description", "limitations"),
-    ("team", "name"), ("team", "description"),
-    ("team", "members", "*", "username"), ("team", "members", "*", "name"),
-    ("team", "members", "*", "role"),
-    ("schema", "*", "name"), ("schema", "*", "physicalName"), ("schema", "*", "description"),
-    ("schema", "*", "dataGranularityDescription"),
-    ("schema", "*", "properties", "*", "name"), ("schema", "*", "properties", "*", "description"),
-    ("schema", "*", "properties", "*", "physicalType"),
-    ("schema", "*", "properties", "*", "classification"),
-    ("schema", "*", "properties", "*", "tags", "*"),
-    ("schema", "*", "properties", "*", "required"), ("schema", "*", "properties", "*", "unique"),
-    ("slaProperties", "*", "value"), ("slaProperties", "*", "description"),
-    ("customProperties", "*", "description"),
-}
-
-
-def skeleton(node, path: tuple = ()):
-    """The document with unconstrained leaves blanked and object arrays de-duplicated."""
-    if path in _FREE_PATHS:
-        return f"<{type(node).__name__}>"
-    if isinstance(node, dict):
-        return {k: skeleton(v, (*path, k)) for k, v in node.items()}
-    if isinstance(node, list):
-        items = [skeleton(v, (*path, "*")) for v in node]
-        if items and all(isinstance(v, dict) for v in items):
-            unique = {json.dumps(v, sort_keys=True): v for v in items}
-            return [unique[k] for k in sorted(unique)]
-        return items
-    return node
-
-
-@contextlib.contextmanager
-def validation_per_shape() -> Iterator[dict]:
-    """While active, `catalog.odcs.validate` judges each distinct skeleton once.
-
-    The ingest path is otherwise untouched (load, parse, hash, one transaction per file,
-    search index); yields the verdict cache so callers can report how many shapes there were.
-    """
-    full = odcs.validate
-    verdicts: dict[str, odcs.Validation | None] = {}
-
-    def validate(document):
-        shape = json.dumps(skeleton(document), sort_keys=True) if isinstance(document, dict) else None
-        if shape is None:
-            return full(document)
-        if shape not in verdicts:
-            try:
-                verdicts[shape] = full(document)
-            except odcs.ContractError:
-                verdicts[shape] = None
-                raise
-        if verdicts[shape] is None:
-            return full(document)  # raises with this document's own reason
-        return copy.deepcopy(verdicts[shape])
-
-    odcs.validate = validate
-    try:
-        yield verdicts
-    finally:
-        odcs.validate = full
-
-
 def seed_synthetic(con: duckdb.DuckDBPyConnection, out: Path, n: int) -> tuple[IngestReport, str]:
     """Write n synthetic contracts under `out` and ingest them; (report, timing note)."""
     started = time.perf_counter()
     made = products(n)
     files = write_all(out / "contracts", made)
     written = time.perf_counter()
-    with validation_per_shape() as shapes:
-        report = ingest_paths(con, files, bulk=True)
+    report = ingest_paths(con, files, bulk=True)
     done = time.perf_counter()
     n_columns = sum(len(p.datasets[0].columns) for p in made)
     return report, (f"synthetic: {n} products, {n_columns:,} columns; written in {written - started:.1f} s, "
                     f"ingested in {done - written:.1f} s ({(done - written) / max(n, 1) * 1000:.0f} ms per "
-                    f"contract, {len(shapes)} distinct shapes validated)")
+                    "contract)")
+
+
+# --- OpenLineage events for scale tests -------------------------------------------------------
+
+OL_PRODUCER = "https://github.com/meshgov/sample_data/synthetic"
+OL_SCHEMA_URL = "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent"
+_FACET_URL = "https://openlineage.io/spec/facets/1-0-1/{}.json#/$defs/{}"
+
+
+def lineage_events(n: int, *, jobs: int = 2_000, tables: int = 5_000, bad_at: int | None = None) -> Iterator[dict]:
+    """n OpenLineage RunEvents (START, then COMPLETE, per run) of `jobs` jobs over `tables`
+    warehouse tables: two inputs and one output each, the output with a schema facet and
+    column lineage (six fields, two input fields each). Deterministic. At `bad_at` the event
+    has no run id: the one event a backfill must quarantine while the others land."""
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    for i in range(n):
+        run, state = divmod(i, 2)
+        job = run % jobs
+        rng = np.random.default_rng([SEED, run])
+        sources = [f"dw.sales.table_{int(t)}" for t in rng.integers(0, tables, 2)]
+        target = f"dw.marts.table_{(job * 7) % tables}"
+        fields = [f"col_{k}" for k in range(6)]
+        output = {"namespace": "postgres://warehouse:5432", "name": target}
+        if state:
+            output["facets"] = {
+                "schema": {"_producer": OL_PRODUCER, "_schemaURL": _FACET_URL.format("SchemaDatasetFacet", "SchemaDatasetFacet"),
+                           "fields": [{"name": f, "type": "VARCHAR"} for f in fields]},
+                "columnLineage": {
+                    "_producer": OL_PRODUCER,
+                    "_schemaURL": _FACET_URL.format("ColumnLineageDatasetFacet", "ColumnLineageDatasetFacet"),
+                    "fields": {f: {"inputFields": [
+                        {"namespace": "postgres://warehouse:5432", "name": s, "field": f,
+                         "transformations": [{"type": "DIRECT", "subtype": "IDENTITY"}]} for s in sources]}
+                        for f in fields}},
+            }
+        event = {
+            "eventType": "COMPLETE" if state else "START",
+            "eventTime": (start + timedelta(seconds=30 * run + 20 * state)).isoformat().replace("+00:00", "Z"),
+            "run": {"runId": str(uuid.UUID(int=(SEED << 64) + run, version=4))},
+            "job": {"namespace": "etl", "name": f"job_{job}"},
+            "inputs": [{"namespace": "postgres://warehouse:5432", "name": s} for s in sources],
+            "outputs": [output],
+            "producer": OL_PRODUCER, "schemaURL": OL_SCHEMA_URL,
+        }
+        if i == bad_at:
+            del event["run"]["runId"]
+        yield event
+
+
+def write_lineage_events(path: Path, n: int, **kwargs) -> Path:
+    """`lineage_events` as one NDJSON file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as out:
+        for event in lineage_events(n, **kwargs):
+            out.write(json.dumps(event, separators=(",", ":")) + "\n")
+    return path

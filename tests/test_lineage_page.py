@@ -13,7 +13,7 @@ from catalog.store import connect
 from tests.fixtures.lineage import mesh
 
 ROOT = Path(__file__).resolve().parent.parent
-PAGE = ROOT / "views" / "lineage.py"
+PAGE = ROOT / "views" / "lineage_page.py"
 # The page as app.py's st.navigation runs it (a frame, so `catalog` is the package, not views/catalog_page.py).
 FRAME = f"""
 import streamlit as st

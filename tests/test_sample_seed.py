@@ -256,22 +256,6 @@ def test_synthetic_product_i_does_not_depend_on_n():
     assert synthetic.products(30)[:10] == synthetic.products(10)
 
 
-def test_validation_per_shape_agrees_with_full_validation():
-    docs = [contracts.document(p) for p in synthetic.products(12)]
-    for doc in docs:
-        odcs.validate(doc)  # raises on a fault: every synthetic contract is valid in full
-    broken = contracts.document(synthetic.products(1)[0])
-    broken["schema"][0]["properties"][3]["logicalType"] = "timestamps"
-    full = odcs.validate
-    with synthetic.validation_per_shape() as shapes:
-        for doc in docs:
-            odcs.validate(doc)
-        with pytest.raises(odcs.ContractError, match=r"properties\[3\]\.logicalType"):
-            odcs.validate(broken)
-    assert 0 < len(shapes) < len(docs), f"{len(shapes)} shapes for {len(docs)} documents"
-    assert odcs.validate is full, "the memo must be removed afterwards"
-
-
 def test_seed_without_the_lineage_module_says_so(monkeypatch, tmp_path):
     real_find_spec = generate.importlib.util.find_spec
     monkeypatch.setattr(generate.importlib.util, "find_spec",

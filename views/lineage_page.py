@@ -46,11 +46,14 @@ def _label(graph: lineage.LineageGraph, node: str | None) -> str:
     return f"{KIND_LABELS.get(attrs.get('kind'), '')} · {attrs.get('name') or node}"
 
 
-def _node_options(graph: lineage.LineageGraph) -> list[str | None]:
-    order = {"product": 0, "model": 1, "dataset": 2, "job": 3, "external": 4}
-    nodes = sorted(graph.flow.nodes, key=lambda n: (order.get(graph.flow.nodes[n].get("kind"), 9),
-                                                    str(graph.flow.nodes[n].get("name")).lower()))
-    return [None, *nodes]
+PICKER_OPTIONS = 50  # matches offered at once: a selectbox of 100k nodes froze the page
+
+
+def _node_options(graph: lineage.LineageGraph, query: str, selected: str | None) -> list[str | None]:
+    """The whole mesh, the current node, and the nodes matching what was typed (at most
+    PICKER_OPTIONS): the picker searches as the user types instead of listing every node."""
+    found = lineage.find_nodes(graph, query, limit=PICKER_OPTIONS)
+    return [None, *([selected] if selected and selected not in found else []), *found]
 
 
 def _apply_deep_link(graph: lineage.LineageGraph) -> None:
@@ -76,8 +79,11 @@ def _select_from_table(ids: list[str], key: str) -> None:
 
 
 def controls(graph: lineage.LineageGraph) -> tuple[str | None, str, str, int | None, bool]:
-    c1, c2, c3, c4, c5 = st.columns([3, 1.4, 1.3, 1.6, 1.1])
-    node = c1.selectbox("Node", _node_options(graph), key="lineage_node", format_func=lambda n: _label(graph, n),
+    c0, c1, c2, c3, c4, c5 = st.columns([1.6, 2.4, 1.4, 1.3, 1.6, 1.1])
+    query = c0.text_input("Find a node", key="lineage_find", placeholder="name or id",
+                          help="Type part of a name or id; the Node list shows the best matches.")
+    options = _node_options(graph, query, st.session_state.get("lineage_node"))
+    node = c1.selectbox("Node", options, key="lineage_node", format_func=lambda n: _label(graph, n),
                         help="Pick a product, dataset, job, model or external source; or click a row in the table.")
     level = c2.radio("View", list(LEVELS), key="lineage_level", format_func=LEVELS.get, horizontal=True)
     direction = c3.selectbox("Direction", list(DIRECTIONS), key="lineage_direction", format_func=DIRECTIONS.get)

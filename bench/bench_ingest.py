@@ -1,0 +1,115 @@
+"""Ingest at scale: OpenLineage backfills and bulk contract loads, through the real ingest path.
+
+    .venv/bin/python bench/bench_ingest.py                       # 100k events, 2,000 contracts
+    .venv/bin/python bench/bench_ingest.py --events 20000 --contracts 500 --baseline-events 300
+
+OpenLineage: `--events` generated RunEvents (sample_data.synthetic.lineage_events: START and
+COMPLETE per run, two inputs, one output with schema and column lineage; one bad event in the
+middle) as one NDJSON file, ingested with `catalog.ingest.ingest_paths`. In the same run, the
+first `--baseline-events` of them are stored the way ingest did before batching (check_event,
+then store_event: one transaction per event) for the ratio. Goal: >= 2,000 events/s, the bad
+event quarantined, every other event stored.
+
+Contracts: `--contracts` synthetic contracts (sample_data.synthetic) ingested with
+`ingest_paths(bulk=True)` as `seed --products N` does, batched, then the same files into a
+second store with BATCH_FILES = 1 (one transaction per file), same run. Goal (issue 15):
+`seed --products 10000` in < 60 s. Wall and CPU seconds are both printed: on a shared,
+loaded machine the CPU time is the steadier figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from catalog import ingest, openlineage, store  # noqa: E402
+from sample_data import synthetic  # noqa: E402
+
+GOAL_EVENTS_PER_S = 2_000
+BASELINE_EVENTS_PER_S = 27       # issue 15: one transaction per event
+BASELINE_MS_PER_CONTRACT = 49    # issue 15: seed --products 10000 in 8 min 39 s
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _timed(work):
+    wall, cpu = time.perf_counter(), _cpu()
+    result = work()
+    return result, time.perf_counter() - wall, _cpu() - cpu
+
+
+def bench_events(folder: Path, n: int, baseline_n: int) -> bool:
+    path = synthetic.write_lineage_events(folder / "backfill.ndjson", n, bad_at=n // 2)
+    with store.connect(folder / "events.duckdb") as con:
+        report, wall, cpu = _timed(lambda: ingest.ingest_paths(con, [path], actor="bench"))
+        stored = con.execute("SELECT count(*) FROM lineage_events").fetchone()[0]
+        edges = con.execute("SELECT count(*) FROM lineage_column_edges").fetchone()[0]
+        quarantined = con.execute("SELECT position, reason FROM lineage_quarantine").fetchall()
+    rate = n / wall
+    print(f"OpenLineage: {n:,} events in {wall:.1f} s wall / {cpu:.1f} s CPU -> {rate:,.0f} events/s "
+          f"({n / cpu:,.0f} per CPU second); {stored:,} stored, {edges:,} column edges, "
+          f"quarantined {quarantined}")
+    events = list(synthetic.lineage_events(baseline_n))
+    with store.connect(folder / "baseline.duckdb") as con:
+        def one_by_one():
+            for event in events:
+                raw = openlineage._canonical(event)
+                openlineage.store_event(con, openlineage.check_event(event), raw_json=raw, source="b", actor="bench")
+        _, b_wall, b_cpu = _timed(one_by_one)
+    b_rate = baseline_n / b_wall
+    print(f"  same run, one transaction per event ({baseline_n} events): {b_rate:,.0f} events/s "
+          f"({baseline_n / b_cpu:,.0f} per CPU second) -> batched is {rate / b_rate:.0f}x")
+    print(f"  baseline (issue 15) {BASELINE_EVENTS_PER_S} events/s; goal >= {GOAL_EVENTS_PER_S:,} events/s")
+    ok = (rate >= GOAL_EVENTS_PER_S and stored == n - 1 and len(report.rejected) == 1
+          and [q[0] for q in quarantined] == [n // 2])
+    print(f"  verdict: {'met' if ok else 'NOT met'}")
+    return ok
+
+
+def bench_contracts(folder: Path, n: int) -> None:
+    made = synthetic.products(n)
+    (files, write_wall, write_cpu) = _timed(lambda: synthetic.write_all(folder / "contracts", made))
+    print(f"Contracts: {n:,} synthetic contracts written in {write_wall:.1f} s wall / {write_cpu:.1f} s CPU")
+    results = {}
+    for mode, batch in (("batched", ingest.BATCH_FILES), ("per file", 1)):
+        ingest.BATCH_FILES = batch
+        with store.connect(folder / f"{mode.replace(' ', '-')}.duckdb") as con:
+            report, wall, cpu = _timed(lambda: ingest.ingest_paths(con, files, bulk=True, actor="bench"))
+        assert not report.rejected, report.rejected[:3]
+        results[mode] = (wall, cpu)
+        print(f"  {mode:<9} {wall:6.1f} s wall ({wall / n * 1000:5.1f} ms/contract), "
+              f"{cpu:6.1f} s CPU ({cpu / n * 1000:5.1f} ms/contract)")
+    ingest.BATCH_FILES = 500
+    (bw, bc), (sw, sc) = results["batched"], results["per file"]
+    print(f"  batched / per file: {bw / sw:.2f}x wall, {bc / sc:.2f}x CPU; baseline (issue 15) "
+          f"{BASELINE_MS_PER_CONTRACT} ms/contract; goal: 10k in < 60 s = < 6 ms/contract all in")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--baseline-events", type=int, default=300)
+    parser.add_argument("--contracts", type=int, default=2_000)
+    parser.add_argument("--skip-events", action="store_true")
+    parser.add_argument("--skip-contracts", action="store_true")
+    args = parser.parse_args(argv)
+    ok = True
+    with tempfile.TemporaryDirectory() as tmp:
+        if not args.skip_events:
+            ok = bench_events(Path(tmp), args.events, args.baseline_events)
+        if not args.skip_contracts:
+            bench_contracts(Path(tmp), args.contracts)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
