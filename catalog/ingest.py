@@ -7,19 +7,25 @@ the same id becomes a new revision (older revisions are kept with their raw text
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import duckdb
 import yaml
 
 from catalog import access, audit, odcs, search
+from catalog.contract_rows import (
+    DETAIL_TABLES,  # noqa: F401 - read by ingest_batch through here before; kept importable
+    PRODUCT_UPSERT,  # noqa: F401
+    PreparedContract,
+    _first_schema_description,
+    _older_version_warning,
+    _write_contract_details,
+    contract_rows,  # noqa: F401
+)
+from catalog.ingest_report import Accepted, IngestReport, Rejected, Warning_  # noqa: F401 - the report is part of ingest's API
 from catalog.store import transaction
-from catalog.versions import semver
 
 CONTRACT_SUFFIXES = {".yaml", ".yml"}
 LINEAGE_SUFFIXES = {".json", ".ndjson", ".jsonl"}
@@ -27,57 +33,6 @@ LINEAGE_SUFFIXES = {".json", ".ndjson", ".jsonl"}
 MAX_CONTRACT_BYTES = 2 * 1024 * 1024  # YAML parses at ~0.15 MB/s here: bounds the time too
 MODEL_CARD_SUFFIXES = {".md"}  # Hugging Face model cards (catalog.modelcards)
 INGESTIBLE = CONTRACT_SUFFIXES | LINEAGE_SUFFIXES | MODEL_CARD_SUFFIXES
-
-
-@dataclass
-class Accepted:
-    file: str
-    id: str
-    version: str | None
-    unchanged: bool = False
-    kind: str = "contract"
-
-
-@dataclass
-class Rejected:
-    file: str
-    reason: str
-
-
-@dataclass
-class Warning_:
-    file: str
-    message: str
-
-
-@dataclass
-class IngestReport:
-    accepted: list[Accepted] = field(default_factory=list)
-    rejected: list[Rejected] = field(default_factory=list)
-    warnings: list[Warning_] = field(default_factory=list)
-
-    def to_json(self) -> dict:
-        return {
-            "accepted": [asdict(a) for a in self.accepted],
-            "rejected": [asdict(r) for r in self.rejected],
-            "warnings": [asdict(w) for w in self.warnings],
-        }
-
-    def summary(self, *, first: int = 20) -> dict:
-        """For large files (a backfill of 100k events): counts per outcome, then the first
-        `first` rejections and warnings in full."""
-        return {
-            "counts": {"accepted": sum(not a.unchanged for a in self.accepted),
-                       "unchanged": sum(a.unchanged for a in self.accepted),
-                       "rejected": len(self.rejected), "warnings": len(self.warnings)},
-            "first_rejected": [asdict(r) for r in self.rejected[:first]],
-            "first_warnings": [asdict(w) for w in self.warnings[:first]],
-        }
-
-    def extend(self, other: IngestReport) -> None:
-        self.accepted += other.accepted
-        self.rejected += other.rejected
-        self.warnings += other.warnings
 
 
 def expand_paths(paths: Iterable[str | Path]) -> tuple[list[Path], list[Rejected]]:
@@ -165,16 +120,6 @@ def _same_id_in_batch(one: IngestReport, stored_in_batch: dict[str, Accepted]) -
 
 
 
-def _older_version_warning(contract_id: str, new_version: str | None, latest_version: str | None,
-                           latest_revision: int) -> list[str]:
-    new, old = semver(new_version), semver(latest_version)
-    if new is None or old is None or not new < old:
-        return []
-    return [f"contract {contract_id!r}: version {new_version} is older than the stored version "
-            f"{latest_version} (revision {latest_revision}), yet it is now the newest revision; "
-            "re-ingest the newer file if this was not meant"]
-
-
 def ingest_file(con: duckdb.DuckDBPyConnection, path: Path, *, actor: str | None = None,
                 user: access.User | None = None, index: bool = True) -> IngestReport:
     """Never raises for a bad file: whatever one producer sends, the batch goes on."""
@@ -183,18 +128,6 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: Path, *, actor: str | None
     if isinstance(prepared, PreparedContract):
         return store_contracts(con, [prepared], user=user, index=index)[0]
     return prepared
-
-
-@dataclass
-class PreparedContract:
-    """A contract file read, validated and parsed, not yet written (see store_contracts)."""
-    source: str
-    text: str
-    contract: Any
-    validation: odcs.Validation
-    product_id: str
-    product_name: str
-    content_hash: str
 
 
 def prepare_file(con: duckdb.DuckDBPyConnection, path: Path, *, user: access.User,
@@ -441,80 +374,3 @@ def _refuse_takeover(con, contract, product_id: str) -> None:
         f"{'; '.join(changes) if changes else 'joined the product'}. A contract may join an existing "
         "product only from the same domain and naming one of its current owners, or as a new "
         "revision of a contract already attached to it")
-
-
-def _write_contract_details(con, contract, product_id: str, product_name: str, now: datetime) -> None:
-    cid = contract.id
-    for table in ("owners", "servers", "datasets", "columns", "slos", "contract_properties"):
-        con.execute(f"DELETE FROM {table} WHERE contract_id = ?", [cid])  # noqa: S608 - fixed names
-    rows = contract_rows(contract, product_id, product_name, now)
-    con.execute("INSERT INTO domains VALUES (?, ?, NULL) ON CONFLICT DO NOTHING", rows["domains"][0])
-    con.execute(PRODUCT_UPSERT.format(values="VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"), rows["products"][0])
-    for table in DETAIL_TABLES:
-        _insert_rows(con, table, rows[table])
-
-
-DETAIL_TABLES = ("owners", "servers", "datasets", "columns", "contract_properties", "slos")
-# A product row from a contract; a later contract of the product takes its fields, but an
-# unassigned domain does not overwrite a known one.
-PRODUCT_UPSERT = """INSERT INTO products {values}
-           ON CONFLICT (product_id) DO UPDATE SET name = excluded.name,
-             domain_id = CASE WHEN excluded.domain_id = 'unassigned' THEN products.domain_id ELSE excluded.domain_id END,
-             description = excluded.description, purpose = excluded.purpose, usage = excluded.usage,
-             limitations = excluded.limitations, status = excluded.status, tags = excluded.tags,
-             updated_at = excluded.updated_at"""
-
-
-def contract_rows(contract, product_id: str, product_name: str, now: datetime) -> dict[str, list[list]]:
-    """The rows one contract revision writes, per table (domains and products: one row each)."""
-    cid = contract.id
-    domain_id = odcs.slug(contract.domain) if contract.domain else "unassigned"
-    desc = contract.description
-    rows: dict[str, list[list]] = {
-        "domains": [[domain_id, contract.domain or "Unassigned"]],
-        "products": [[product_id, product_name, domain_id,
-                      (desc.purpose if desc else None) or _first_schema_description(contract),
-                      desc.purpose if desc else None, desc.usage if desc else None,
-                      desc.limitations if desc else None, contract.status, list(contract.tags or []), now, now]],
-        "owners": [[product_id, cid, owner["team"], owner["username"], owner["name"], owner["email"],
-                    owner["role"], owner["active"]] for owner in odcs.owners_of(contract)],
-        "servers": [[cid, server["server"], server["type"], server["environment"], server["format"],
-                     server["path"], server["database"], server["schema_name"], server["details"]]
-                    for server in odcs.server_rows(contract)],
-        "datasets": [], "columns": [], "contract_properties": [], "slos": [],
-    }
-    for obj in contract.schema_ or []:
-        dataset = obj.name or obj.physicalName or "?"
-        rows["datasets"].append([cid, product_id, dataset, obj.physicalName, obj.physicalType, obj.description,
-                                 list(obj.tags or [])])
-        rows["columns"] += [[cid, product_id, dataset, col["column_name"], position, col["physical_name"],
-                             col["logical_type"], col["physical_type"], col["required"], col["is_unique"],
-                             col["primary_key"], col["classification"], col["pii"], col["description"], col["tags"]]
-                            for position, col in enumerate(odcs.flatten_columns(obj))]
-    for prop in contract.customProperties or []:
-        if prop.property:
-            rows["contract_properties"].append(
-                [cid, product_id, prop.property,
-                 prop.value if isinstance(prop.value, str) or prop.value is None
-                 else json.dumps(prop.value, default=str)])
-    for sla in contract.slaProperties or []:
-        rows["slos"].append([cid, product_id, sla.property, odcs._text(sla.value), odcs._text(sla.valueExt),
-                             sla.unit, sla.element, sla.driver, sla.description])
-    return rows
-
-
-def _insert_rows(con, table: str, rows: list[list]) -> None:
-    """One multi-row INSERT instead of one statement per row: a 20-column contract was
-    spending most of its write time on statement overhead."""
-    if not rows:
-        return
-    one = "(" + ", ".join("?" * len(rows[0])) + ")"
-    con.execute(f"INSERT INTO {table} VALUES " + ", ".join([one] * len(rows)),  # noqa: S608 - fixed names
-                [value for row in rows for value in row])
-
-
-def _first_schema_description(contract) -> str | None:
-    for obj in contract.schema_ or []:
-        if obj.description:
-            return obj.description
-    return None

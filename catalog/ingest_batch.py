@@ -15,24 +15,20 @@ of revisions stays the order of the files.
 
 from __future__ import annotations
 
-import contextlib
-import itertools
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import duckdb
-import pyarrow as pa
 
 from catalog import access, audit, search
-from catalog.ingest import (
+from catalog.contract_rows import (
     DETAIL_TABLES,
     PRODUCT_UPSERT,
-    Accepted,
     PreparedContract,
     _older_version_warning,
     contract_rows,
 )
-from catalog.store import transaction
+from catalog.ingest_report import Accepted
+from catalog.store import insert_rows, registered, transaction
 
 Outcome = tuple[Accepted, list[str]]
 
@@ -126,25 +122,3 @@ def _write(con, revisions: list[tuple[PreparedContract, int]], newest: dict[str,
         insert_rows(con, table, details[table])
 
 
-_names = itertools.count()
-
-
-@contextlib.contextmanager
-def registered(con: duckdb.DuckDBPyConnection, rows: list[list]) -> Iterator[str]:
-    """Rows as an Arrow table the connection reads by the yielded name (column-wise, types
-    inferred; an all-null column is cast by the statement that reads it)."""
-    name = f"_batch_rows_{next(_names)}"
-    columns = list(zip(*rows, strict=True))
-    con.register(name, pa.table({f"c{i}": pa.array(list(values)) for i, values in enumerate(columns)}))
-    try:
-        yield name
-    finally:
-        con.unregister(name)
-
-
-def insert_rows(con: duckdb.DuckDBPyConnection, table: str, rows: list[list], *, tail: str = "") -> None:
-    """All rows in one INSERT (`tail`: an ON CONFLICT clause)."""
-    if not rows:
-        return
-    with registered(con, rows) as name:
-        con.execute(f"INSERT INTO {table} SELECT * FROM {name} {tail}")  # noqa: S608 - fixed names

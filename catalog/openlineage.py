@@ -37,7 +37,7 @@ import jsonschema_rs
 import pandas as pd
 
 from catalog import audit
-from catalog.ingest import Accepted, IngestReport, Rejected, Warning_
+from catalog.ingest_report import Accepted, IngestReport, Rejected, Warning_
 from catalog.settings import SHARED_FIXTURES
 from catalog.store import transaction
 
@@ -839,7 +839,7 @@ def _semi_join(con, table: str, columns: list[str], keys: set[tuple], select: st
     """Rows of `table` whose `columns` equal one of `keys` (one join, not a scan per key)."""
     if not keys:
         return []
-    from catalog.ingest_batch import registered
+    from catalog.store import registered
 
     with registered(con, [list(k) for k in keys]) as name:
         on = " AND ".join(f"t.{c} = k.c{i}" for i, c in enumerate(columns))
@@ -981,7 +981,7 @@ class _Fold:
                 self.dirty_io.add(key)
 
     def write(self, con) -> None:
-        from catalog.ingest_batch import insert_rows
+        from catalog.store import insert_rows
 
         insert_rows(con, "lineage_events", self.event_rows)
         insert_rows(con, "lineage_jobs", [
@@ -1000,7 +1000,7 @@ class _Fold:
         insert_rows(con, "lineage_datasets", [row for key, row in self.placeholders.items()
                                               if key not in self.dirty_datasets], tail="ON CONFLICT DO NOTHING")
         if self.fields:
-            from catalog.ingest_batch import registered
+            from catalog.store import registered
 
             with registered(con, [list(k) for k in self.fields]) as name:
                 con.execute(f"DELETE FROM lineage_dataset_fields f WHERE EXISTS (SELECT 1 FROM {name} k "  # noqa: S608
@@ -1031,7 +1031,7 @@ def _sql_text(facets: dict) -> str | None:
 
 
 def _quarantine_many(con, items: list[tuple[int, str, str]], source: str, actor: str, now: datetime) -> None:
-    from catalog.ingest_batch import insert_rows
+    from catalog.store import insert_rows
 
     rows = {}
     for position, raw, reason in items:

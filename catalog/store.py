@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import functools
+import itertools
 import os
 import re
 import threading
@@ -32,6 +33,7 @@ from importlib import resources
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
 from catalog.settings import default_db_path
 
@@ -335,3 +337,29 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConne
 def retrying(work, attempts: int = 8):
     """Public form of the conflict retry, for writers that run from several threads."""
     return _retry_conflicts(work, attempts)
+
+
+# --- bulk writes (one statement for many rows) ----------------------------------------------
+
+_names = itertools.count()
+
+
+@contextlib.contextmanager
+def registered(con: duckdb.DuckDBPyConnection, rows: list[list]) -> Iterator[str]:
+    """Rows as an Arrow table the connection reads by the yielded name (column-wise, types
+    inferred; an all-null column is cast by the statement that reads it)."""
+    name = f"_batch_rows_{next(_names)}"
+    columns = list(zip(*rows, strict=True))
+    con.register(name, pa.table({f"c{i}": pa.array(list(values)) for i, values in enumerate(columns)}))
+    try:
+        yield name
+    finally:
+        con.unregister(name)
+
+
+def insert_rows(con: duckdb.DuckDBPyConnection, table: str, rows: list[list], *, tail: str = "") -> None:
+    """All rows in one INSERT (`tail`: an ON CONFLICT clause)."""
+    if not rows:
+        return
+    with registered(con, rows) as name:
+        con.execute(f"INSERT INTO {table} SELECT * FROM {name} {tail}")  # noqa: S608 - fixed names
