@@ -128,7 +128,12 @@ def load_yaml(text: str) -> Any:
         _checked_events(text)
     loader = _StringDatesLoader(text)
     try:
-        node = loader.get_single_node()  # composed by libyaml
+        try:
+            node = loader.get_single_node()  # composed by libyaml
+        except yaml.YAMLError:
+            if small:
+                _checked_events(text)  # a structure libyaml refuses in its own words is named in ours
+            raise
         if node is None:
             return None
         if small and not _plain_structure(node):
