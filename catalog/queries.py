@@ -133,5 +133,5 @@ def store_version(con: duckdb.DuckDBPyConnection) -> tuple:
                (SELECT count(*) FROM contracts), (SELECT count(*) FROM owners),
                (SELECT count(*) FILTER (WHERE state = 'complete') FROM check_runs),
                (SELECT max(finished_at) FROM check_runs), (SELECT count(*) FROM models),
-               (SELECT count(*) FROM model_cards), (SELECT count(*) FROM lineage_runs),
+               (SELECT count(*) FROM model_cards), (SELECT count(*) FROM lineage_runs), (SELECT max(last_event_time) FROM lineage_runs),
                (SELECT count(*) FROM model_products)""").fetchone()
