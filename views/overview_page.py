@@ -24,6 +24,8 @@ from ui.status import STATUS_COLOURS
 from ui.text import md, md_join, plotly_text, url_param
 
 STALE_CHECK_HOURS = 24  # a product not checked for longer counts as "not checked recently"
+VIOLATION_LABELS = {"failed": "Failed checks", "error": "Check errors", "warning": "Warnings"}
+OPEN_LINKS = 12  # links to the catalog under a drill-down list (the table holds all of them)
 GOOD_SCORE, FAIR_SCORE = 90.0, 70.0  # score bands for the colours (green / amber / red)
 
 
@@ -81,7 +83,7 @@ def drilldowns(scored: pd.DataFrame) -> dict[str, tuple[str, pd.Series]]:
 
 def _kpi_button(column, label: str, key: str, count: int) -> None:
     if column.button(f"{count:,} product{'s' if count != 1 else ''} →", key=f"kpi_{key}",
-                     help=f"List the products behind “{label}” below", width="stretch",
+                     help=f"List the products behind “{label}” below", width="content",
                      type="tertiary", disabled=count == 0):
         st.query_params.clear()
         st.query_params["show"] = key
@@ -103,8 +105,8 @@ def kpis(scored: pd.DataFrame, masks: dict[str, tuple[str, pd.Series]]) -> None:
     _kpi_button(cols[1], "incomplete products", "incomplete", total - complete)
     for column, status in zip(cols[2:5], NOT_PASSING, strict=True):
         count = int(scored[{"failed": "failed", "error": "errors", "warning": "warnings"}[status]].sum())
-        column.metric(f"Open violations: {status}", f"{count:,}",
-                      help=f"Checks whose latest result is {status}" +
+        column.metric(VIOLATION_LABELS[status], f"{count:,}",
+                      help=f"Open violations: checks whose latest result is {status}" +
                            (" (could not run: fix the setup)" if status == "error" else ""))
         _kpi_button(column, f"{status} checks", f"status_{status}", int(masks[f"status_{status}"][1].sum()))
     cols[5].metric("SLO compliance", f"{slo_ok / len(with_slos):.0%}" if len(with_slos) else "–",
@@ -259,8 +261,16 @@ def drilldown(scored: pd.DataFrame, masks: dict[str, tuple[str, pd.Series]]) -> 
             st.rerun()
         if rows.empty:
             st.caption("No products.")
-        else:
-            product_table(rows.sort_values(["score", "product_id"], kind="stable"), key="drilldown")
+            return
+        rows = rows.sort_values(["score", "product_id"], kind="stable")
+        product_table(rows, key="drilldown")
+        first = rows.head(OPEN_LINKS)
+        st.caption("Open in the catalog" + (f" (the {OPEN_LINKS} lowest scores of {len(rows):,}):"
+                                            if len(rows) > OPEN_LINKS else ":"))
+        for column, row in zip(st.columns(min(len(first), 4)) * ((len(first) + 3) // 4), first.itertuples(),
+                               strict=False):
+            column.page_link("views/catalog_page.py", label=md(row.name), icon=":material/open_in_new:",
+                             query_params={"product": row.product_id})
 
 
 def main() -> None:
