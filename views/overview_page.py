@@ -151,7 +151,10 @@ def verdict(scored: pd.DataFrame) -> None:
         st.info("No checks have run yet, so compliance is unknown. Run them on the **Checks** page, or "
                 "headless: `python -m checks run --all`.")
     elif acting.empty:
-        st.success(f"Compliant: all {len(scored):,} products pass their latest checks and keep their SLOs.")
+        unchecked = int(scored["checked_at"].isna().sum())
+        st.success(f"No open violations: all {len(scored) - unchecked:,} checked products pass their latest checks "
+                   "and keep their SLOs." + (f" {unchecked:,} product{'s were' if unchecked != 1 else ' was'} never "
+                                            "checked: `python -m checks run --all`." if unchecked else ""))
     else:
         worst = acting.sort_values("score").head(5)
         st.error(f"Not compliant: {len(acting):,} of {len(scored):,} products need action — "
