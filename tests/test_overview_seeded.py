@@ -54,8 +54,8 @@ def test_seeded_overview_for_each_role(demo, role, monkeypatch):
     assert [t.value for t in at.title] == ["Overview"], f"{role} lands on the overview"
     verdict = " ".join(e.value for e in at.error).replace("\\", "")
     assert "Not compliant" in verdict, verdict
-    assert "Newsletter Sends: 70 users without a valid consent" in verdict, f"{role}: consent on the first screen"
-    assert "Commerce Orders: SLO breached now" in verdict, f"{role}: the stale product's SLO breach"
+    assert "Newsletter Sends**: 70 users without a valid consent" in verdict, f"{role}: consent on the first screen"
+    assert "Commerce Orders**: SLO breached now" in verdict, f"{role}: the stale product's SLO breach"
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Failed checks"] == "9" and metrics["Active products"] == "8", metrics
     assert metrics["SLO compliance"] == "75%", "6 of 8 products meet every SLO target"

@@ -21,11 +21,12 @@ from checks import posture
 from ui.auth import page_user
 from ui.db import conn, db_path
 from ui.status import STATUS_COLOURS
-from ui.text import md, md_join, plotly_text, url_param
+from ui.text import md, plotly_text, url_param
 
 STALE_CHECK_HOURS = 24  # a product not checked for longer counts as "not checked recently"
 VIOLATION_LABELS = {"failed": "Failed checks", "error": "Check errors", "warning": "Warnings"}
-OPEN_LINKS = 12  # links to the catalog under a drill-down list (the table holds all of them)
+OPEN_LINKS = 12
+VERDICT_LINES = 5  # worst products named in the verdict; the table lists all  # links to the catalog under a drill-down list (the table holds all of them)
 GOOD_SCORE, FAIR_SCORE = 90.0, 70.0  # score bands for the colours (green / amber / red)
 
 
@@ -54,14 +55,16 @@ def _now() -> pd.Timestamp:
     return pd.Timestamp(dt.datetime.now(dt.UTC).replace(tzinfo=None))
 
 
-def _ago(when) -> str:
+def _since(when) -> str:
+    """How long ago, short enough for a KPI tile: '21 min', '5 h', '9.1 d', 'never'."""
     if when is None or pd.isna(when):
         return "never"
     seconds = max((_now() - pd.Timestamp(when)).total_seconds(), 0)
-    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
-        if seconds >= size:
-            return f"{seconds / size:.0f} {unit} ago" if unit != "d" else f"{seconds / size:.1f} d ago"
-    return "just now"
+    if seconds >= 86400:
+        return f"{seconds / 86400:.1f} d"
+    if seconds >= 3600:
+        return f"{seconds / 3600:.0f} h"
+    return f"{seconds / 60:.0f} min"
 
 
 def drilldowns(scored: pd.DataFrame) -> dict[str, tuple[str, pd.Series]]:
@@ -81,9 +84,9 @@ def drilldowns(scored: pd.DataFrame) -> dict[str, tuple[str, pd.Series]]:
     }
 
 
-def _kpi_button(column, label: str, key: str, count: int) -> None:
-    if column.button(f"{count:,} product{'s' if count != 1 else ''} →", key=f"kpi_{key}",
-                     help=f"List the products behind “{label}” below", width="content",
+def _kpi_button(column, label: str, key: str, count: int, noun: str = "") -> None:
+    text = f"{count:,} {noun or ('product' if count == 1 else 'products')} →"
+    if column.button(text, key=f"kpi_{key}", help=f"List the products behind “{label}” below", width="content",
                      type="tertiary", disabled=count == 0):
         st.query_params.clear()
         st.query_params["show"] = key
@@ -95,14 +98,13 @@ def kpis(scored: pd.DataFrame, masks: dict[str, tuple[str, pd.Series]]) -> None:
     complete = int(scored["complete"].sum())
     with_slos = scored[scored["slos"].fillna(0) > 0]
     slo_ok = int(len(with_slos) - masks["slo"][1][with_slos.index].sum())
-    last = scored["checked_at"].max()
-    cols = st.columns(6)
+    cols = st.columns(7)
     cols[0].metric("Active products", f"{int(masks['active'][1].sum()):,}", help=f"{total:,} products in the catalog")
     _kpi_button(cols[0], "Active products", "active", int(masks["active"][1].sum()))
     cols[1].metric("Complete", f"{complete / total:.0%}" if total else "–",
                    help="Share of products with a valid contract, an active owner, every column classified "
                         "and every dataset in lineage")
-    _kpi_button(cols[1], "incomplete products", "incomplete", total - complete)
+    _kpi_button(cols[1], "incomplete products", "incomplete", total - complete, "incomplete")
     for column, status in zip(cols[2:5], NOT_PASSING, strict=True):
         count = int(scored[{"failed": "failed", "error": "errors", "warning": "warnings"}[status]].sum())
         column.metric(VIOLATION_LABELS[status], f"{count:,}",
@@ -111,11 +113,11 @@ def kpis(scored: pd.DataFrame, masks: dict[str, tuple[str, pd.Series]]) -> None:
         _kpi_button(column, f"{status} checks", f"status_{status}", int(masks[f"status_{status}"][1].sum()))
     cols[5].metric("SLO compliance", f"{slo_ok / len(with_slos):.0%}" if len(with_slos) else "–",
                    help="Share of products with SLOs that met every SLO target over the last 30 days")
-    _kpi_button(cols[5], "SLO misses", "slo", int(masks["slo"][1].sum()))
-    st.caption(f"Last check: **{_ago(last)}**" +
-               (f" · {int(masks['stale'][1].sum()):,} products not checked in the last {STALE_CHECK_HOURS} h"
-                if masks["stale"][1].any() else ""))
-    _kpi_button(st, "not checked recently", "stale", int(masks["stale"][1].sum()))
+    _kpi_button(cols[5], "SLO misses", "slo", int(masks["slo"][1].sum()), "missing")
+    cols[6].metric("Since last check", _since(scored["checked_at"].max()),
+                   help="Time since the newest complete check run of any product")
+    _kpi_button(cols[6], "not checked recently", "stale", int(masks["stale"][1].sum()),
+                f"not in {STALE_CHECK_HOURS} h")
 
 
 # --- tables and charts ------------------------------------------------------------------------------
@@ -140,7 +142,7 @@ def product_table(frame: pd.DataFrame, *, key: str) -> None:
     parts = [f"score_{p}" for p in posture.SCORE_PARTS]
     view = frame.assign(link=["/catalog?product=" + url_param(p) for p in frame["product_id"]],
                         checks_link=["/checks?product=" + url_param(p) for p in frame["product_id"]])
-    st.dataframe(view[["link", "name", "domain", "score", "problems", *parts, "checks_link"]], key=key,
+    st.dataframe(view[["link", "score", "problems", "name", "domain", *parts, "checks_link"]], key=key,
                  hide_index=True, width="stretch", column_config=_score_columns())
 
 
@@ -156,11 +158,12 @@ def verdict(scored: pd.DataFrame) -> None:
                    "and keep their SLOs." + (f" {unchecked:,} product{'s were' if unchecked != 1 else ' was'} never "
                                             "checked: `python -m checks run --all`." if unchecked else ""))
     else:
-        worst = acting.sort_values("score").head(5)
-        st.error(f"Not compliant: {len(acting):,} of {len(scored):,} products need action — "
-                 + md_join(f"{name}: {problem}" for name, problem in zip(worst["name"], worst["problems"],
-                                                                         strict=True))
-                 + (" …" if len(acting) > 5 else "") + ".")
+        worst = acting.sort_values(["score", "product_id"], kind="stable").head(VERDICT_LINES)
+        lines = [f"- **{md(name)}**: {md(problem)}" for name, problem in zip(worst["name"], worst["problems"],
+                                                                             strict=True)]
+        more = len(acting) - len(worst)
+        st.error(f"**Not compliant: {len(acting):,} of {len(scored):,} products need action.**\n\n"
+                 + "\n".join(lines) + (f"\n\n… and {more:,} more (below)." if more > 0 else ""))
 
 
 def where_not(scored: pd.DataFrame) -> None:
@@ -241,8 +244,8 @@ def trend_panel(figures: dict) -> None:
         st.caption("No history yet: the trend appears after check runs on several days "
                    "(`python -m checks run --all`, e.g. daily in CI).")
         return
-    for column, fig in zip(st.columns(len(figures["trends"])), figures["trends"].values(), strict=True):
-        column.plotly_chart(fig, width="stretch")
+    for fig in figures["trends"].values():
+        st.plotly_chart(fig, width="stretch")
 
 
 def drilldown(scored: pd.DataFrame, masks: dict[str, tuple[str, pd.Series]]) -> None:
@@ -297,13 +300,13 @@ def main() -> None:
     masks = drilldowns(scored)
     kpis(scored, masks)
     drilldown(scored, masks)
-    left, right = st.columns([3, 2])
+    where_not(scored)
+    score_explained()
+    left, right = st.columns([2, 3])
     with left:
-        where_not(scored)
-        score_explained()
-    with right:
         domain_panel(figures)
-    trend_panel(figures)
+    with right:
+        trend_panel(figures)
 
 
 main()
