@@ -26,6 +26,7 @@ from ui.text import md, plotly_text, url_param
 STALE_CHECK_HOURS = 24  # a product not checked for longer counts as "not checked recently"
 VIOLATION_LABELS = {"failed": "Failed checks", "error": "Check errors", "warning": "Warnings"}
 OPEN_LINKS = 12
+WHERE_NOT_ROWS = 200  # the first screen's table; the KPI lists hold every product
 VERDICT_LINES = 5  # worst products named in the verdict; the table lists all  # links to the catalog under a drill-down list (the table holds all of them)
 GOOD_SCORE, FAIR_SCORE = 90.0, 70.0  # score bands for the colours (green / amber / red)
 
@@ -45,7 +46,11 @@ def _posture(db: str, version: tuple) -> tuple[pd.DataFrame, pd.DataFrame]:
     del version  # part of the cache key only
     with conn(db) as con:
         scored = posture.scores(posture.components(con))
-        return scored, posture.trend(con, days=35)
+        history = posture.trend(con, days=35)
+    # The table links, worst first, built once here rather than on every rerun (10k products).
+    scored = scored.assign(link=["/catalog?product=" + url_param(p) for p in scored["product_id"]],
+                           checks_link=["/checks?product=" + url_param(p) for p in scored["product_id"]])
+    return scored.sort_values(["score", "product_id"], kind="stable").reset_index(drop=True), history
 
 
 # --- the KPIs: a number, and the products behind it ---------------------------------------------
@@ -80,6 +85,8 @@ def drilldowns(scored: pd.DataFrame) -> dict[str, tuple[str, pd.Series]]:
                            scored[{"failed": "failed", "error": "errors", "warning": "warnings"}[s]] > 0)
            for s in NOT_PASSING},
         "slo": ("Products missing an SLO target over 30 days, or breaching one now", slo_missing),
+        "needing": ("Products that need action (a component below 100, a violation or never checked)",
+                    scored["problems"] != ""),
         "stale": (f"Products not checked in the last {STALE_CHECK_HOURS} h (or never)", stale),
     }
 
@@ -140,9 +147,7 @@ def _score_columns() -> dict:
 
 def product_table(frame: pd.DataFrame, *, key: str) -> None:
     parts = [f"score_{p}" for p in posture.SCORE_PARTS]
-    view = frame.assign(link=["/catalog?product=" + url_param(p) for p in frame["product_id"]],
-                        checks_link=["/checks?product=" + url_param(p) for p in frame["product_id"]])
-    st.dataframe(view[["link", "score", "problems", "name", "domain", *parts, "checks_link"]], key=key,
+    st.dataframe(frame[["link", "score", "problems", "name", "domain", *parts, "checks_link"]], key=key,
                  hide_index=True, width="stretch", column_config=_score_columns())
 
 
@@ -158,7 +163,7 @@ def verdict(scored: pd.DataFrame) -> None:
                    "and keep their SLOs." + (f" {unchecked:,} product{'s were' if unchecked != 1 else ' was'} never "
                                             "checked: `python -m checks run --all`." if unchecked else ""))
     else:
-        worst = acting.sort_values(["score", "product_id"], kind="stable").head(VERDICT_LINES)
+        worst = acting.head(VERDICT_LINES)  # already worst first
         lines = [f"- **{md(name)}**: {md(problem)}" for name, problem in zip(worst["name"], worst["problems"],
                                                                              strict=True)]
         more = len(acting) - len(worst)
@@ -168,11 +173,14 @@ def verdict(scored: pd.DataFrame) -> None:
 
 def where_not(scored: pd.DataFrame) -> None:
     st.subheader("Where not: products that need action")
-    needing = scored[(scored["problems"] != "")].sort_values(["score", "product_id"], kind="stable")
+    needing = scored[scored["problems"] != ""]  # already worst first
     if needing.empty:
         st.caption("Nothing to act on: every component of every product is at 100.")
         return
-    product_table(needing, key="where_not")
+    product_table(needing.head(WHERE_NOT_ROWS), key="where_not")
+    if len(needing) > WHERE_NOT_ROWS:
+        st.caption(f"The {WHERE_NOT_ROWS:,} lowest scores of {len(needing):,} products that need action.")
+        _kpi_button(st, "products that need action", "needing", len(needing), "products: list all")
 
 
 def score_explained() -> None:
@@ -268,8 +276,7 @@ def drilldown(scored: pd.DataFrame, masks: dict[str, tuple[str, pd.Series]]) -> 
         if rows.empty:
             st.caption("No products.")
             return
-        rows = rows.sort_values(["score", "product_id"], kind="stable")
-        product_table(rows, key="drilldown")
+        product_table(rows, key="drilldown")  # already worst first
         first = rows.head(OPEN_LINKS)
         st.caption("Open in the catalog" + (f" (the {OPEN_LINKS} lowest scores of {len(rows):,}):"
                                             if len(rows) > OPEN_LINKS else ":"))
