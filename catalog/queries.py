@@ -122,3 +122,16 @@ def compliance_by_product(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
         FROM products p LEFT JOIN domains d USING (domain_id) LEFT JOIN per_product pp USING (product_id)
         ORDER BY {severity_sql("pp.status")} DESC, d.name, p.name""").df()  # noqa: S608
 
+
+
+def store_version(con: duckdb.DuckDBPyConnection) -> tuple:
+    """A cheap fingerprint of what the overview's posture reads (products, contracts, columns,
+    owners, check runs, models, lineage runs): pages cache the posture under it, so a rerun
+    re-reads nothing until something changed. One query over counts and maxima."""
+    return con.execute("""
+        SELECT (SELECT count(*) FROM products), (SELECT max(ingested_at) FROM contracts),
+               (SELECT count(*) FROM contracts), (SELECT count(*) FROM owners),
+               (SELECT count(*) FILTER (WHERE state = 'complete') FROM check_runs),
+               (SELECT max(finished_at) FROM check_runs), (SELECT count(*) FROM models),
+               (SELECT count(*) FROM model_cards), (SELECT count(*) FROM lineage_runs), (SELECT max(last_event_time) FROM lineage_runs),
+               (SELECT count(*) FROM model_products)""").fetchone()

@@ -1,7 +1,8 @@
 """Per-product posture components for the leadership overview, always all of them.
 
 One row per product: contract present and valid, active owner, classification coverage,
-lineage coverage, latest check pass rate, SLO compliance (30 days) and consent coverage.
+lineage coverage, latest check pass rate, SLO compliance (30 days), consent coverage and bias
+status (the latest bias audit and model-card results of the models the product owns).
 Catalog facts come from one SQL query; the latest results from catalog.queries'
 LATEST_RESULTS_SQL; SLOs from checks.slo (one query); consent from checks.consent's stored
 results; lineage coverage from the cached lineage graph (dataset -> OpenLineage match). No
@@ -19,10 +20,13 @@ import duckdb
 import pandas as pd
 
 from catalog import lineage, queries
+from catalog.status import FAILING, SEVERITY, in_sql, severity_sql, status_of_severity_sql
 from checks import consent, slo
 
 COMPONENTS = ("contract_present", "contract_valid", "has_owner", "classification_coverage",
-              "lineage_coverage", "check_pass_rate", "slo_compliance", "consent_coverage")
+              "lineage_coverage", "check_pass_rate", "slo_compliance", "consent_coverage", "bias_status")
+MODEL_KINDS = ("fairness", "model_card")  # the results that make a product's bias status
+_MODEL_KINDS_SQL = "(" + ", ".join(f"'{k}'" for k in MODEL_KINDS) + ")"
 
 _CATALOG_SQL = f"""
     WITH contract AS (  -- every stored revision passed JSON Schema validation at ingest (catalog.odcs)
@@ -37,21 +41,38 @@ _CATALOG_SQL = f"""
     checked AS (
         SELECT product_id, count(*) FILTER (WHERE status <> 'skipped') AS checks,
                count(*) FILTER (WHERE status = 'passed') AS passed,
-               count(*) FILTER (WHERE status IN ('failed', 'error')) AS failing,
+               count(*) FILTER (WHERE status IN {in_sql(FAILING)}) AS failing,
+               count(*) FILTER (WHERE status = 'error') AS errors,
+               count(*) FILTER (WHERE status = 'failed') AS failed,
+               count(*) FILTER (WHERE status = 'warning') AS warnings,
+               string_agg(DISTINCT kind, ', ' ORDER BY kind) FILTER (WHERE status <> 'passed' AND status <> 'skipped')
+                   AS failing_kinds,
                bool_or(kind = 'contract' AND status = 'error') AS contract_broken,
                max(finished_at) AS checked_at
-        FROM latest GROUP BY product_id)
-    SELECT p.product_id, p.name, d.name AS domain,
+        FROM latest GROUP BY product_id),
+    model_home AS (  -- a model's results count under the product the model belongs to (models.product_id)
+        SELECT model_id, product_id FROM models WHERE product_id IS NOT NULL),
+    model_results AS (
+        SELECT coalesce(h.product_id, l.product_id) AS product_id, l.status
+        FROM latest l LEFT JOIN model_home h ON h.model_id = l.diagnostics->>'$.model'
+        WHERE l.kind IN {_MODEL_KINDS_SQL}),
+    bias AS (
+        SELECT product_id, {status_of_severity_sql(f"max({severity_sql()})")} AS bias_status
+        FROM model_results WHERE status <> 'skipped' GROUP BY product_id)
+    SELECT p.product_id, p.name, d.name AS domain, p.status AS lifecycle,
            coalesce(c.contracts, 0) > 0 AS contract_present,
            -- valid: accepted at ingest, and the latest check run could still parse it
            coalesce(c.contracts, 0) > 0 AND NOT coalesce(k.contract_broken, false) AS contract_valid,
            coalesce(o.active_owners, 0) > 0 AS has_owner,
            CASE WHEN cl.columns > 0 THEN cl.classified / cl.columns END AS classification_coverage,
            CASE WHEN k.checks > 0 THEN k.passed / k.checks END AS check_pass_rate,
-           coalesce(k.failing, 0) AS failing_checks, k.checked_at
+           b.bias_status,
+           coalesce(k.failing, 0) AS failing_checks, coalesce(k.errors, 0) AS errors,
+           coalesce(k.failed, 0) AS failed, coalesce(k.warnings, 0) AS warnings, k.failing_kinds, k.checked_at
     FROM products p LEFT JOIN domains d USING (domain_id)
     LEFT JOIN contract c USING (product_id) LEFT JOIN owner o USING (product_id)
     LEFT JOIN classified cl USING (product_id) LEFT JOIN checked k USING (product_id)
+    LEFT JOIN bias b USING (product_id)
     ORDER BY p.product_id"""
 
 
@@ -95,8 +116,9 @@ def components(con: duckdb.DuckDBPyConnection, *, now: dt.datetime | None = None
         per_product = covered.groupby("product_id").agg(consent_coverage=("coverage", "min"),
                                                         consent_violating_users=("violating_users", "max"))
         found = found.merge(per_product.reset_index(), on="product_id", how="left")
-    return found[["product_id", "name", "domain", *COMPONENTS, "failing_checks", "checked_at", "slos",
-                  "slos_missed", "slo_breaching", "consent_violating_users"]]
+    return found[["product_id", "name", "domain", "lifecycle", *COMPONENTS, "failing_checks", "errors", "failed",
+                  "warnings", "failing_kinds", "checked_at", "slos", "slos_missed", "slo_breaching",
+                  "consent_violating_users"]]
 
 
 def trend(con: duckdb.DuckDBPyConnection, *, days: int = 90, now: dt.datetime | None = None) -> pd.DataFrame:
@@ -132,3 +154,83 @@ def trend(con: duckdb.DuckDBPyConnection, *, days: int = 90, now: dt.datetime | 
              .groupby(["day", "domain"])["good"].mean().rename("slo_compliance").reset_index())
     checks["day"] = pd.to_datetime(checks["day"])
     return checks.merge(daily, on=["day", "domain"], how="left")
+
+
+# --- the score: each component 0-100 side by side, the score their mean --------------------------
+
+# part -> (column label, what 100 means). Explained on the overview as written here.
+SCORE_PARTS: dict[str, tuple[str, str]] = {
+    "contract": ("Contract", "100 when a contract is stored and still parses, else 0"),
+    "owner": ("Owner", "100 when an active owner is named, else 0"),
+    "classification": ("Classified", "share of the product's columns with a classification"),
+    "lineage": ("Lineage", "share of the product's datasets that lineage events name"),
+    "checks": ("Checks pass", "share of the latest checks that passed (skipped ones not counted)"),
+    "slo": ("SLOs", "the worst SLO's share of good observations over 30 days"),
+    "consent": ("Consent", "share of users in a personalised output with a valid consent (only where required)"),
+    "bias": ("Bias", "latest bias audit and model-card checks of its models: passed 100, warning 50, "
+                     "failed or error 0 (only products with models)"),
+}
+_BIAS_POINTS = {"passed": 100.0, "warning": 50.0, "failed": 0.0, "error": 0.0}
+assert set(_BIAS_POINTS) | {"skipped"} == set(SEVERITY), "every status has its bias points (skipped: no score)"
+
+
+def scores(found: pd.DataFrame) -> pd.DataFrame:
+    """`found` (from components) plus score_<part> columns, each 0-100 or NaN where the part does
+    not apply or was never measured, and `score`: the mean of the parts that apply."""
+    scored = found.copy()
+    scored["score_contract"] = (scored["contract_present"].astype(bool) & scored["contract_valid"].astype(bool)) * 100.0
+    scored["score_owner"] = scored["has_owner"].astype(bool) * 100.0
+    for part, column in (("classification", "classification_coverage"), ("lineage", "lineage_coverage"),
+                         ("checks", "check_pass_rate"), ("slo", "slo_compliance"), ("consent", "consent_coverage")):
+        scored[f"score_{part}"] = pd.to_numeric(scored[column], errors="coerce").astype("float64") * 100
+    scored["score_bias"] = scored["bias_status"].map(_BIAS_POINTS).astype("float64")
+    parts = [f"score_{p}" for p in SCORE_PARTS]
+    scored["score"] = scored[parts].mean(axis=1, skipna=True)
+    scored["complete"] = (scored["contract_valid"].astype(bool) & scored["has_owner"].astype(bool)
+                          & (scored["score_classification"] >= 100) & (scored["score_lineage"] >= 100))
+    scored["open_violations"] = scored["failed"] + scored["errors"] + scored["warnings"]
+    scored["problems"] = [problems(row) for row in scored.itertuples(index=False)]
+    return scored
+
+
+def problems(row) -> str:
+    """What is wrong with a product, in words someone who does not write code can act on."""
+    found = []
+    if not row.contract_present:
+        found.append("no contract")
+    elif not row.contract_valid:
+        found.append("contract no longer valid")
+    if not row.has_owner:
+        found.append("no active owner")
+    if pd.notna(row.consent_violating_users) and row.consent_violating_users > 0:
+        found.append(f"{int(row.consent_violating_users):,} users without a valid consent")
+    if bool(row.slo_breaching) if pd.notna(row.slo_breaching) else False:
+        found.append("SLO breached now" + (f" ({int(row.slos_missed)} of {int(row.slos)} SLOs below target)"
+                                           if pd.notna(row.slos) and row.slos_missed else ""))
+    elif pd.notna(row.slos_missed) and row.slos_missed:
+        found.append(f"{int(row.slos_missed)} of {int(row.slos)} SLOs below target over 30 days")
+    if row.bias_status in FAILING:
+        found.append(f"bias or model-card check {row.bias_status}")
+    failing = int(row.failed) + int(row.errors)
+    if failing:
+        found.append(f"{failing} failing check{'s' if failing != 1 else ''} ({row.failing_kinds})")
+    if row.warnings:
+        found.append(f"{int(row.warnings)} warning{'s' if row.warnings != 1 else ''}")
+    if pd.notna(row.score_classification) and row.score_classification < 100:
+        found.append(f"{row.score_classification:.0f} % of columns classified")
+    if pd.notna(row.score_lineage) and row.score_lineage < 100:
+        found.append(f"lineage covers {row.score_lineage:.0f} % of datasets")
+    if pd.isna(row.checked_at):
+        found.append("never checked")
+    return "; ".join(found)
+
+
+def domain_scores(scored: pd.DataFrame) -> pd.DataFrame:
+    """Per domain: products, the mean product score, the mean of each part, products with an open
+    violation; worst score first."""
+    parts = [f"score_{p}" for p in SCORE_PARTS]
+    frame = scored.assign(domain=scored["domain"].fillna("(no domain)"),
+                          violating=scored["open_violations"] > 0)
+    found = frame.groupby("domain").agg(products=("product_id", "size"), score=("score", "mean"),
+                                        violating=("violating", "sum"), **{p: (p, "mean") for p in parts})
+    return found.reset_index().sort_values(["score", "domain"], kind="stable").reset_index(drop=True)
