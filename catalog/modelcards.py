@@ -430,18 +430,19 @@ def models_with_predictions(con: duckdb.DuckDBPyConnection, product_ids: list[st
     """Models whose card configures a predictions dataset, with where that dataset lives
     (scope: the models linked to `product_ids`, or all)."""
     rows = con.execute("""
-        SELECT m.model_id, m.version, m.predictions, c.revision, c.missing, m.owner,
+        SELECT m.model_id, m.version, m.predictions, c.revision, c.missing, m.owner, m.product_id,
                list(DISTINCT mp.product_id) FILTER (WHERE mp.product_id IS NOT NULL) AS products
         FROM models m JOIN (SELECT model_id, max(revision) AS revision, arg_max(missing, revision) AS missing
                             FROM model_cards GROUP BY model_id) c USING (model_id)
         LEFT JOIN model_products mp USING (model_id)
         GROUP BY ALL ORDER BY m.model_id""").fetchall()
     found = []
-    for model_id, version, predictions, revision, missing, owner, products in rows:
+    for model_id, version, predictions, revision, missing, owner, own_product, products in rows:
         config = json.loads(predictions) if predictions else None
-        linked = set(products or [])
+        linked = set(products or []) | ({own_product} if own_product else set())
         if product_ids is not None and not linked & set(product_ids):
             continue
         found.append({"model_id": model_id, "version": version, "revision": revision, "predictions": config,
-                      "missing": list(missing or []), "owner": owner, "products": sorted(linked)})
+                      "missing": list(missing or []), "owner": owner, "products": sorted(linked),
+                      "product_id": own_product})
     return found

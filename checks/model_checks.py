@@ -46,8 +46,9 @@ def load_work(con: duckdb.DuckDBPyConnection, product_ids: list[str] | None) -> 
     work = []
     for model in models:
         config = model["predictions"]
-        product = (config or {}).get("product") if (config or {}).get("product") in known else \
-            next((p for p in model["products"] if p in known), None)
+        # the model's own product first (the one its card names), then its predictions', then any link
+        candidates = [model.get("product_id"), (config or {}).get("product"), *model["products"]]
+        product = next((p for p in candidates if p in known), None)
         item = ModelWork(model["model_id"], model["version"], model["revision"], model["missing"], product, config)
         if config:
             try:
