@@ -24,6 +24,13 @@ from sklearn.metrics import accuracy_score, precision_score
 
 from checks import cli, fairness
 
+
+@pytest.fixture(autouse=True)
+def _data_under_the_test_folders(tmp_path_factory, monkeypatch):
+    """Data files and extracts of these tests live in pytest's temp folders: make those the
+    data roots (meshgov reads and writes data only under its roots)."""
+    monkeypatch.setenv("MESHGOV_DATA_ROOTS", str(tmp_path_factory.getbasetemp()))
+
 TOL = 1e-9
 FAIRLEARN_METRICS = {"selection_rate": selection_rate, "accuracy": accuracy_score,
                      "tpr": true_positive_rate, "fpr": false_positive_rate,

@@ -19,6 +19,13 @@ from catalog.ingest import ingest_paths
 from catalog.store import connect
 from legal import extract, pseudonyms
 
+
+@pytest.fixture(autouse=True)
+def _data_under_the_test_folders(tmp_path_factory, monkeypatch):
+    """Data files and extracts of these tests live in pytest's temp folders: make those the
+    data roots (meshgov reads and writes data only under its roots)."""
+    monkeypatch.setenv("MESHGOV_DATA_ROOTS", str(tmp_path_factory.getbasetemp()))
+
 NOW = dt.datetime(2026, 6, 1, 12, 0)
 
 CONTRACT = """

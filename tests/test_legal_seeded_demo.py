@@ -26,6 +26,13 @@ from checks import runner
 from legal import evidence, pseudonyms, trace
 from sample_data import generate
 
+
+@pytest.fixture(autouse=True)
+def _data_under_the_test_folders(tmp_path_factory, monkeypatch):
+    """Data files and extracts of these tests live in pytest's temp folders: make those the
+    data roots (meshgov reads and writes data only under its roots)."""
+    monkeypatch.setenv("MESHGOV_DATA_ROOTS", str(tmp_path_factory.getbasetemp()))
+
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",

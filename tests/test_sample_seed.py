@@ -93,7 +93,10 @@ def test_every_generated_contract_validates_against_v3_1_0(base, tmp_path):
     with store.connect(tmp_path / "fresh.duckdb") as con:
         report = ingest_paths(con, files)
     assert not report.rejected, f"rejected: {[(r.file, r.reason) for r in report.rejected]}"
-    assert not report.warnings, f"warnings: {[(w.file, w.message) for w in report.warnings]}"
+    # the contract history and the current revision of product-recommendations share an id in
+    # this one batch: ingest says so (issue 9); nothing else may warn (no schema fallback)
+    others = [(w.file, w.message) for w in report.warnings if "in this batch" not in w.message]
+    assert not others, f"warnings: {others}"
     assert len(report.accepted) == len(DOMAINS) + 1
 
 

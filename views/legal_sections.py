@@ -51,7 +51,8 @@ def evidence_download(user: access.User, *, product_id: str | None = None, key: 
             return evidence.build_pack(con, user=user, at=at, **scope).html.encode("utf-8")
 
     name = (scope.get("product") or scope.get("domain") or "mesh")
-    st.download_button("⬇️ Evidence pack (HTML, audited)", data=_pack, mime="text/html", key=f"{key}_download",
+    st.download_button("Evidence pack (HTML, audited)", data=_pack, mime="text/html", key=f"{key}_download",
+                       icon=":material/download:",
                        file_name=f"meshgov-evidence-{name}.html", on_click="ignore",
                        help="One self-contained file: contract and hash, owners, checks, bias, consent, SLOs, "
                             "lineage, audit excerpt with the chain verification. Opens offline.")
