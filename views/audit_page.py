@@ -22,7 +22,7 @@ anchor_text = st.text_input("Anchor (optional)", key="audit_anchor",
 try:
     anchor = audit.parse_anchor(anchor_text) if anchor_text.strip() else None
 except ValueError as exc:
-    st.warning(f"Anchor ignored: {exc}")
+    st.warning(f"Anchor ignored: {md(exc)}")
     anchor = None
 
 with conn() as con:

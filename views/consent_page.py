@@ -18,6 +18,7 @@ from checks import consent
 from ui.auth import page_user
 from ui.db import conn, db_path
 from ui.tables import shown
+from ui.text import md
 from views.legal_sections import trace_form
 
 _REVEAL_KEY = "consent_reveal"
@@ -139,7 +140,7 @@ def main() -> None:
         coverage = _coverage(db)
         history = _history(db)
     except StoreError as exc:
-        st.error(f"Cannot open the catalog: {exc}")
+        st.error(f"Cannot open the catalog: {md(exc)}")
         return
     if coverage.empty:
         st.info("No consent results yet. Declare `meshgov.consent.requires` on a personalised output's "

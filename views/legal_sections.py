@@ -17,6 +17,7 @@ from catalog.settings import data_dir
 from catalog.store import StoreError
 from legal import evidence, extract, trace
 from ui.db import conn
+from ui.text import md
 
 
 def evidence_download(user: access.User, *, product_id: str | None = None, key: str = "evidence") -> None:
@@ -78,15 +79,15 @@ def render_trace(user: access.User, user_key: str, send: str | None) -> None:
         st.text(str(exc))
         return
     if found.compliant:
-        st.success(f"Compliant: every use of {found.pseudonym} had a valid consent at the time.")
+        st.success(f"Compliant: every use of {md(found.pseudonym)} had a valid consent at the time.")
     else:
-        st.error(f"Not compliant: {len(found.violations)} use(s) of {found.pseudonym} without a valid consent.")
+        st.error(f"Not compliant: {len(found.violations)} use(s) of {md(found.pseudonym)} without a valid consent.")
     chain = found.chain
     st.text(trace.render_text(found))
     if found.uses:
         st.dataframe(pd.DataFrame([u.__dict__ for u in found.uses]), hide_index=True, width="stretch")
     for item in chain.get("features") or []:
-        st.caption(f"Features in {item['product']}.{item['dataset']}")
+        st.caption(f"Features in {md(item['product'])}.{md(item['dataset'])}")
         st.dataframe(pd.DataFrame(item["rows"]), hide_index=True, width="stretch")
 
 

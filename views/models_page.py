@@ -23,6 +23,7 @@ from ui.auth import page_user  # noqa: E402 - after the sys.path fix
 from ui.db import conn, db_path  # noqa: E402 - after the sys.path fix
 from ui.status import badge, label  # noqa: E402 - after the sys.path fix
 from ui.tables import shown  # noqa: E402 - after the sys.path fix
+from ui.text import md, url_param  # noqa: E402 - after the sys.path fix
 from ui.untrusted_markdown import plain, safe_markdown  # noqa: E402 - after the sys.path fix
 
 SECTION_LABELS = {key: text for key, (text, _pattern) in modelcards.REQUIRED_SECTIONS.items()}
@@ -73,7 +74,7 @@ def card_tab(card: dict | None) -> None:
 
 
 def products_tab(products: pd.DataFrame, model_id: str) -> None:
-    st.markdown(f"[Open {plain(model_id)} in the lineage graph](/lineage?node={model_id})")
+    st.markdown(f"[Open {plain(model_id)} in the lineage graph](/lineage?node={url_param(model_id)})")
     if products.empty:
         st.caption("The card names no data products (`datasets`, `meshgov.outputs` or `meshgov.predictions`).")
         return
@@ -109,7 +110,7 @@ def main() -> None:
     try:
         models = _models(db_path())
     except StoreError as exc:
-        st.error(f"Cannot open the catalog: {exc}")
+        st.error(f"Cannot open the catalog: {md(exc)}")
         return
     if models.empty:
         st.info("No model cards yet. Ingest Hugging Face model cards (Markdown with YAML front matter) with "
