@@ -30,8 +30,6 @@ import io
 import json
 import os
 import random
-import secrets
-import stat
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -43,6 +41,7 @@ from typing import Any, Literal, Protocol, TypeVar
 import duckdb
 import pandas as pd
 
+from catalog import secret_keys
 from catalog.settings import config_dir
 
 GENESIS = "0" * 64
@@ -63,7 +62,7 @@ T = TypeVar("T")
 
 KEY_ENV = "MESHGOV_AUDIT_KEY"
 KEY_FILE_NAME = "audit.key"
-MIN_KEY_CHARS = 16
+MIN_KEY_CHARS = secret_keys.MIN_KEY_CHARS
 _KEY_CHECK_TEXT = b"meshgov-audit-key-check"
 
 
@@ -82,53 +81,9 @@ def audit_key() -> bytes:
     Read at each call, so every store a process opens uses the same key as long as the
     environment does not change.
     """
-    env = os.environ.get(KEY_ENV)
-    if env is not None:
-        if len(env.strip()) < MIN_KEY_CHARS:
-            raise AuditKeyError(f"${KEY_ENV} is set but shorter than {MIN_KEY_CHARS} characters; "
-                                "use a long random value (e.g. `openssl rand -hex 32`)")
-        return env.strip().encode("utf-8")
-    path = key_file()
-    try:
-        return _read_key_file(path)
-    except FileNotFoundError:
-        return _create_key_file(path)
-
-
-def _read_key_file(path: Path) -> bytes:
-    mode = path.stat().st_mode
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise AuditKeyError(f"the audit key file {path} can be read by other users "
-                            f"(mode {stat.S_IMODE(mode):o}); run `chmod 600 {path}`")
-    text = path.read_text(encoding="ascii", errors="replace").strip()
-    if len(text) < MIN_KEY_CHARS:
-        raise AuditKeyError(f"the audit key file {path} is empty or too short; restore it from "
-                            "your backup (a new key cannot verify the existing trail)")
-    return text.encode("ascii", errors="replace")
-
-
-def _create_key_file(path: Path) -> bytes:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        # Written under a temporary name and linked into place: a concurrent process either
-        # wins the link or reads the complete key of the process that did.
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            with os.fdopen(fd, "w", encoding="ascii") as out:
-                out.write(secrets.token_hex(32) + "\n")
-                out.flush()
-                os.fsync(out.fileno())
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                pass
-        finally:
-            tmp.unlink(missing_ok=True)
-        return _read_key_file(path)
-    except OSError as exc:
-        raise AuditKeyError(f"cannot create the audit key file {path}: {exc.strerror or exc}; "
-                            f"set ${KEY_ENV} or MESHGOV_CONFIG_DIR to a writable folder") from exc
+    return secret_keys.load_or_create(
+        env=KEY_ENV, path=key_file(), what="audit key", error=AuditKeyError,
+        short_hint="restore it from your backup (a new key cannot verify the existing trail)")
 
 
 KEY_MISMATCH = "the audit key does not match the key this trail was written with"

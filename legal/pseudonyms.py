@@ -13,17 +13,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
-import secrets
-import stat
 from pathlib import Path
 
-from catalog import audit
+from catalog import audit, secret_keys
 from catalog.settings import config_dir
 
 KEY_ENV = "MESHGOV_EXTRACT_KEY"
 KEY_FILE_NAME = "extract.key"
-MIN_KEY_CHARS = 16
+MIN_KEY_CHARS = secret_keys.MIN_KEY_CHARS
 PREFIX = "p:"
 HEX_CHARS = 16  # 64 bits: collisions are negligible below billions of distinct ids
 
@@ -37,53 +34,9 @@ def key_file() -> Path:
 
 
 def pseudonym_key() -> bytes:
-    env = os.environ.get(KEY_ENV)
-    if env is not None:
-        if len(env.strip()) < MIN_KEY_CHARS:
-            raise PseudonymKeyError(f"${KEY_ENV} is set but shorter than {MIN_KEY_CHARS} characters; "
-                                    "use a long random value (e.g. `openssl rand -hex 32`)")
-        return env.strip().encode("utf-8")
-    path = key_file()
-    try:
-        return _read(path)
-    except FileNotFoundError:
-        return _create(path)
-
-
-def _read(path: Path) -> bytes:
-    mode = path.stat().st_mode
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise PseudonymKeyError(f"the pseudonym key file {path} can be read by other users "
-                                f"(mode {stat.S_IMODE(mode):o}); run `chmod 600 {path}`")
-    text = path.read_text(encoding="ascii", errors="replace").strip()
-    if len(text) < MIN_KEY_CHARS:
-        raise PseudonymKeyError(f"the pseudonym key file {path} is empty or too short; restore it "
-                                "from your backup or delete it (new extracts then no longer join old ones)")
-    return text.encode("ascii", errors="replace")
-
-
-def _create(path: Path) -> bytes:
-    # Same recipe as the audit key (catalog.audit): a temporary 0600 file linked into place,
-    # so two processes starting at once end up with one key.
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            with os.fdopen(fd, "w", encoding="ascii") as out:
-                out.write(secrets.token_hex(32) + "\n")
-                out.flush()
-                os.fsync(out.fileno())
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                pass
-        finally:
-            tmp.unlink(missing_ok=True)
-        return _read(path)
-    except OSError as exc:
-        raise PseudonymKeyError(f"cannot create the pseudonym key file {path}: {exc.strerror or exc}; "
-                                f"set ${KEY_ENV} or MESHGOV_CONFIG_DIR to a writable folder") from exc
+    return secret_keys.load_or_create(
+        env=KEY_ENV, path=key_file(), what="pseudonym key", error=PseudonymKeyError,
+        short_hint="restore it from your backup or delete it (new extracts then no longer join old ones)")
 
 
 def pseudonym(value: object, *, key: bytes | None = None) -> str | None:
