@@ -16,8 +16,8 @@ it leaves the instance open. The instance, and with it the turn, is released
 - when `release()` is called, and at interpreter exit.
 After every use that wrote, the last cursor out checkpoints, so the `.duckdb` file alone is
 the whole store whenever no cursor is out (callers copy it). A file replaced or deleted
-behind an idle instance (inode, size, times) is reopened; the schema is checked once per
-opened instance (and again only if the known migrations change).
+behind an idle instance (inode, size, times) is reopened; the schema is checked when an
+instance opens and again only after a use that wrote (or if the known migrations change).
 
 A read-only caller served by a read-write instance gets its cursor inside a READ ONLY
 transaction, so writes still fail as with a read-only open.
@@ -340,8 +340,12 @@ class _HeldStore:
         with self.changed:
             if failed:
                 self.retiring = True
-            elif self.users == 1 and _wal_has_content(self.path):
-                checkpoint = self.con.cursor()
+            elif _wal_has_content(self.path):
+                # Something was written: the schema is looked at again on the next use (a
+                # cheap query; someone may have written schema_version by hand).
+                self.schema_for = None
+                if self.users == 1:
+                    checkpoint = self.con.cursor()
         if checkpoint is not None:
             # What the closing connection used to do: the .duckdb file alone is the store again
             # (callers copy it), and the next holder has no log to replay.
