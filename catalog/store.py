@@ -229,7 +229,8 @@ class _HeldStore:
         self.read_only = False
         self.users = 0  # cursors out
         self.opening = False
-        self.retiring = False  # close as soon as no cursor is out (a waiter, a failed schema step)
+        self.retiring = False  # close as soon as no cursor is out (a failed schema step)
+        self.draining = False  # another process waits: no new uses for a while, hand over when idle
         self.identity: tuple | None = None  # the file as we left it when the last cursor came back
         self.idle_since = 0.0
         self.schema_for: tuple | None = None  # the known migrations the schema was found current for
@@ -263,11 +264,11 @@ class _HeldStore:
                     else:
                         self.changed.wait(POLL_SECONDS)
                     continue
-                if not nested and (self.retiring or store_queue.another_process_waits(self.lock_fd)):
+                if not nested and (self.draining or store_queue.another_process_waits(self.lock_fd)):
                     if self.users == 0:
                         self._close(handover=True)
                         continue
-                    self.retiring = True
+                    self.draining = True
                     drain_until = drain_until or time.monotonic() + DRAIN_WAIT_SECONDS
                     if time.monotonic() < drain_until:
                         self.changed.wait(drain_until - time.monotonic())
@@ -284,8 +285,9 @@ class _HeldStore:
             raise
         with self.changed:  # lent in the same step, so the idle reaper cannot close it first
             self.con, self.lock_fd, self.read_only = con, fd, instance_read_only
-            self.identity, self.schema_for, self.retiring = _file_identity(self.path), None, False
-            self.idle_since, self.opening = time.monotonic(), False
+            self.identity, self.schema_for = _file_identity(self.path), None
+            self.retiring = self.draining = self.opening = False
+            self.idle_since = time.monotonic()
             if self.reaper is None:
                 self.reaper = threading.Thread(target=self._reap, name="meshgov-store-idle", daemon=True)
                 self.reaper.start()
@@ -362,7 +364,7 @@ class _HeldStore:
                 self.identity, self.idle_since = _file_identity(self.path), time.monotonic()
                 if self.retiring or hold_seconds() <= 0:
                     self._close()
-                elif store_queue.another_process_waits(self.lock_fd):
+                elif self.draining or store_queue.another_process_waits(self.lock_fd):
                     self._close(handover=True)
             self.changed.notify_all()
 
@@ -374,7 +376,7 @@ class _HeldStore:
                     if self.retiring or time.monotonic() - self.idle_since >= hold_seconds():
                         self._close()
                         break
-                    if store_queue.another_process_waits(self.lock_fd):
+                    if self.draining or store_queue.another_process_waits(self.lock_fd):
                         self._close(handover=True)
                         break
                 self.changed.wait(POLL_SECONDS)
@@ -384,7 +386,8 @@ class _HeldStore:
         """Close the instance (DuckDB checkpoints what is left) and end our turn; the caller
         holds `changed` and no cursor is out."""
         con, fd = self.con, self.lock_fd
-        self.con, self.lock_fd, self.identity, self.schema_for, self.retiring = None, None, None, None, False
+        self.con, self.lock_fd, self.identity, self.schema_for = None, None, None, None
+        self.retiring = self.draining = False
         try:
             con.close()
         except duckdb.Error:

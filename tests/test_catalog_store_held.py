@@ -230,3 +230,40 @@ def test_a_failed_open_leaves_nothing_held(tmp_db, monkeypatch):
     with pytest.raises(store.StoreError, match="newer meshgov"), store.connect(tmp_db):
         pass
     assert not held_by_this_process(tmp_db), "a refused file is closed, so other tools can open it"
+
+
+def test_a_busy_process_still_lets_a_queued_process_in(tmp_db, monkeypatch):
+    """Three threads keep the store in use back to back (their uses overlap, so it is never
+    idle): once another process queues, new uses wait for the instance to drain and hand it
+    over, instead of keeping it busy for as long as the threads run."""
+    monkeypatch.setenv("MESHGOV_STORE_HOLD", "600")
+    stop = threading.Event()
+    errors: list[BaseException] = []
+    uses = [0, 0, 0]
+
+    def busy(n: int) -> None:
+        try:
+            while not stop.is_set():
+                with store.connect(tmp_db) as con:
+                    con.execute("SELECT count(*) FROM domains").fetchone()
+                    stop.wait(0.05)
+                uses[n] += 1
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=busy, args=(n,)) for n in range(3)]
+    for t in threads:
+        t.start()
+    try:
+        other = run_python(QUEUED_WRITER, str(tmp_db), timeout=150, MESHGOV_LOCK_WAIT="120")
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=60)
+    assert other.returncode == 0, f"the queued process got its turn: {other.stdout}{other.stderr}"
+    assert float(other.stdout.split()[-1]) < 60, f"it got in while we were busy: {other.stdout}"
+    assert not errors, f"our own uses failed meanwhile: {errors[:3]}"
+    assert min(uses) > 0, f"every thread used the store: {uses}"
+    with store.connect(tmp_db) as con:
+        names = [r[0] for r in con.execute("SELECT domain_id FROM domains").fetchall()]
+    assert names == ["queued"], f"we read the other process's write afterwards: {names}"
