@@ -2,7 +2,7 @@
 
 Several processes share one file (the app, the CLI gate, ingests), and DuckDB lets only one
 process hold it read-write, so processes take turns through a queue (catalog.store_queue: an
-flock on `<db>.lock`). Opening the file is what costs: `duckdb.connect` took 40-200 ms here,
+flock on `<db>.lock`). Opening the file is what costs: `duckdb.connect` took 40-400 ms here,
 a cursor on an open instance ~1 ms, and a page opens the store several times per rerun.
 
 So a process keeps its turn and its DuckDB instance between uses: `connect` hands out a
