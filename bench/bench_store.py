@@ -12,6 +12,7 @@ All in one run, on the seeded demo store:
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import statistics
 import sys
@@ -115,6 +116,7 @@ def main() -> None:
     from streamlit.testing.v1 import AppTest
 
     streamlit_logger.set_log_level("error")
+    logging.disable(logging.WARNING)  # AppTest's per-run cache-storage notices
 
     uses: list[float] = []
     real_connect = store.connect
