@@ -19,7 +19,7 @@ PROJECT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True)
-def _release_after(monkeypatch):
+def _release_after():
     """Each test sets its own hold time; nothing stays held into the next test."""
     yield
     store.release()
