@@ -267,3 +267,52 @@ def test_a_busy_process_still_lets_a_queued_process_in(tmp_db, monkeypatch):
     with store.connect(tmp_db) as con:
         names = [r[0] for r in con.execute("SELECT domain_id FROM domains").fetchall()]
     assert names == ["queued"], f"we read the other process's write afterwards: {names}"
+
+
+def test_a_use_that_starts_while_another_process_waits_comes_after_it(tmp_db, monkeypatch):
+    """While a use is out and another process queues, a new use from another thread waits
+    for the instance to drain and goes after that process: it sees the process's write."""
+    from catalog import store_queue
+
+    monkeypatch.setenv("MESHGOV_STORE_HOLD", "600")
+    monkeypatch.setattr(store, "DRAIN_WAIT_SECONDS", 60.0)  # a loaded machine must not end the drain early
+    outer_in, outer_may_leave = threading.Event(), threading.Event()
+    seen: list[list[str]] = []
+
+    def outer() -> None:
+        with store.connect(tmp_db) as con:
+            con.execute("SELECT 1").fetchone()
+            outer_in.set()
+            outer_may_leave.wait(120)
+
+    def later_use() -> None:
+        with store.connect(tmp_db) as con:
+            seen.append([r[0] for r in con.execute("SELECT domain_id FROM domains").fetchall()])
+
+    holder = threading.Thread(target=outer)
+    holder.start()
+    assert outer_in.wait(60), "the first use started"
+    other = subprocess.Popen([sys.executable, "-c", QUEUED_WRITER, str(tmp_db)], cwd=PROJECT, text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             env={**os.environ, "PYTHONPATH": str(PROJECT), "MESHGOV_LOCK_WAIT": "100"})
+    try:
+        held = store._held_store(tmp_db)
+        for _ in range(1200):  # the other process is queued once its record lock shows
+            if store_queue.another_process_waits(held.lock_fd):
+                break
+            threading.Event().wait(0.05)
+        else:
+            pytest.fail("the other process never queued")
+        later = threading.Thread(target=later_use)
+        later.start()
+        threading.Event().wait(0.3)  # the later use is now waiting for the drain
+        outer_may_leave.set()
+        holder.join(60)
+        later.join(120)
+        out, err = other.communicate(timeout=120)
+    finally:
+        outer_may_leave.set()
+        if other.poll() is None:
+            other.kill()
+    assert other.returncode == 0, f"the queued process got its turn: {out}{err}"
+    assert seen == [["queued"]], f"the later use ran after the waiting process's turn: {seen}"
