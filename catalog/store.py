@@ -1,27 +1,36 @@
-"""The DuckDB store: connecting (with lock retries), migrations, transactions.
+"""The DuckDB store: connecting (queued, held between uses), migrations, transactions.
 
-Connections are short-lived on purpose. DuckDB lets only one process hold a file
-read-write, so the app and the CLI (the CI gate) take turns: each opens, does its work in a
-transaction and closes; a process that finds the file locked waits instead of showing a
-lock error.
+Several processes share one file (the app, the CLI gate, ingests), and DuckDB lets only one
+process hold it read-write, so processes take turns through a queue (catalog.store_queue: an
+flock on `<db>.lock`). Opening the file is what costs: `duckdb.connect` took 40-400 ms here,
+a cursor on an open instance ~1 ms, and a page opens the store several times per rerun.
 
-Waiting is a queue, not a race: before DuckDB opens the file, a process takes an exclusive
-`flock` on a sibling `<db>.lock` file, blocking in the kernel until the holder closes, and
-keeps it while its connection is open (threads of one process share it: DuckDB serves them
-from one instance). Each turn is counted in the lock file, and a waiter gives up only when
-no process has taken a turn for MESHGOV_LOCK_WAIT seconds (a stuck holder), not because the
-queue ahead of it is long. Retrying DuckDB's own lock error with a growing sleep, as before, let
-fresh arrivals win again and again: 6 of 60 concurrent runs gave up after 60 s.
+So a process keeps its turn and its DuckDB instance between uses: `connect` hands out a
+cursor on the held instance (one per use, so threads never share a connection) and closing
+it leaves the instance open. The instance, and with it the turn, is released
+- at once when another process queues for the file (its waiting is visible through a record
+  lock, see catalog.store_queue), as soon as no cursor is out; while one is, new uses wait
+  (up to DRAIN_WAIT_SECONDS) so that a busy process cannot starve the queue;
+- after MESHGOV_STORE_HOLD seconds without use (default HOLD_SECONDS; 0 = close after every
+  use, the old behaviour), for tools that do not queue (the DuckDB CLI, an old meshgov);
+- when `release()` is called, and at interpreter exit.
+After every use that wrote, the last cursor out checkpoints, so the `.duckdb` file alone is
+the whole store whenever no cursor is out (callers copy it). A file replaced or deleted
+behind an idle instance (inode, size, times) is reopened; the schema is checked when an
+instance opens and again only after a use that wrote (or if the known migrations change).
 
-Every connection opens with extension auto-install and auto-load off: meshgov needs only the
-statically linked extensions, and a query naming `https://` or `CREATE SECRET` must not make
-the host download anything.
+A read-only caller served by a read-write instance gets its cursor inside a READ ONLY
+transaction, so writes still fail as with a read-only open.
+
+Every instance has extension auto-install and auto-load off (set before any use): meshgov
+needs only the statically linked extensions, and a query naming `https://` or
+`CREATE SECRET` must not make the host download anything.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
-import fcntl
 import functools
 import itertools
 import os
@@ -35,10 +44,11 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from catalog import store_queue
 from catalog.settings import default_db_path
 
 LOCK_WAIT_SECONDS = 60.0
-# Every DuckDB connection meshgov opens uses these (and only these) extension settings.
+# Every DuckDB instance of the store has these (and only these) extension settings.
 NO_EXTENSION_DOWNLOADS = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
 
 
@@ -85,7 +95,7 @@ def _connect_with_retry(path: Path, read_only: bool, deadline: float, wait: floa
     delay = 0.02
     while True:
         try:
-            return duckdb.connect(str(path), read_only=read_only, config=dict(NO_EXTENSION_DOWNLOADS))
+            return duckdb.connect(str(path), read_only=read_only)
         except duckdb.IOException as exc:
             if not _is_lock_error(exc) or time.monotonic() > deadline:
                 if _is_lock_error(exc):
@@ -93,130 +103,6 @@ def _connect_with_retry(path: Path, read_only: bool, deadline: float, wait: floa
                 raise StoreError(f"cannot open {path}: {exc}") from exc
             time.sleep(delay)
             delay = min(delay * 2, 0.2)
-
-
-class _QueueLock:
-    """This process's turn at one DB file: an exclusive flock on `<db>.lock`, shared by the
-    process's threads and released when its last connection closes."""
-
-    def __init__(self, lock_path: Path) -> None:
-        self.lock_path = lock_path
-        self.fd: int | None = None
-        self.users = 0
-        self.acquiring = False
-        self.changed = threading.Condition()
-
-    def acquire(self, wait: float) -> bool:
-        """Take (or share) the lock; False when no other process finished its turn for `wait`
-        seconds."""
-        with self.changed:
-            while self.acquiring:  # another thread of ours is queueing: its turn is ours
-                self.changed.wait()
-            if self.users:
-                self.users += 1
-                return True
-            self.acquiring = True
-        fd = None
-        try:
-            fd = _flock(self.lock_path, wait)
-        finally:
-            with self.changed:
-                self.acquiring = False
-                if fd is not None:
-                    self.fd, self.users = fd, 1
-                self.changed.notify_all()
-        return fd is not None
-
-    def release(self) -> None:
-        with self.changed:
-            self.users -= 1
-            if self.users == 0 and self.fd is not None and self.fd >= 0:
-                os.close(self.fd)  # closing the descriptor releases the flock
-                self.fd = None
-
-
-_queue_locks: dict[str, _QueueLock] = {}
-_queue_locks_mutex = threading.Lock()
-
-
-def _open_lock_file(lock_path: Path) -> int | None:
-    try:
-        return os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
-    except OSError:
-        try:
-            return os.open(lock_path, os.O_RDONLY)  # flock works on a read-only descriptor too
-        except OSError:
-            return None  # a read-only folder without a lock file: nobody can queue here
-
-
-def _turns_taken(fd: int) -> int:
-    try:
-        return int(os.pread(fd, 32, 0).strip(b"\0 \n") or 0)
-    except (OSError, ValueError):
-        return 0
-
-
-def _take_turn(fd: int) -> None:
-    """Count the turn in the lock file, so that waiters see the queue moving."""
-    try:
-        os.pwrite(fd, str(_turns_taken(fd) + 1).encode().ljust(32), 0)
-    except OSError:
-        pass  # a read-only lock file: waiters fall back to a plain time limit
-
-
-def _flock(lock_path: Path, wait: float) -> int | None:
-    """An exclusive flock on `lock_path`, waited for in the kernel (which queues the
-    waiters). Gives up only when no other process has taken a turn for `wait` seconds: a
-    holder that never lets go is an error, a long queue that moves is not. Returns the
-    descriptor holding it, -1 when no lock file can exist, None when it gave up."""
-    fd = _open_lock_file(lock_path)
-    if fd is None:
-        return -1
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        _take_turn(fd)
-        return fd
-    except BlockingIOError:
-        pass
-    # flock has no timeout: block in a helper thread; if we stop waiting, the helper closes
-    # the descriptor (releasing the lock) as soon as it gets it.
-    got = threading.Event()
-    mutex = threading.Lock()
-    abandoned = False
-
-    def wait_in_kernel() -> None:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        except OSError:
-            pass
-        with mutex:
-            got.set()
-            if abandoned:
-                os.close(fd)
-
-    threading.Thread(target=wait_in_kernel, name="meshgov-store-queue", daemon=True).start()
-    turns = _turns_taken(fd)
-    deadline = time.monotonic() + wait
-    while not got.wait(max(min(0.1, deadline - time.monotonic()), 0)):
-        now_turns = _turns_taken(fd)
-        if now_turns != turns:
-            turns, deadline = now_turns, time.monotonic() + wait
-        if time.monotonic() >= deadline:
-            break
-    with mutex:
-        if got.is_set():
-            _take_turn(fd)
-            return fd
-        abandoned = True
-    return None
-
-
-def _queue_lock(path: Path) -> _QueueLock:
-    key = os.path.realpath(path)
-    with _queue_locks_mutex:
-        if key not in _queue_locks:
-            _queue_locks[key] = _QueueLock(Path(key + ".lock"))
-        return _queue_locks[key]
 
 
 def migrate(con: duckdb.DuckDBPyConnection) -> int:
@@ -284,9 +170,285 @@ def _ensure_schema(con: duckdb.DuckDBPyConnection, read_only: bool) -> None:
         _retry_conflicts(lambda: migrate(con))
 
 
+HOLD_SECONDS = 5.0  # idle time before the instance is closed when nobody is seen waiting
+POLL_SECONDS = 0.05  # how often an idle held instance looks for a waiting process
+DRAIN_WAIT_SECONDS = 1.0  # how long new uses wait while the instance drains for a waiter
+
+
+def hold_seconds() -> float:
+    """$MESHGOV_STORE_HOLD: seconds an idle instance stays open (0: close after every use);
+    read at each use so a running app or a test can change it."""
+    try:
+        return max(float(os.environ.get("MESHGOV_STORE_HOLD", HOLD_SECONDS)), 0.0)
+    except ValueError:
+        return HOLD_SECONDS
+
+
+def _file_identity(path: str) -> tuple | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+
+
+def _wal_has_content(path: str) -> bool:
+    try:
+        return os.stat(path + ".wal").st_size > 0
+    except OSError:
+        return False
+
+
+def _migrations_key() -> tuple[int, ...]:
+    return tuple(version for version, _, _ in _migrations())
+
+
+def _open_instance(path: str, read_only: bool, wait: float) -> duckdb.DuckDBPyConnection:
+    con = _connect_with_retry(Path(path), read_only, time.monotonic() + wait, wait)
+    try:
+        # Set on the instance, not passed as open config: the settings are the same, and a
+        # plain `duckdb.connect(file)` elsewhere in the process (a test, a one-off script)
+        # then shares the held instance instead of failing on a different configuration.
+        for name, value in NO_EXTENSION_DOWNLOADS.items():
+            con.execute(f"SET {name} = {'true' if value else 'false'}")
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+class _HeldStore:
+    """One DB file's DuckDB instance and queue turn, kept by this process between uses."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path  # the real path: one holder per file, whatever name it is reached by
+        self.lock_path = Path(path + ".lock")
+        self.changed = threading.Condition()
+        self.con: duckdb.DuckDBPyConnection | None = None  # the instance's own connection, never lent
+        self.lock_fd: int | None = None  # the descriptor holding our turn (-1: no lock file possible)
+        self.read_only = False
+        self.users = 0  # cursors out
+        self.opening = False
+        self.retiring = False  # close as soon as no cursor is out (a failed schema step)
+        self.draining = False  # another process waits: no new uses for a while, hand over when idle
+        self.identity: tuple | None = None  # the file as we left it when the last cursor came back
+        self.idle_since = 0.0
+        self.schema_for: tuple | None = None  # the known migrations the schema was found current for
+        self.schema_lock = threading.Lock()
+        self.handed_over_at: int | None = None  # turn count when we let a waiting process go first
+        self.reaper: threading.Thread | None = None
+        self.mine = threading.local()  # cursors out per thread: a nested use never waits for a drain
+
+    # --- taking a cursor --------------------------------------------------------------------
+
+    def cursor(self, read_only: bool, wait: float) -> duckdb.DuckDBPyConnection:
+        drain_until = None
+        with self.changed:
+            while True:
+                if self.opening:
+                    self.changed.wait()
+                    continue
+                if self.con is None:
+                    self.opening = True
+                    break
+                nested = getattr(self.mine, "count", 0) > 0
+                if self.users == 0 and (self.retiring or _file_identity(self.path) != self.identity):
+                    self._close()  # replaced, deleted or changed behind us: never use a stale instance
+                    continue
+                if self.read_only and not read_only:
+                    if nested:
+                        raise StoreError(f"{self.path} is open read-only in this thread; "
+                                         "it cannot be written inside that use.")
+                    if self.users == 0:
+                        self._close()
+                    else:
+                        self.changed.wait(POLL_SECONDS)
+                    continue
+                if not nested and (self.draining or store_queue.another_process_waits(self.lock_fd)):
+                    if self.users == 0:
+                        self._close(handover=True)
+                        continue
+                    self.draining = True
+                    drain_until = drain_until or time.monotonic() + DRAIN_WAIT_SECONDS
+                    if time.monotonic() < drain_until:
+                        self.changed.wait(drain_until - time.monotonic())
+                        continue
+                    # Still in use after the drain wait: join in rather than risk waiting on a
+                    # thread that itself waits for us; the waiter goes next.
+                return self._lend()
+        try:
+            con, fd, instance_read_only = self._open(read_only, wait)
+        except BaseException:
+            with self.changed:
+                self.opening = False
+                self.changed.notify_all()
+            raise
+        with self.changed:  # lent in the same step, so the idle reaper cannot close it first
+            self.con, self.lock_fd, self.read_only = con, fd, instance_read_only
+            self.identity, self.schema_for = _file_identity(self.path), None
+            self.retiring = self.draining = self.opening = False
+            self.idle_since = time.monotonic()
+            if self.reaper is None:
+                self.reaper = threading.Thread(target=self._reap, name="meshgov-store-idle", daemon=True)
+                self.reaper.start()
+            self.changed.notify_all()
+            return self._lend()
+
+    def _lend(self) -> duckdb.DuckDBPyConnection:
+        cur = self.con.cursor()
+        self.users += 1
+        self.mine.count = getattr(self.mine, "count", 0) + 1
+        return cur
+
+    def _open(self, read_only: bool, wait: float) -> tuple[duckdb.DuckDBPyConnection, int, bool]:
+        if self.handed_over_at is not None:
+            store_queue.let_waiter_go_first(self.lock_path, self.handed_over_at)
+            self.handed_over_at = None
+        fd = store_queue.take_turn(self.lock_path, wait)
+        if fd is None:
+            raise _locked_too_long(Path(self.path), wait)
+        try:
+            # Read-write even for a read-only caller when the file allows it, so that the
+            # writers that follow can share the instance (one file, one configuration).
+            writable = os.access(self.path, os.W_OK) and os.access(os.path.dirname(self.path), os.W_OK)
+            instance_read_only = read_only and not writable
+            con = _open_instance(self.path, instance_read_only, wait)
+        except BaseException:
+            if fd >= 0:
+                os.close(fd)
+            raise
+        return con, fd, instance_read_only
+
+    def check_schema(self, cur: duckdb.DuckDBPyConnection, read_only: bool) -> None:
+        """Migrate (or, read-only, refuse a newer DB) once per opened instance."""
+        known = _migrations_key()
+        if self.schema_for == known:
+            return
+        with self.schema_lock:
+            if self.schema_for == known:
+                return
+            _ensure_schema(cur, read_only or self.read_only)
+            if _schema_is_current(cur):
+                self.schema_for = known
+
+    # --- giving it back -----------------------------------------------------------------------
+
+    def give_back(self, cur: duckdb.DuckDBPyConnection, *, failed: bool = False) -> None:
+        try:
+            cur.close()  # rolls back whatever the caller left open
+        except duckdb.Error:
+            pass
+        checkpoint = None
+        with self.changed:
+            if failed:
+                self.retiring = True
+            elif _wal_has_content(self.path):
+                # Something was written: the schema is looked at again on the next use (a
+                # cheap query; someone may have written schema_version by hand).
+                self.schema_for = None
+                if self.users == 1:
+                    checkpoint = self.con.cursor()
+        if checkpoint is not None:
+            # What the closing connection used to do: the .duckdb file alone is the store again
+            # (callers copy it), and the next holder has no log to replay.
+            try:
+                checkpoint.execute("CHECKPOINT")
+            except duckdb.Error:
+                pass  # another cursor came in meanwhile; the last one out checkpoints
+            finally:
+                checkpoint.close()
+        with self.changed:
+            self.users -= 1
+            self.mine.count = max(getattr(self.mine, "count", 0) - 1, 0)
+            if self.users == 0:
+                self.identity, self.idle_since = _file_identity(self.path), time.monotonic()
+                if self.retiring or hold_seconds() <= 0:
+                    self._close()
+                elif self.draining or store_queue.another_process_waits(self.lock_fd):
+                    self._close(handover=True)
+            self.changed.notify_all()
+
+    def _reap(self) -> None:
+        """Close the idle instance when its hold time is up or another process waits."""
+        with self.changed:
+            while self.con is not None or self.opening:
+                if self.con is not None and self.users == 0:
+                    if self.retiring or time.monotonic() - self.idle_since >= hold_seconds():
+                        self._close()
+                        break
+                    if self.draining or store_queue.another_process_waits(self.lock_fd):
+                        self._close(handover=True)
+                        break
+                self.changed.wait(POLL_SECONDS)
+            self.reaper = None
+
+    def _close(self, *, handover: bool = False) -> None:
+        """Close the instance (DuckDB checkpoints what is left) and end our turn; the caller
+        holds `changed` and no cursor is out."""
+        con, fd = self.con, self.lock_fd
+        self.con, self.lock_fd, self.identity, self.schema_for = None, None, None, None
+        self.retiring = self.draining = False
+        try:
+            con.close()
+        except duckdb.Error:
+            pass
+        if fd is not None and fd >= 0:
+            if handover:
+                self.handed_over_at = store_queue.turns_taken(fd)
+            os.close(fd)  # closing the descriptor ends the turn (flock)
+        self.changed.notify_all()
+
+    def release(self, *, wait: bool = True) -> None:
+        """Close the instance once every cursor is back (now, if none is out); with
+        wait=False only if none is out."""
+        with self.changed:
+            if wait and getattr(self.mine, "count", 0) > 0:
+                raise StoreError(f"release({self.path}) inside a use of it in the same thread")
+            while wait and (self.opening or self.users):
+                self.changed.wait()
+            if self.con is not None and not self.users:
+                self._close()
+
+
+_held: dict[str, _HeldStore] = {}
+_held_mutex = threading.Lock()
+
+
+def _held_store(path: Path) -> _HeldStore:
+    key = os.path.realpath(path)
+    with _held_mutex:
+        if key not in _held:
+            _held[key] = _HeldStore(key)
+        return _held[key]
+
+
+def release(db_path: str | Path | None = None) -> None:
+    """Close the DuckDB instance this process holds for `db_path` (every file when None) and
+    end its turn in the queue, waiting for cursors still out. Afterwards the file is closed:
+    other processes and plain `duckdb.connect` with any configuration can open it, and it
+    can be copied, moved or deleted."""
+    with _held_mutex:
+        targets = list(_held.values()) if db_path is None else \
+            [h for key, h in _held.items() if key == os.path.realpath(db_path)]
+    for held in targets:
+        held.release()
+
+
+@atexit.register
+def _release_at_exit() -> None:
+    # Not waiting: a daemon thread stopped mid-use must not hang the interpreter's exit
+    # (its instance is closed by DuckDB itself; every finished use was checkpointed).
+    with _held_mutex:
+        targets = list(_held.values())
+    for held in targets:
+        held.release(wait=False)
+
+
 @contextlib.contextmanager
 def connect(db_path: str | Path | None = None, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Open the store (creating and migrating it), yield the connection, always close it."""
+    """The store (created and migrated when needed) as a connection of its own for this use:
+    a cursor on the instance the process holds (see the module docstring). Closing it, or
+    leaving the block, never closes the instance; `release()` does."""
     path = Path(db_path) if db_path else default_db_path()
     if read_only and not path.exists():
         raise StoreError(f"{path} does not exist; create it with `python -m sample_data seed --db {path}`.")
@@ -296,19 +458,19 @@ def connect(db_path: str | Path | None = None, *, read_only: bool = False) -> It
         why = ("a file is in the way" if isinstance(exc, FileExistsError | NotADirectoryError)
                else exc.strerror or str(exc))
         raise StoreError(f"cannot create the folder {path.parent} for the database {path}: {why}") from exc
-    wait = lock_wait_seconds()
-    queue = _queue_lock(path)
-    if not queue.acquire(wait):
-        raise _locked_too_long(path, wait)
+    held = _held_store(path)
+    cur = held.cursor(read_only, lock_wait_seconds())
     try:
-        con = _connect_with_retry(path, read_only, time.monotonic() + wait, wait)
-        try:
-            _ensure_schema(con, read_only)
-            yield con
-        finally:
-            con.close()
+        held.check_schema(cur, read_only)
+        if read_only and not held.read_only:
+            cur.execute("BEGIN TRANSACTION READ ONLY")
+    except BaseException:
+        held.give_back(cur, failed=True)
+        raise
+    try:
+        yield cur
     finally:
-        queue.release()
+        held.give_back(cur)
 
 
 def _retry_conflicts(work, attempts: int = 8):

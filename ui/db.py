@@ -1,7 +1,8 @@
-"""The store as seen from a page: a short-lived connection per use.
+"""The store as seen from a page: a connection of its own per use.
 
-The app never keeps the DuckDB file open between reruns, so the CLI (the CI gate) can
-write to the same file while the app is up; see catalog.store for the lock retry.
+Each use is a cursor on the DuckDB instance the process holds for a few idle seconds; the
+instance is handed over as soon as another process (the CLI, the CI gate) queues for the
+file, so it can write to the same file while the app is up; see catalog.store.
 """
 
 from __future__ import annotations
