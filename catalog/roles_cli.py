@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-from catalog import access
+from catalog import access, role_bindings
 from catalog.store import connect
 
 
@@ -45,12 +45,12 @@ def add_parser(subparsers, db_arg) -> None:
 
 def _roles_list(args, db_path) -> int:
     with connect(db_path) as con:
-        frame = access.list_bindings(con)
+        frame = role_bindings.list_bindings(con)
     if args.json:
         print(frame.to_json(orient="records", date_format="iso", indent=2))
     elif frame.empty:
         print("no role bindings; everyone who logs in gets the default role "
-              f"({access.default_role() or 'none'})")
+              f"({role_bindings.default_role() or 'none'})")
     else:
         for row in frame.itertuples():
             print(f"{row.subject_kind:<6} {row.subject:<36} {row.role:<15} by {row.granted_by}")
@@ -66,7 +66,7 @@ def _roles_matrix(args, db_path) -> int:
 def _roles_change(args, db_path) -> int:
     user = access.cli_user(args.actor)
     kind, subject = ("email", args.email) if args.email else ("group", args.group)
-    change = access.grant if args.change == "grant" else access.revoke
+    change = role_bindings.grant if args.change == "grant" else role_bindings.revoke
     try:
         with connect(db_path) as con:
             changed = change(con, user=user, kind=kind, subject=subject, role=args.role)
@@ -84,7 +84,7 @@ def _roles_seed(args, db_path) -> int:
     user = access.cli_user(args.actor)
     try:
         with connect(db_path) as con:
-            added = access.seed_bindings(con, args.file, user=user)
+            added = role_bindings.seed_bindings(con, args.file, user=user)
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

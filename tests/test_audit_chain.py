@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 import duckdb
 import pytest
 
-from catalog import access, audit
+from catalog import access, audit, role_bindings
 from catalog.access import PermissionDenied
 from catalog.cli import main as catalog_main
 from catalog.store import connect, transaction
@@ -210,7 +210,7 @@ def test_concurrent_changes_that_record_inside_their_own_transactions_retry(con)
         cursor = con.cursor()
         try:
             for i in range(10):
-                access.grant(cursor, user=admin, kind="email", subject=f"u{n}-{i}@example.com",
+                role_bindings.grant(cursor, user=admin, kind="email", subject=f"u{n}-{i}@example.com",
                              role="viewer")
         except Exception as exc:  # noqa: BLE001 - collected and asserted below
             errors.append(exc)
@@ -223,7 +223,7 @@ def test_concurrent_changes_that_record_inside_their_own_transactions_retry(con)
     for w in workers:
         w.join()
     assert not errors, f"concurrent grants failed: {errors[:3]}"
-    assert len(access.list_bindings(con)) == 40
+    assert len(role_bindings.list_bindings(con)) == 40
     assert len(audit.query(con)) == 40 and audit.verify(con).ok, "one audit row per grant, chain intact"
 
 
@@ -254,7 +254,7 @@ def test_writers_that_record_inside_a_store_transaction_retry_as_a_whole(con):
     for w in workers:
         w.join()
     assert not errors, f"a seq clash inside the caller's transaction must be retried by it: {errors[:3]}"
-    assert len(audit.query(con)) == 40 and len(access.list_bindings(con)) == 40
+    assert len(audit.query(con)) == 40 and len(role_bindings.list_bindings(con)) == 40
     assert audit.verify(con).ok
 
 

@@ -13,7 +13,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.util import patch_config_options
 
-from catalog import access, audit
+from catalog import access, audit, role_bindings
 from catalog.store import connect
 from ui.auth import PERSONA_KEY
 
@@ -130,13 +130,13 @@ def test_admin_grants_and_revokes_through_the_page_and_both_are_audited(db):
     run(at)
     assert "Granted legal to group legal-team" in shown(at.success[0].value), [s.value for s in at.success]
     with connect(db) as con:
-        assert access.resolve_user(con, "new@example.com", ["legal-team"], email_verified=True).roles == ("legal",)
+        assert role_bindings.resolve_user(con, "new@example.com", ["legal-team"], email_verified=True).roles == ("legal",)
     at.selectbox(key="revoke_pick").select(0)
     run(at)  # the Revoke button is enabled once a binding is picked
     at.button(key="revoke_submit").click()
     run(at)
     with connect(db) as con:
-        assert access.list_bindings(con).empty, "the revoke button must remove the binding"
+        assert role_bindings.list_bindings(con).empty, "the revoke button must remove the binding"
         changes = audit.query(con, action="role_change", newest_first=False)
     assert changes.after.tolist() == ['{"roles":["legal"]}', '{"roles":[]}'], changes.after.tolist()
 
@@ -280,7 +280,7 @@ def test_oidc_login_screen_until_logged_in(db):
 
 def test_oidc_roles_come_from_bindings_by_email_or_group(db):
     with connect(db) as con:
-        access.seed_bindings(con, FIXTURES / "roles.toml", user=access.demo_user("admin"))
+        role_bindings.seed_bindings(con, FIXTURES / "roles.toml", user=access.demo_user("admin"))
     at = run(oidc_app("audit", {"is_logged_in": True, "email": "Lou.Legal@example.com", "name": "Lou",
                                 "email_verified": True}))
     assert at.title and not at.error, f"legal by email should see the audit page: {errors(at)}"
@@ -296,7 +296,7 @@ def test_oidc_roles_come_from_bindings_by_email_or_group(db):
 
 def test_oidc_login_is_audited_once_per_session(db):
     with connect(db) as con:
-        access.seed_bindings(con, FIXTURES / "roles.toml", user=access.demo_user("admin"))
+        role_bindings.seed_bindings(con, FIXTURES / "roles.toml", user=access.demo_user("admin"))
     at = oidc_app("audit", {"is_logged_in": True, "email": "lou.legal@example.com", "groups": ["legal-team"],
                             "email_verified": True})
     for _ in range(3):
@@ -312,7 +312,7 @@ def test_oidc_login_is_audited_once_per_session(db):
 
 def test_oidc_unverified_email_of_the_admin_gets_no_admin_role(db):
     with connect(db) as con:
-        access.seed_bindings(con, FIXTURES / "roles.toml", user=access.demo_user("admin"))
+        role_bindings.seed_bindings(con, FIXTURES / "roles.toml", user=access.demo_user("admin"))
     claims = {"is_logged_in": True, "sub": "mallory", "email": "Ada.Admin@Example.com ",
               "email_verified": False, "name": "Ada Admin"}
     at = run(oidc_app("admin", claims))
