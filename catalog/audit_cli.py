@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from catalog import access, audit
+from catalog import access, audit_query, audit_verify
 from catalog.cli_args import bounded_int
 from catalog.store import connect
 
@@ -72,12 +72,12 @@ def _verify(args, db_path) -> int:
     anchor = None
     if args.anchor:
         try:
-            anchor = audit.parse_anchor(args.anchor, allow_file=True)
+            anchor = audit_verify.parse_anchor(args.anchor, allow_file=True)
         except (ValueError, OSError) as exc:
             print(f"error: --anchor: {exc}", file=sys.stderr)
             return 2
     with connect(db_path) as con:
-        result = audit.verify(con, expect_head=anchor)
+        result = audit_verify.verify(con, expect_head=anchor)
     if args.json:
         print(json.dumps(result.to_json(), indent=2))
     else:
@@ -90,8 +90,8 @@ def _verify(args, db_path) -> int:
 
 def _anchor(args, db_path) -> int:
     with connect(db_path) as con:
-        result = audit.verify(con)
-        head = audit.head(con) if result.ok else None
+        result = audit_verify.verify(con)
+        head = audit_verify.head(con) if result.ok else None
     if not result.ok:
         print(result.summary(), file=sys.stderr)
         print("no anchor printed: an anchor of a broken chain proves nothing", file=sys.stderr)
@@ -117,7 +117,7 @@ def _filter_kwargs(args) -> dict:
 def _list(args, db_path) -> int:
     try:
         with connect(db_path) as con:
-            rows = audit.query(con, **_filter_kwargs(args), limit=args.limit or None)
+            rows = audit_query.query(con, **_filter_kwargs(args), limit=args.limit or None)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -139,7 +139,7 @@ def _export(args, db_path) -> int:
     user = access.cli_user(args.actor)
     try:
         with connect(db_path) as con:
-            data = audit.export_csv(con, requested_by=user, **_filter_kwargs(args))
+            data = audit_query.export_csv(con, requested_by=user, **_filter_kwargs(args))
     except (ValueError, access.PermissionDenied) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -31,7 +31,7 @@ import duckdb
 import pandas as pd
 import plotly.graph_objects as go
 
-from catalog import access, audit, lineage, odcs, queries
+from catalog import access, audit, audit_query, audit_verify, lineage, odcs, queries
 from catalog.status import STATUSES, severity_sql
 from checks import consent, model_checks, slo
 from checks.compiler import now_utc
@@ -212,7 +212,7 @@ def lineage_snapshot(con, product_id: str) -> pd.DataFrame:
 
 
 def audit_excerpt(con, product_id: str, at: dt.datetime) -> pd.DataFrame:
-    return audit.query(con, target=product_id, until=at, limit=AUDIT_ROWS)
+    return audit_query.query(con, target=product_id, until=at, limit=AUDIT_ROWS)
 
 
 # --- rendering -----------------------------------------------------------------------------
@@ -262,7 +262,7 @@ def _section(key: str, product_id: str, title: str, body: str) -> str:
             f"<h3>{esc(title)}</h3>{body}</section>")
 
 
-def _product_html(con, product_id: str, at: dt.datetime, charts: _Charts, chain: audit.VerifyResult) -> str:
+def _product_html(con, product_id: str, at: dt.datetime, charts: _Charts, chain: audit_verify.VerifyResult) -> str:
     info = queries.product(con, product_id) or {}
     contract = contract_in_force(con, product_id, at)
     parts = [f'<article class="product" data-product="{esc(product_id)}">',
@@ -426,7 +426,7 @@ def build_pack(con: duckdb.DuckDBPyConnection, *, user: access.User, product: st
     at_time = parse_at(at) if isinstance(at, str) else at
     as_of = at_time or generated_at
     products = scope_products(con, product=product, domain=domain, everything=everything)
-    chain = audit.verify(con)
+    chain = audit_verify.verify(con)
     charts = _Charts()
     body = "".join(_product_html(con, pid, as_of, charts, chain) for pid in products)
     version = generator_version()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from catalog import access, audit, role_bindings, serving
+from catalog import access, audit_query, role_bindings, serving
 from catalog.access import PermissionDenied, User
 from catalog.cli import main as catalog_main
 from catalog.store import connect
@@ -226,7 +226,7 @@ def test_grant_and_revoke_are_audited_with_before_and_after(con):
         "granting an existing binding is a no-op"
     assert role_bindings.grant(con, user=ADMIN, kind="email", subject="kim@example.com", role="legal")
     assert role_bindings.revoke(con, user=ADMIN, kind="email", subject="kim@example.com", role="steward")
-    rows = audit.query(con, action="role_change", newest_first=False)
+    rows = audit_query.query(con, action="role_change", newest_first=False)
     assert list(rows.target) == ["email:kim@example.com"] * 3, rows
     assert list(rows.after) == ['{"roles":["steward"]}', '{"roles":["legal","steward"]}',
                                 '{"roles":["legal"]}'], rows.after.tolist()
@@ -244,7 +244,7 @@ def test_non_admins_cannot_change_bindings_by_direct_call(con, role):
     with pytest.raises(PermissionDenied):
         role_bindings.seed_bindings(con, FIXTURES / "roles.toml", user=actor)
     assert role_bindings.list_bindings(con).empty, "a refused change must write nothing"
-    assert audit.query(con).empty, "a refused change leaves no audit row (nothing happened)"
+    assert audit_query.query(con).empty, "a refused change leaves no audit row (nothing happened)"
 
 
 def test_the_last_admin_cannot_be_revoked(con):
@@ -259,7 +259,7 @@ def test_seed_bindings_adds_missing_only_and_bootstrap_only_when_empty(con, monk
     assert role_bindings.seed_bindings(con, FIXTURES / "roles.toml", user=ADMIN) == 7
     assert role_bindings.seed_bindings(con, FIXTURES / "roles.toml", user=ADMIN) == 0, "seeding twice adds nothing"
     assert len(role_bindings.list_bindings(con)) == 7
-    assert len(audit.query(con, action="role_change")) == 1, "one audit row per seeding that changed something"
+    assert len(audit_query.query(con, action="role_change")) == 1, "one audit row per seeding that changed something"
 
     monkeypatch.setenv("MESHGOV_ROLES_FILE", str(FIXTURES / "roles_bad_role.toml"))
     assert role_bindings.bootstrap_bindings(con) == 0, "bootstrap must not touch (or even read) a table in use"
@@ -269,7 +269,7 @@ def test_bootstrap_seeds_an_empty_table_as_system(tmp_path, monkeypatch):
     monkeypatch.setenv("MESHGOV_ROLES_FILE", str(FIXTURES / "roles.toml"))
     with connect(tmp_path / "fresh.duckdb") as con:
         assert role_bindings.bootstrap_bindings(con) == 7
-        assert audit.query(con).actor.tolist() == ["system"], "bootstrap is audited as the system"
+        assert audit_query.query(con).actor.tolist() == ["system"], "bootstrap is audited as the system"
 
 
 @pytest.mark.parametrize(("name", "message"), [
@@ -300,7 +300,7 @@ def test_roles_cli_grant_list_revoke(tmp_path, capsys):
     listed = capsys.readouterr().out
     assert "a@example.com" in listed and "by ops" in listed, listed
     with connect(db) as con:
-        actors = audit.query(con).actor.tolist()
+        actors = audit_query.query(con).actor.tolist()
     assert actors[-1] == "ops", f"--as names the actor: {actors}"
 
 
