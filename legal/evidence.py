@@ -33,7 +33,7 @@ import plotly.graph_objects as go
 
 from catalog import access, audit, audit_query, audit_verify, lineage, odcs, queries
 from catalog.status import STATUSES, severity_sql
-from checks import consent, model_checks, slo
+from checks import consent, consent_reports, model_checks, slo
 from checks.compiler import now_utc
 
 FORMAT = "meshgov-evidence-1"
@@ -165,7 +165,7 @@ def consent_coverage(con, product_id: str, at: dt.datetime) -> pd.DataFrame:
 
 
 def consent_history(con, product_id: str, at: dt.datetime) -> pd.DataFrame:
-    frame = consent.coverage_history(con)
+    frame = consent_reports.coverage_history(con)
     return frame[(frame["product_id"] == product_id) & (frame["run_at"] <= at)].reset_index(drop=True)
 
 
