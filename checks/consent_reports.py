@@ -22,7 +22,7 @@ from checks.consent import SOURCE_PROPERTY, judge_uses, load_events, plan, prepa
 
 TREND_DAYS = 90
 
-_LATEST_CONSENT_SQL = """
+LATEST_CONSENT_SQL = """
     SELECT product_id, dataset, diagnostics->>'$.purpose' AS purpose, status,
            CAST(diagnostics->>'$.users' AS BIGINT) AS users,
            CAST(diagnostics->>'$.violating_users' AS BIGINT) AS violating_users,
@@ -40,7 +40,7 @@ def coverage_by_product(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     violations (one query over the stored results; the posture and the page use it)."""
     from catalog.queries import LATEST_RESULTS_SQL
 
-    return con.execute(_LATEST_CONSENT_SQL.format(latest=LATEST_RESULTS_SQL)
+    return con.execute(LATEST_CONSENT_SQL.format(latest=LATEST_RESULTS_SQL)
                        + " ORDER BY violating_users DESC, product_id, dataset, purpose").df()
 
 

@@ -33,7 +33,7 @@ import plotly.graph_objects as go
 
 from catalog import access, audit, audit_query, audit_verify, lineage, odcs, queries
 from catalog.status import STATUSES, severity_sql
-from checks import consent, consent_reports, model_checks, slo
+from checks import consent_reports, model_checks, slo
 from checks.compiler import now_utc
 
 FORMAT = "meshgov-evidence-1"
@@ -159,7 +159,7 @@ def result_history(con, product_id: str, at: dt.datetime) -> pd.DataFrame:
 
 
 def consent_coverage(con, product_id: str, at: dt.datetime) -> pd.DataFrame:
-    sql = _runs_until(at) + consent._LATEST_CONSENT_SQL.format(latest=queries.LATEST_RESULTS_SQL)
+    sql = _runs_until(at) + consent_reports.LATEST_CONSENT_SQL.format(latest=queries.LATEST_RESULTS_SQL)
     frame = con.execute(sql, {"at": at}).df()
     return frame[frame["product_id"] == product_id].reset_index(drop=True)
 
