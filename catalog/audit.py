@@ -1,4 +1,4 @@
-"""The audit trail: append-only, chained under a secret key, verifiable.
+"""The audit trail: append-only, chained under a secret key; this module writes it.
 
 Every row stores the hash of the row before it (`prev_hash`) and its own hash: HMAC-SHA256,
 under the audit key, of a canonical serialisation of its fields plus `prev_hash`. Changing a
@@ -7,7 +7,8 @@ because the key is kept outside the DB ($MESHGOV_AUDIT_KEY, else a 0600 key file
 meshgov's config folder), whoever can write the DB file cannot recompute the chain after an
 edit nor append a row that verifies. What the chain alone cannot show is the removal of the
 newest rows (the tail still chains); `verify(expect_head=...)` with an anchor (seq, hash)
-kept outside the DB covers that — `audit anchor` prints one.
+kept outside the DB covers that — `audit anchor` prints one. Checking the chain is
+catalog.audit_verify; reading and exporting rows is catalog.audit_query.
 
 Trails written before migration 0007 were chained with plain SHA-256; on first keyed use
 they are checked under the plain scheme and re-chained under the key (see `_ensure_keyed`).
@@ -23,20 +24,17 @@ Never imports streamlit.
 from __future__ import annotations
 
 import contextlib
-import csv
 import hashlib
 import hmac
-import io
 import json
 import os
 import random
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import duckdb
 import pandas as pd
@@ -49,6 +47,7 @@ GENESIS = "0" * 64
 CHAIN_FORMAT = "meshgov-audit-v2"
 LEGACY_FORMAT = "meshgov-audit-v1"
 COLUMNS = ("seq", "logged_at", "actor", "via", "action", "target", "before", "after", "prev_hash", "hash")
+ROW_SQL = "SELECT seq, logged_at, actor, via, action, target, before, after, prev_hash, hash FROM audit_log"
 
 # The actions the app and CLI record; others are allowed (new slices add their own).
 KNOWN_ACTIONS = ("login", "ingest", "check_run", "policy_change", "role_change", "view_pii",
@@ -92,6 +91,10 @@ KEY_MISMATCH = "the audit key does not match the key this trail was written with
 def key_check(key: bytes) -> str:
     """A value that identifies the key without revealing it (HMAC of a fixed text)."""
     return hmac.new(key, _KEY_CHECK_TEXT, hashlib.sha256).hexdigest()
+
+
+def key_source() -> str:
+    return f"${KEY_ENV}" if os.environ.get(KEY_ENV) is not None else str(key_file())
 
 
 # --- transactions and retries ---------------------------------------------------------------
@@ -184,7 +187,7 @@ def _json_default(value: Any) -> Any:
 ISO_SQL_FORMAT = "%Y-%m-%dT%H:%M:%S.%f"  # strftime twin of isoformat(timespec="microseconds")
 
 
-def _iso(at: datetime) -> str:
+def iso_time(at: datetime) -> str:
     return at.isoformat(timespec="microseconds")
 
 
@@ -198,7 +201,7 @@ def canonical_row(*, seq: int, logged_at: datetime | str, actor: str, via: str, 
                   target: str | None, before: str | None, after: str | None, prev_hash: str,
                   chain_format: str = CHAIN_FORMAT) -> str:
     """The text a row's hash is taken over; `hash_sql` builds the same text in DuckDB."""
-    at_text = logged_at if isinstance(logged_at, str) else _iso(logged_at)
+    at_text = logged_at if isinstance(logged_at, str) else iso_time(logged_at)
     return "|".join(_field(v) for v in (chain_format, str(seq), at_text, actor, via, action,
                                         target, before, after, prev_hash))
 
@@ -340,7 +343,7 @@ def _ensure_keyed(con, key: bytes) -> None:
             return
         if con.execute("SELECT count(*) FROM audit_log").fetchone()[0]:
             # Appending under another key would break the chain at the new row: refuse loudly.
-            raise AuditKeyError(KEY_MISMATCH + f" (key from {_key_source()}); set ${KEY_ENV} or the "
+            raise AuditKeyError(KEY_MISMATCH + f" (key from {key_source()}); set ${KEY_ENV} or the "
                                 "key file to the key the trail was written with")
         state = (None, 0)  # nothing chained yet: the trail simply takes this key
     if state is None:
@@ -351,8 +354,25 @@ def _ensure_keyed(con, key: bytes) -> None:
     con.execute("UPDATE audit_chain SET key_check = ? WHERE id = 1", [key_check(key)])
 
 
+def bind_key(con, key: bytes) -> str | None:
+    """The key check the trail is bound to, binding it (and re-chaining a pre-0007 trail)
+    first when it is not yet, or when the trail is still empty; None when that needs a write
+    this connection cannot make. A key that does not match a non-empty trail is left alone."""
+    state = con.execute("SELECT key_check FROM audit_chain WHERE id = 1").fetchone()
+    if state is not None and state[0] is not None and (
+            hmac.compare_digest(state[0], key_check(key))
+            or con.execute("SELECT count(*) FROM audit_log").fetchone()[0]):
+        return state[0]
+    try:
+        with _APPEND_LOCK, own_transaction(con):
+            _ensure_keyed(con, key)
+    except duckdb.Error:
+        return None
+    return key_check(key)
+
+
 def _rechain(con, key: bytes) -> None:
-    rows = con.execute("SELECT rowid, " + _ROW_SQL.removeprefix("SELECT ") + " ORDER BY seq, rowid").fetchall()
+    rows = con.execute("SELECT rowid, " + ROW_SQL.removeprefix("SELECT ") + " ORDER BY seq, rowid").fetchall()
     legacy = con.execute("SELECT legacy_rows, legacy_head_seq, legacy_head_hash FROM audit_chain").fetchone()
     broken_seq, why, prev, expected_seq = None, "", GENESIS, 1
     rechained, new_prev = [], GENESIS
@@ -380,374 +400,3 @@ def _rechain(con, key: bytes) -> None:
         "from": LEGACY_FORMAT, "to": CHAIN_FORMAT, "rows": len(rows),
         "legacy_head_seq": legacy[1], "legacy_head_hash": legacy[2],
         "legacy_intact": broken_seq is None, "legacy_broken_seq": broken_seq, "legacy_broken": why}))
-
-
-# --- verifying ----------------------------------------------------------------------------------
-
-BreakKind = Literal["altered", "deleted", "reordered", "schema", "key"]
-
-
-@dataclass(frozen=True)
-class Anchor:
-    """A head recorded outside the DB: `audit anchor` prints it as JSON."""
-    seq: int
-    hash: str
-    at: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {"seq": self.seq, "hash": self.hash, "at": self.at}
-
-
-def parse_anchor(text: str, *, allow_file: bool = False) -> Anchor:
-    """An anchor from `SEQ:HASH`, the JSON `audit anchor` prints, or (`allow_file`, the CLI
-    only: a page must never read server paths) a file holding either."""
-    text = (text or "").strip()
-    if allow_file and text and not text.startswith("{") and not text.partition(":")[0].isdigit():
-        path = Path(text)
-        if path.is_file():
-            text = path.read_text(encoding="utf-8", errors="replace").strip()
-    if text.startswith("{"):
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"the anchor is not valid JSON ({exc.msg}); pass what `audit anchor --json` "
-                             "printed") from None
-        if not isinstance(data, dict):
-            raise ValueError('the anchor JSON must be an object like {"seq": 12, "hash": "…", "at": "…"}')
-        seq, digest, at = data.get("seq"), data.get("hash"), data.get("at")
-    else:
-        seq_text, _, digest = text.partition(":")
-        seq = int(seq_text) if seq_text.isdigit() else None
-        at = None
-    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
-        raise ValueError("the anchor needs a positive integer seq: give SEQ:HASH or the JSON "
-                         "`audit anchor --json` printed (or a file holding it)")
-    if not isinstance(digest, str) or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
-        raise ValueError("the anchor's hash must be 64 lowercase hex characters")
-    if at is not None:
-        try:
-            at = _iso(datetime.fromisoformat(at))
-        except (TypeError, ValueError):
-            raise ValueError("the anchor's 'at' must be an ISO time, as `audit anchor` prints it") from None
-    return Anchor(seq, digest, at)
-
-
-@dataclass(frozen=True)
-class VerifyResult:
-    ok: bool
-    rows: int
-    first_broken_seq: int | None = None
-    kind: BreakKind | None = None
-    reason: str = ""
-    head_seq: int | None = None
-    head_hash: str | None = None
-    seconds: float = 0.0
-    anchor_seq: int | None = None
-    anchor_at: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def summary(self) -> str:
-        """What was checked, in one line (the CLI and the Audit page show it)."""
-        if not self.ok:
-            where = f" at seq {self.first_broken_seq}" if self.first_broken_seq is not None else ""
-            return f"audit trail BROKEN{where} ({self.kind}): {self.reason}"
-        if not self.head_seq:
-            return "audit trail intact: 0 rows (empty)"
-        text = f"audit trail intact: {self.rows} rows, chain intact up to seq {self.head_seq}"
-        if self.anchor_seq is not None:
-            at = f" (logged {self.anchor_at})" if self.anchor_at else ""
-            return (text + f", anchored at seq {self.anchor_seq}{at}: no row up to the anchor "
-                    "was removed")
-        return text + "; no anchor given: deletion of the newest rows cannot be detected"
-
-
-_ROW_SQL = "SELECT seq, logged_at, actor, via, action, target, before, after, prev_hash, hash FROM audit_log"
-
-
-def _recompute(row: tuple, *, seq: int | None = None, key: bytes | None = None) -> str:
-    s, logged_at, actor, via, action, target, before, after, prev_hash, _ = row
-    return row_hash(key=key, seq=s if seq is None else seq, logged_at=logged_at, actor=actor, via=via,
-                    action=action, target=target, before=before, after=after, prev_hash=prev_hash)
-
-
-def _schema_problem(con) -> str | None:
-    """Why the audit table cannot be trusted as a table (missing, constraints dropped), if so."""
-    tables = {r[0] for r in con.execute(
-        "SELECT table_name FROM duckdb_tables() WHERE table_name IN ('audit_log', 'audit_chain')").fetchall()}
-    if "audit_log" not in tables:
-        return ("this database has no audit_log table: it is not a meshgov store, or the "
-                "table was dropped")
-    nullable = [r[0] for r in con.execute(
-        "SELECT column_name FROM duckdb_columns() WHERE table_name = 'audit_log' AND is_nullable "
-        "AND column_name IN ('seq', 'logged_at', 'actor', 'via', 'action', 'prev_hash', 'hash') "
-        "ORDER BY column_index").fetchall()]
-    if nullable:
-        return (f"the NOT NULL constraint on audit_log.{', '.join(nullable)} was dropped: "
-                "the table was altered outside meshgov")
-    unique_seq = con.execute(
-        "SELECT count(*) FROM duckdb_constraints() WHERE table_name = 'audit_log' "
-        "AND constraint_type IN ('PRIMARY KEY', 'UNIQUE') AND constraint_column_names = ['seq']").fetchone()[0]
-    if not unique_seq:
-        return "audit_log.seq is no longer unique (its primary key was dropped): the table was altered"
-    if "audit_chain" not in tables:
-        return "this database has no audit_chain table (the key check): it was dropped"
-    return None
-
-
-def verify(con: duckdb.DuckDBPyConnection, *, expect_head: tuple[int, str] | Anchor | None = None,
-           key: bytes | None = None) -> VerifyResult:
-    """Recompute the chain under the key; report the first row that does not fit, and why.
-
-    One DuckDB query recomputes every HMAC and compares each row with the one before it
-    (NULL-safe: a NULL hash never compares as equal); only the first broken row is then
-    examined in Python to say how it broke. `expect_head` = an anchor (seq, hash) recorded
-    earlier outside the DB: the chain must still contain that row unchanged, which catches
-    the newest rows being cut off.
-    """
-    started = time.perf_counter()
-    anchor = (expect_head if isinstance(expect_head, Anchor) or expect_head is None
-              else Anchor(int(expect_head[0]), str(expect_head[1])))
-
-    def early(kind: BreakKind, reason: str, rows: int = 0) -> VerifyResult:
-        return VerifyResult(False, rows, None, kind, reason, seconds=time.perf_counter() - started)
-
-    problem = _schema_problem(con)
-    if problem:
-        return early("schema", problem)
-    try:
-        key = audit_key() if key is None else key
-    except AuditKeyError as exc:
-        return early("key", str(exc))
-    stored_check = _bind_key(con, key)
-    if stored_check is not None and not hmac.compare_digest(stored_check, key_check(key)):
-        return early("key", KEY_MISMATCH + f" (key from {_key_source()}); set ${KEY_ENV} or the key "
-                     "file to the key the trail was written with",
-                     con.execute("SELECT count(*) FROM audit_log").fetchone()[0])
-
-    count, head_seq, head_hash, first_bad = con.execute(f"""
-        WITH chain AS (
-            SELECT seq, hash, prev_hash, {HASH_SQL} AS recomputed,
-                   lag(hash, 1, '{GENESIS}') OVER (ORDER BY seq) AS expected_prev,
-                   lag(seq, 1, 0) OVER (ORDER BY seq) AS prev_seq
-            FROM audit_log)
-        SELECT count(*), max(seq), arg_max(hash, seq),
-               min(seq) FILTER (WHERE seq IS DISTINCT FROM prev_seq + 1
-                                   OR prev_hash IS DISTINCT FROM expected_prev
-                                   OR recomputed IS DISTINCT FROM hash)
-        FROM chain""", hash_params(key)).fetchone()
-
-    def result(ok: bool, seq: int | None = None, kind: BreakKind | None = None, reason: str = ""):
-        return VerifyResult(ok, count, seq, kind, reason, head_seq, head_hash,
-                            time.perf_counter() - started,
-                            anchor.seq if anchor else None, anchor.at if anchor else None)
-
-    if first_bad is not None:
-        row = con.execute(_ROW_SQL + " WHERE seq = ? LIMIT 1", [first_bad]).fetchone()
-        prev = con.execute(_ROW_SQL + " WHERE seq < ? ORDER BY seq DESC LIMIT 1", [first_bad]).fetchone()
-        broken = _check_row(con, row, prev, key) or (
-            first_bad, "altered", "its stored hash does not match the recomputed one")
-        return result(False, *broken)
-    legacy = _legacy_break(con)
-    if legacy:
-        return result(False, *legacy)
-    if anchor:
-        if head_seq is None or head_seq < anchor.seq:
-            return result(False, (head_seq or 0) + 1, "deleted",
-                          f"the trail ends at seq {head_seq or 0} but the anchor names seq "
-                          f"{anchor.seq}: the newest rows were deleted")
-        stored, logged_at = con.execute("SELECT hash, logged_at FROM audit_log WHERE seq = ?",
-                                        [anchor.seq]).fetchone()
-        if stored != anchor.hash:
-            return result(False, anchor.seq, "altered",
-                          f"seq {anchor.seq} hashes to {stored[:12]}… but the anchor recorded "
-                          f"{anchor.hash[:12]}…: the chain was rewritten from there on (or the "
-                          "anchor was taken under another key or before migration 0007)")
-        if anchor.at is not None and anchor.at != _iso(logged_at):
-            return result(False, anchor.seq, "altered",
-                          f"seq {anchor.seq} was logged at {_iso(logged_at)}, the anchor says {anchor.at}")
-    return result(True)
-
-
-def _key_source() -> str:
-    return f"${KEY_ENV}" if os.environ.get(KEY_ENV) is not None else str(key_file())
-
-
-def _bind_key(con, key: bytes) -> str | None:
-    """The key check the trail is bound to, binding it (and re-chaining a pre-0007 trail)
-    first when it is not yet, or when the trail is still empty; None when that needs a write
-    this connection cannot make. A key that does not match a non-empty trail is left alone."""
-    state = con.execute("SELECT key_check FROM audit_chain WHERE id = 1").fetchone()
-    if state is not None and state[0] is not None and (
-            hmac.compare_digest(state[0], key_check(key))
-            or con.execute("SELECT count(*) FROM audit_log").fetchone()[0]):
-        return state[0]
-    try:
-        with _APPEND_LOCK, own_transaction(con):
-            _ensure_keyed(con, key)
-    except duckdb.Error:
-        return None
-    return key_check(key)
-
-
-def _legacy_break(con) -> tuple[int, BreakKind, str] | None:
-    """Where a pre-0007 trail was already broken when it was re-chained (read from the
-    keyed `audit_rechain` row, so it cannot be edited away)."""
-    for seq, after in con.execute("SELECT seq, after FROM audit_log WHERE action = 'audit_rechain' "
-                                  "AND actor = 'meshgov' ORDER BY seq").fetchall():
-        try:
-            info = json.loads(after or "{}")
-        except json.JSONDecodeError:
-            continue
-        if info.get("legacy_intact") is False:
-            return (info.get("legacy_broken_seq") or seq, "altered",
-                    f"the plain-SHA-256 trail written before migration 0007 was already broken at "
-                    f"seq {info.get('legacy_broken_seq')} ({info.get('legacy_broken')}) when it was "
-                    f"re-chained under the key at seq {seq}")
-    return None
-
-
-def head(con: duckdb.DuckDBPyConnection) -> Anchor | None:
-    """The newest row as an anchor (None for an empty trail); verify first to trust it."""
-    row = con.execute("SELECT seq, hash, logged_at FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
-    return Anchor(row[0], row[1], _iso(row[2])) if row else None
-
-
-def _check_row(con, row: tuple, prev: tuple | None, key: bytes) -> tuple[int, BreakKind, str] | None:
-    seq, prev_hash, stored_hash = row[0], row[8], row[9]
-    expected_seq = prev[0] + 1 if prev else 1
-    expected_prev = prev[9] if prev else GENESIS
-    if prev is not None and seq == prev[0]:
-        return seq, "reordered", f"two rows carry seq {seq}: a row was copied or renumbered"
-    if seq != expected_seq:
-        missing = f"seq {expected_seq}" if seq == expected_seq + 1 else f"seq {expected_seq}–{seq - 1}"
-        return expected_seq, "deleted", f"{missing} missing: the row(s) before seq {seq} were deleted"
-    if stored_hash is None or prev_hash is None:
-        which = "hash" if stored_hash is None else "prev_hash"
-        return seq, "altered", f"its {which} is NULL: the row was changed after it was written"
-    if prev is not None and prev[9] is None:
-        return expected_seq - 1, "altered", f"seq {expected_seq - 1} has a NULL hash"
-    self_ok = _recompute(row, key=key) == stored_hash
-    link_ok = prev_hash == expected_prev
-    if self_ok and link_ok:
-        return None
-    origin = _origin_of(con, prev_hash)
-    if not self_ok:
-        written_as = _written_as(row, key)
-        if written_as is not None and origin is not None:
-            return seq, "reordered", (f"the row now at seq {seq} was written as seq {written_as}: "
-                                      "rows were renumbered or moved")
-        if written_as is not None:
-            return seq, "deleted", (f"the row now at seq {seq} was written as seq {written_as} and "
-                                    "the row it chained to is gone: rows were deleted and later "
-                                    "rows renumbered")
-        return seq, "altered", (f"its fields no longer match its stored hash "
-                                f"{stored_hash[:12]}…: the row was changed after it was written, "
-                                "or written or re-hashed without the audit key")
-    # The row itself is intact but does not chain to the row before it.
-    if origin is not None and origin != expected_seq - 1:
-        return seq, "reordered", (f"seq {seq} chains to seq {origin}, not to seq {expected_seq - 1}: "
-                                  "rows were reordered")
-    if prev is None:
-        return seq, "deleted", ("the first row does not start the chain (its prev_hash is not "
-                                "the genesis hash): earlier rows were deleted")
-    return expected_seq - 1, "altered", (
-        f"seq {expected_seq - 1} was rewritten with a fresh hash: seq {seq} chained to "
-        f"{prev_hash[:12]}…, but seq {expected_seq - 1} now hashes to {expected_prev[:12]}…")
-
-
-def _written_as(row: tuple, key: bytes, *, window: int = 64) -> int | None:
-    """The seq a row was hashed with, when it is near its present one (moved, not edited)."""
-    seq = row[0]
-    for candidate in sorted(range(max(1, seq - window), seq + window + 1), key=lambda c: abs(c - seq)):
-        if candidate != seq and _recompute(row, seq=candidate, key=key) == row[9]:
-            return candidate
-    return None
-
-
-def _origin_of(con, prev_hash: str) -> int | None:
-    """The seq of the row whose hash a row chained to (0 for the genesis)."""
-    if prev_hash == GENESIS:
-        return 0
-    found = con.execute("SELECT min(seq) FROM audit_log WHERE hash = ?", [prev_hash]).fetchone()
-    return found[0] if found else None
-
-
-# --- reading and exporting ----------------------------------------------------------------------
-
-TimeBound = datetime | date | str | None
-
-
-def query(con: duckdb.DuckDBPyConnection, *, user: str | None = None, action: str | list[str] | None = None,
-          target: str | None = None, since: TimeBound = None, until: TimeBound = None,
-          limit: int | None = None, newest_first: bool = True) -> pd.DataFrame:
-    """Audit rows matching every given filter.
-
-    `user` matches a case-insensitive substring of the actor; `target` one of the target or
-    the before/after JSON (a product id finds the runs and ingests that name it); `action` is
-    exact (one or several); `since` / `until` are inclusive UTC bounds, a date meaning the
-    whole day.
-    """
-    clauses, params = [], []
-    if user:
-        clauses.append("actor ILIKE ?")
-        params.append(f"%{user}%")
-    if action:
-        actions = [action] if isinstance(action, str) else list(action)
-        clauses.append("list_contains(?, action)")
-        params.append(actions)
-    if target:
-        # A product is named in a run's scope or an ingest's result as often as in the target.
-        clauses.append("(target ILIKE ? OR before ILIKE ? OR after ILIKE ?)")
-        params += [f"%{target}%"] * 3
-    if since is not None:
-        clauses.append("logged_at >= ?")
-        params.append(_bound(since, end=False))
-    if until is not None:
-        clauses.append("logged_at <= ?")
-        params.append(_bound(until, end=True))
-    sql = _ROW_SQL + (" WHERE " + " AND ".join(clauses) if clauses else "")
-    sql += " ORDER BY seq" + (" DESC" if newest_first else "")
-    if limit is not None:
-        sql += f" LIMIT {int(limit)}"
-    return con.execute(sql, params).df()
-
-
-def _bound(value: datetime | date | str, *, end: bool) -> datetime:
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value) if "T" in value or " " in value else date.fromisoformat(value)
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
-    return datetime.combine(value, datetime.max.time() if end else datetime.min.time())
-
-
-def distinct_values(con: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:
-    """Actors and actions present, for filter widgets."""
-    actors = [r[0] for r in con.execute("SELECT DISTINCT actor FROM audit_log ORDER BY 1").fetchall()]
-    actions = [r[0] for r in con.execute("SELECT DISTINCT action FROM audit_log ORDER BY 1").fetchall()]
-    return {"actors": actors, "actions": actions}
-
-
-def export_csv(con: duckdb.DuckDBPyConnection, *, requested_by: Actor, **filters: Any) -> bytes:
-    """The filtered trail as CSV (hashes included, so a recipient can re-check the chain).
-
-    `filters` are those of `query` (user=, action=, target=, since=, until=).
-    Requires export_evidence of `requested_by`. The export itself is audited — after the rows are read, so the
-    file does not contain its own export row.
-    """
-    requested_by.require("export_evidence", target="audit_log")
-    frame = query(con, newest_first=False, **filters)
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(COLUMNS)
-    for row in frame.itertuples(index=False):
-        writer.writerow(["" if v is None or v is pd.NaT or (isinstance(v, float) and v != v)
-                         else (_iso(v) if isinstance(v, datetime) else v) for v in row])
-    data = out.getvalue().encode("utf-8")
-    shown = {k: (v if isinstance(v, str | list) else str(v)) for k, v in filters.items()
-             if v not in (None, "", [])}
-    record(con, actor=requested_by, action="export", target="audit_log",
-           after={"format": "csv", "filters": shown, "rows": len(frame),
-                  "sha256": hashlib.sha256(data).hexdigest()})
-    return data

@@ -68,6 +68,9 @@ def build_parser(extra_commands=()) -> argparse.ArgumentParser:
         audit_cli.add_parser(sub, _db_arg)
     except ImportError:
         pass
+    from catalog import roles_cli, serve_check_cli
+    roles_cli.add_parser(sub, _db_arg)
+    serve_check_cli.add_parser(sub)
     for register in extra_commands:
         register(sub, _db_arg)
     return parser

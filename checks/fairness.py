@@ -14,6 +14,10 @@ negatives no FPR, no predicted positives no precision) fairlearn/sklearn substit
 invented, so this module says None and gives the reason, and leaves that group out of the
 disparity that needs the metric. Groups smaller than `min_group_size` are reported and
 flagged but not scored: a handful of rows makes any ratio look extreme.
+
+Why one module past 400 lines: policy, the grouped audit and the verdict share BiasReport
+and the counts-to-metrics rules that tests compare with fairlearn; apart, each would reach
+into the others' internals.
 """
 
 from __future__ import annotations

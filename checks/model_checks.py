@@ -14,7 +14,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from catalog import modelcards
+from catalog import model_queries, modelcards
 from catalog.locations import Location, dataset_locations
 from checks import compiler, fairness
 from checks.result import CheckResult
@@ -39,7 +39,7 @@ class ModelWork:
 def load_work(con: duckdb.DuckDBPyConnection, product_ids: list[str] | None) -> list[ModelWork]:
     """Models linked to `product_ids` (None: every model), with their predictions' location."""
     try:
-        models = modelcards.models_with_predictions(con, product_ids)
+        models = model_queries.models_with_predictions(con, product_ids)
     except duckdb.CatalogException:
         return []  # a store without the models tables: nothing to check
     known = {r[0] for r in con.execute("SELECT product_id FROM products").fetchall()}

@@ -21,7 +21,7 @@ import pandas as pd
 
 from catalog import lineage, queries
 from catalog.status import FAILING, SEVERITY, in_sql, severity_sql, status_of_severity_sql
-from checks import consent, slo
+from checks import consent_reports, slo
 
 COMPONENTS = ("contract_present", "contract_valid", "has_owner", "classification_coverage",
               "lineage_coverage", "check_pass_rate", "slo_compliance", "consent_coverage", "bias_status")
@@ -108,7 +108,7 @@ def components(con: duckdb.DuckDBPyConnection, *, now: dt.datetime | None = None
     slos = slo.product_compliance(con, now=now)
     found = found.merge(slos.rename(columns={"slos_missed": "slos_missed", "breaching_now": "slo_breaching"}),
                         on="product_id", how="left")
-    covered = consent.coverage_by_product(con)
+    covered = consent_reports.coverage_by_product(con)
     if covered.empty:
         found["consent_coverage"] = pd.Series([None] * len(found), dtype="float64")
         found["consent_violating_users"] = pd.Series([None] * len(found), dtype="float64")

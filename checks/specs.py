@@ -12,6 +12,10 @@ One spec per thing that can pass or fail on its own:
 
 A rule that cannot be turned into a check keeps its spec with `problem` set, so the run
 reports it as an `error` instead of dropping it.
+
+Why one module past 400 lines: the spec record, the operators that judge a measured value
+and the mapping from each ODCS section to specs are one vocabulary, read by the compiler
+and the runner; each mapping function is small and follows one section of the standard.
 """
 
 from __future__ import annotations

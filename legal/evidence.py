@@ -13,8 +13,10 @@ check or user is escaped with html.escape, chart labels too (plotly reads a few 
 <a href> in labels and decodes entities back to text); chart data travels as JSON inside
 plotly's script block, where plotly escapes `<`, `>` and `&`.
 
-Permission `export_evidence` is checked here; each export is appended to the audit trail
-(after rendering, so the pack does not contain its own export row) with the file's SHA-256.
+What each section shows is read by legal.evidence_data, as of the pack's time; this module
+scopes, renders and records. Permission `export_evidence` is checked here; each export is
+appended to the audit trail (after rendering, so the pack does not contain its own export
+row) with the file's SHA-256.
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import html
-import json
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
@@ -31,13 +32,24 @@ import duckdb
 import pandas as pd
 import plotly.graph_objects as go
 
-from catalog import access, audit, lineage, odcs, queries
-from catalog.status import STATUSES, severity_sql
-from checks import consent, model_checks, slo
+from catalog import access, audit, audit_verify, queries
+from catalog.status import STATUSES
 from checks.compiler import now_utc
+from legal.evidence_data import (
+    AUDIT_ROWS,
+    audit_excerpt,
+    bias_audits,
+    consent_coverage,
+    consent_history,
+    contract_in_force,
+    latest_results,
+    lineage_snapshot,
+    owners_and_columns,
+    result_history,
+    slo_compliance,
+)
 
 FORMAT = "meshgov-evidence-1"
-AUDIT_ROWS = 200
 HISTORY_RUNS = 60
 STATUS_COLOURS = {"passed": "#2e7d32", "warning": "#f9a825", "failed": "#c62828", "error": "#6a1b9a",
                   "skipped": "#757575"}
@@ -90,131 +102,6 @@ def scope_products(con: duckdb.DuckDBPyConnection, *, product: str | None = None
     return [r[0] for r in con.execute("SELECT product_id FROM products ORDER BY 1").fetchall()]
 
 
-# --- reading, as of a time -----------------------------------------------------------------
-
-def _runs_until(at: dt.datetime) -> str:
-    # Shadows the table for the queries that follow it: every definition of "latest results"
-    # (catalog.queries, checks.consent) then sees only the runs finished by `at`.
-    return ("WITH check_runs AS (SELECT * FROM main.check_runs WHERE started_at <= $at "
-            "AND (finished_at IS NULL OR finished_at <= $at)) ")
-
-
-def contract_in_force(con, product_id: str, at: dt.datetime) -> dict | None:
-    row = con.execute("""
-        SELECT contract_id, revision, version, status, api_version, validated_against, raw_yaml, content_hash,
-               ingested_at, ingested_by, source_file
-        FROM contracts WHERE product_id = ? AND ingested_at <= ?
-        ORDER BY ingested_at DESC, revision DESC LIMIT 1""", [product_id, at]).fetchone()
-    if row is None:
-        return None
-    keys = ["contract_id", "revision", "version", "status", "api_version", "validated_against", "raw_yaml",
-            "content_hash", "ingested_at", "ingested_by", "source_file"]
-    found = dict(zip(keys, row, strict=True))
-    found["recomputed_hash"] = hashlib.sha256(found["raw_yaml"].encode()).hexdigest()
-    found["history"] = con.execute("""
-        SELECT revision, version, status, content_hash, ingested_at, ingested_by FROM contracts
-        WHERE contract_id = ? AND ingested_at <= ? ORDER BY revision""", [found["contract_id"], at]).df()
-    return found
-
-
-def owners_and_columns(raw_yaml: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Owners and column classifications as the contract text in force states them."""
-    try:
-        document = odcs.load_yaml(raw_yaml)
-    except Exception:  # noqa: BLE001 - a stored contract was validated once; say so rather than fail
-        return pd.DataFrame(), pd.DataFrame()
-    team = document.get("team") if isinstance(document, dict) else None
-    members = team.get("members", []) if isinstance(team, dict) else (team if isinstance(team, list) else [])
-    owners = pd.DataFrame([{"team": (team or {}).get("name") if isinstance(team, dict) else None,
-                            "name": m.get("name"), "username": m.get("username"), "role": m.get("role")}
-                           for m in members if isinstance(m, dict)])
-    rows = []
-    for obj in document.get("schema") or []:
-        if not isinstance(obj, dict):
-            continue
-        for prop in obj.get("properties") or []:
-            if isinstance(prop, dict):
-                tags = prop.get("tags") or []
-                rows.append({"dataset": obj.get("name"), "column": prop.get("name"),
-                             "classification": prop.get("classification"),
-                             "pii": odcs.is_pii(prop.get("classification"), tags, prop.get("customProperties")),
-                             "tags": ", ".join(map(str, tags))})
-    return owners, pd.DataFrame(rows)
-
-
-def latest_results(con, product_id: str, at: dt.datetime) -> pd.DataFrame:
-    return con.execute(_runs_until(at) + f"""
-        SELECT status, kind, target, measured, threshold, reason, contract_version, run_id, finished_at
-        FROM ({queries.LATEST_RESULTS_SQL}) WHERE product_id = $pid
-        ORDER BY {severity_sql()} DESC, check_id""", {"at": at, "pid": product_id}).df()  # noqa: S608
-
-
-def result_history(con, product_id: str, at: dt.datetime) -> pd.DataFrame:
-    return con.execute("""
-        SELECT r.run_id, r.started_at, cr.status, count(*) AS results
-        FROM check_results cr JOIN check_runs r USING (run_id)
-        WHERE cr.product_id = ? AND r.state = 'complete' AND r.started_at <= ?
-          AND (r.finished_at IS NULL OR r.finished_at <= ?)
-        GROUP BY ALL ORDER BY r.started_at""", [product_id, at, at]).df()
-
-
-def consent_coverage(con, product_id: str, at: dt.datetime) -> pd.DataFrame:
-    sql = _runs_until(at) + consent._LATEST_CONSENT_SQL.format(latest=queries.LATEST_RESULTS_SQL)
-    frame = con.execute(sql, {"at": at}).df()
-    return frame[frame["product_id"] == product_id].reset_index(drop=True)
-
-
-def consent_history(con, product_id: str, at: dt.datetime) -> pd.DataFrame:
-    frame = consent.coverage_history(con)
-    return frame[(frame["product_id"] == product_id) & (frame["run_at"] <= at)].reset_index(drop=True)
-
-
-def bias_audits(con, product_id: str, at: dt.datetime) -> list[dict[str, Any]]:
-    """The latest stored bias audit (by `at`) of each model counted under this product."""
-    models = con.execute("SELECT model_id, version FROM models WHERE product_id = ? ORDER BY model_id",
-                         [product_id]).fetchall()
-    found = []
-    for model_id, version in models:
-        history = model_checks.fairness_history(con, model_id)
-        history = history[history["finished_at"] <= at]
-        card = con.execute("SELECT revision, version, content_hash, ingested_at, missing FROM model_cards "
-                           "WHERE model_id = ? AND ingested_at <= ? ORDER BY revision DESC LIMIT 1",
-                           [model_id, at]).fetchone()
-        item = {"model_id": model_id, "version": version, "card": card, "history": history, "latest": None}
-        if not history.empty:
-            last = history.iloc[-1].to_dict()
-            last["diagnostics"] = json.loads(last["diagnostics"]) if last.get("diagnostics") else {}
-            item["latest"] = last
-        found.append(item)
-    return found
-
-
-def slo_compliance(con, product_id: str, at: dt.datetime) -> pd.DataFrame:
-    table = slo.compliance(con, now=at)
-    return table[table["product_id"] == product_id].reset_index(drop=True)
-
-
-def lineage_snapshot(con, product_id: str) -> pd.DataFrame:
-    graph = lineage.load_graph(con)
-    node = f"product:{product_id}"
-    if node not in graph.flow:
-        return pd.DataFrame(columns=["direction", "hops", "node", "kind"])
-    rows = []
-    for direction in ("upstream", "downstream"):
-        _sub, hops = lineage.product_neighbourhood(graph, node, direction=direction)
-        for other, hop in sorted(hops.items(), key=lambda kv: (kv[1], kv[0])):
-            if other == node or hop == 0:
-                continue
-            attrs = graph.flow.nodes[other] if other in graph.flow else {}
-            rows.append({"direction": direction, "hops": hop, "node": attrs.get("name") or other,
-                         "kind": attrs.get("kind"), "id": other})
-    return pd.DataFrame(rows, columns=["direction", "hops", "node", "kind", "id"])
-
-
-def audit_excerpt(con, product_id: str, at: dt.datetime) -> pd.DataFrame:
-    return audit.query(con, target=product_id, until=at, limit=AUDIT_ROWS)
-
-
 # --- rendering -----------------------------------------------------------------------------
 
 def esc(value: Any) -> str:
@@ -262,7 +149,7 @@ def _section(key: str, product_id: str, title: str, body: str) -> str:
             f"<h3>{esc(title)}</h3>{body}</section>")
 
 
-def _product_html(con, product_id: str, at: dt.datetime, charts: _Charts, chain: audit.VerifyResult) -> str:
+def _product_html(con, product_id: str, at: dt.datetime, charts: _Charts, chain: audit_verify.VerifyResult) -> str:
     info = queries.product(con, product_id) or {}
     contract = contract_in_force(con, product_id, at)
     parts = [f'<article class="product" data-product="{esc(product_id)}">',
@@ -426,7 +313,7 @@ def build_pack(con: duckdb.DuckDBPyConnection, *, user: access.User, product: st
     at_time = parse_at(at) if isinstance(at, str) else at
     as_of = at_time or generated_at
     products = scope_products(con, product=product, domain=domain, everything=everything)
-    chain = audit.verify(con)
+    chain = audit_verify.verify(con)
     charts = _Charts()
     body = "".join(_product_html(con, pid, as_of, charts, chain) for pid in products)
     version = generator_version()

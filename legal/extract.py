@@ -18,6 +18,10 @@ k-anonymity: every combination of quasi-identifier values present in the written
 shared by at least k rows. Rows in classes smaller than the minimum are suppressed while the
 suppressed share stays within POLICY.max_suppressed_share; if k is still below the minimum,
 the result is `failed` (one result model, kind `anonymisation`) and nothing is written.
+
+Why one module past 400 lines: planning, k-anonymity, writing and registration are one
+audited operation over the same column plans, and its safety is in their order (refuse
+before anything is written); split, that order would span files.
 """
 
 from __future__ import annotations

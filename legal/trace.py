@@ -185,7 +185,7 @@ def _uses(con, work, found: consent.ConsentPlan, raw_key: str, send: str | None)
     send_found = False
     for req in found.requirements:
         try:
-            consent._prepare(work, req)
+            consent.prepare_uses(work, req)
         except (ValueError, duckdb.Error):
             continue  # an unreadable output is the consent check's error to report, not the trace's
         keys = [r[0] for r in con.execute(

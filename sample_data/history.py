@@ -166,7 +166,7 @@ def _consent_by_day(con: duckdb.DuckDBPyConnection, cuts: list[datetime]) -> pd.
     frames = []
     with consent_checks.compiler.trusted_connection(threads=2) as duck:
         consent_checks.load_events(duck, plan.source)
-        consent_checks._prepare(duck, req)
+        consent_checks.prepare_uses(duck, req)
         duck.register("cuts", pd.DataFrame({"cut": cuts}))
         for purpose in req.purposes:
             # Per user: when they were first used, and first used without consent (per reason);

@@ -18,7 +18,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.util import patch_config_options
 
-from catalog import access, audit, ingest
+from catalog import access, audit_query, ingest
 from catalog.cli import main as catalog_main
 from catalog.store import connect
 from checks import runner
@@ -55,7 +55,7 @@ def test_a_steward_ingests_and_each_new_revision_is_audited_with_before_and_afte
         assert not ingest.ingest_paths(con, [contract], user=steward).rejected  # identical: a no-op
         contract.write_text(contract.read_text().replace("version: 2.0.0", "version: 2.0.1", 1))
         assert not ingest.ingest_paths(con, [contract], user=steward).rejected
-        rows = audit.query(con, action="ingest", newest_first=False)
+        rows = audit_query.query(con, action="ingest", newest_first=False)
         ingested_by = {r[0] for r in con.execute("SELECT ingested_by FROM contracts").fetchall()}
     assert rows.actor.tolist() == [steward.email] * 2, f"one row per stored revision: {rows}"
     assert rows.target.iloc[0].startswith("contract:"), rows.target.tolist()
@@ -80,7 +80,7 @@ def test_a_viewer_cannot_run_checks_by_direct_call_and_a_steward_can(shop):
 
     run = runner.run_checks(db, user=access.demo_user("steward"), with_policies=False)
     with connect(db) as con:
-        rows = audit.query(con, action="check_run")
+        rows = audit_query.query(con, action="check_run")
     assert rows.actor.tolist() == ["steward@demo.meshgov.local"], rows
     assert rows.target.iloc[0] == f"run:{run.run_id}" and run.triggered_by == "steward@demo.meshgov.local"
 
@@ -150,7 +150,7 @@ def test_audit_verify_on_the_seeded_demo_then_a_tampered_row_is_named(tmp_path, 
     capsys.readouterr()
     assert catalog_main(["audit", "verify", "--db", str(db)]) == 0, capsys.readouterr().out
     with connect(db) as con:
-        rows = audit.query(con, newest_first=False)
+        rows = audit_query.query(con, newest_first=False)
     assert len(rows) >= 1, "the seeded demo has an audit trail"
     assert "ingest" in set(rows.action), "seeding ingests files, and each ingest is audited"
 

@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import pytest
 
-from catalog import access, audit, masking
+from catalog import access, audit_query, masking
 from catalog.store import connect
 
 PII = ["email", "full_name", "birth_date"]
@@ -58,7 +58,7 @@ def test_roles_without_view_pii_always_get_masked_data(con, users, role):
     assert shown.birth_date.tolist()[:2] == ["***", "***"] and shown.birth_date.tolist()[2] is None
     assert shown.country.tolist() == ["DE", "FR", "NL"], "non-PII columns are untouched"
     assert users.email.iloc[0] == "jane.doe@example.com", "the caller's frame is never changed"
-    assert audit.query(con).empty, "a masked view is not an audited event"
+    assert audit_query.query(con).empty, "a masked view is not an audited event"
 
 
 def test_view_pii_sees_unmasked_data_and_each_view_is_audited(con, users):
@@ -66,7 +66,7 @@ def test_view_pii_sees_unmasked_data_and_each_view_is_audited(con, users):
     for _ in range(2):
         shown = masking.mask_frame(users, PII, scientist, con=con, target="customers.users")
         assert shown.email.iloc[0] == "jane.doe@example.com", "data_scientist may see PII"
-    rows = audit.query(con, action="view_pii", newest_first=False)
+    rows = audit_query.query(con, action="view_pii", newest_first=False)
     assert len(rows) == 2, "every unmasked view gets its own audit row"
     assert rows.actor.iloc[0] == scientist.email and rows.target.iloc[0] == "customers.users"
     assert json.loads(rows.after.iloc[0]) == {"columns": PII, "rows": 3}, rows.after.iloc[0]
@@ -81,7 +81,7 @@ def test_pii_column_names_match_case_insensitively_and_absent_columns_are_fine(c
     shown = masking.mask_frame(users, ["EMAIL", "ssn"], access.demo_user("viewer"), con=con, target="t")
     assert shown.email.iloc[0] == "j***@e***.com" and shown.full_name.iloc[0] == "Jane Doe"
     untouched = masking.mask_frame(users, ["ssn"], access.demo_user("data_scientist"), con=con, target="t")
-    assert untouched is users and audit.query(con).empty, "no PII present → nothing to mask or audit"
+    assert untouched is users and audit_query.query(con).empty, "no PII present → nothing to mask or audit"
 
 
 def test_failing_row_samples_are_masked_like_frames(con):
@@ -89,7 +89,7 @@ def test_failing_row_samples_are_masked_like_frames(con):
     masked = masking.mask_records(sample, ["email"], access.demo_user("steward"), con=con, target="chk")
     assert masked == [{"email": "a***@c***.io", "age": 41}, {"email": None, "age": 7}], masked
     shown = masking.mask_records(sample, ["email"], access.demo_user("data_scientist"), con=con, target="chk")
-    assert shown == sample and len(audit.query(con, action="view_pii")) == 1
+    assert shown == sample and len(audit_query.query(con, action="view_pii")) == 1
 
 
 def test_pii_columns_come_from_the_catalog(con):

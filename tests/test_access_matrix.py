@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from catalog import access, audit
+from catalog import access, audit_query, role_bindings, serving
 from catalog.access import PermissionDenied, User
 from catalog.cli import main as catalog_main
 from catalog.store import connect
@@ -122,17 +122,17 @@ def test_require_page_refuses_with_the_roles_that_would_see_it():
 # --- who is acting -----------------------------------------------------------------------------
 
 def test_resolve_user_by_email_group_and_default(con):
-    access.seed_bindings(con, FIXTURES / "roles.toml", user=ADMIN)
-    ada = access.resolve_user(con, "ADA.admin@example.com", email_verified=True)
+    role_bindings.seed_bindings(con, FIXTURES / "roles.toml", user=ADMIN)
+    ada = role_bindings.resolve_user(con, "ADA.admin@example.com", email_verified=True)
     assert ada.roles == ("admin",), f"the default normalisation lower-cases a verified address: {ada.roles}"
     assert ada.matched == ("email",), f"the audit must say the e-mail matched: {ada.matched}"
-    dana = access.resolve_user(con, "dana.scientist@example.com", ["execs"], email_verified=True)
+    dana = role_bindings.resolve_user(con, "dana.scientist@example.com", ["execs"], email_verified=True)
     assert dana.roles == ("steward", "data_scientist", "leadership"), f"email + group roles unite: {dana.roles}"
     assert dana.matched == ("email", "group:execs"), dana.matched
-    grouped = access.resolve_user(con, "new.lawyer@example.com", ["legal-team"], name="New Lawyer",
+    grouped = role_bindings.resolve_user(con, "new.lawyer@example.com", ["legal-team"], name="New Lawyer",
                                   email_verified=True)
     assert grouped.roles == ("legal",) and grouped.name == "New Lawyer", grouped
-    stranger = access.resolve_user(con, "stranger@example.com", ["Legal-Team"], email_verified=True)
+    stranger = role_bindings.resolve_user(con, "stranger@example.com", ["Legal-Team"], email_verified=True)
     assert stranger.roles == ("viewer",), f"group names are exact; unknown → viewer: {stranger.roles}"
     assert stranger.matched == ("default",), stranger.matched
 
@@ -145,10 +145,10 @@ ADMIN_CLAIM_VARIANTS = ["ada.admin@example.com", "Ada.Admin@Example.com ", " ada
 
 @pytest.mark.parametrize("claimed", ADMIN_CLAIM_VARIANTS)
 def test_an_unverified_email_gets_no_role_bound_to_that_address(con, claimed):
-    access.seed_bindings(con, FIXTURES / "roles.toml", user=ADMIN)
-    user = access.resolve_user(con, claimed, email_verified=False, fallback_role=None)
+    role_bindings.seed_bindings(con, FIXTURES / "roles.toml", user=ADMIN)
+    user = role_bindings.resolve_user(con, claimed, email_verified=False, fallback_role=None)
     assert user.roles == (), f"unverified {claimed!r} must not get the admin's roles: {user.roles}"
-    with_default = access.resolve_user(con, claimed, email_verified=False)
+    with_default = role_bindings.resolve_user(con, claimed, email_verified=False)
     assert with_default.roles == ("viewer",) and with_default.matched == ("default",), \
         f"an unverified address is a stranger, with the default role only: {with_default}"
     assert with_default.email == f"{claimed} (unverified)", \
@@ -158,31 +158,31 @@ def test_an_unverified_email_gets_no_role_bound_to_that_address(con, claimed):
 @pytest.mark.parametrize("claimed", ["Ada.Admin@Example.com ", " ada.admin@example.com",
                                      "ada.admin@example.com\t", "ada.admin @example.com"])
 def test_a_verified_email_with_whitespace_is_not_the_bound_address(con, claimed):
-    access.seed_bindings(con, FIXTURES / "roles.toml", user=ADMIN)
-    user = access.resolve_user(con, claimed, email_verified=True, fallback_role=None)
+    role_bindings.seed_bindings(con, FIXTURES / "roles.toml", user=ADMIN)
+    user = role_bindings.resolve_user(con, claimed, email_verified=True, fallback_role=None)
     assert user.roles == (), f"{claimed!r} is not ada.admin@example.com: nothing is stripped ({user.roles})"
 
 
 def test_exact_normalisation_keeps_the_local_part_case(con, monkeypatch):
     monkeypatch.setenv("MESHGOV_EMAIL_NORMALISATION", "exact")
-    access.grant(con, user=ADMIN, kind="email", subject="Ada.Admin@Example.COM", role="admin")
-    assert access.list_bindings(con).subject.tolist() == ["Ada.Admin@example.com"], "only the domain is lowered"
-    assert access.resolve_user(con, "Ada.Admin@EXAMPLE.com", email_verified=True).roles == ("admin",)
-    other = access.resolve_user(con, "ada.admin@example.com", email_verified=True, fallback_role=None)
+    role_bindings.grant(con, user=ADMIN, kind="email", subject="Ada.Admin@Example.COM", role="admin")
+    assert role_bindings.list_bindings(con).subject.tolist() == ["Ada.Admin@example.com"], "only the domain is lowered"
+    assert role_bindings.resolve_user(con, "Ada.Admin@EXAMPLE.com", email_verified=True).roles == ("admin",)
+    other = role_bindings.resolve_user(con, "ada.admin@example.com", email_verified=True, fallback_role=None)
     assert other.roles == (), f"a case-sensitive provider's other local part is another mailbox: {other.roles}"
     monkeypatch.setenv("MESHGOV_EMAIL_NORMALISATION", "nfkc")
     with pytest.raises(ValueError, match="MESHGOV_EMAIL_NORMALISATION"):
-        access.normalise_email("a@b.example")
+        role_bindings.normalise_email("a@b.example")
 
 
 def test_sub_and_group_bindings_need_no_verified_email(con):
-    access.grant(con, user=ADMIN, kind="sub", subject="248289761001", role="steward")
-    user = access.resolve_user(con, "whoever@example.com", ["execs"], email_verified=False,
+    role_bindings.grant(con, user=ADMIN, kind="sub", subject="248289761001", role="steward")
+    user = role_bindings.resolve_user(con, "whoever@example.com", ["execs"], email_verified=False,
                                subject="248289761001", fallback_role=None)
     assert user.roles == ("steward",), f"the provider's account id is bound, not the address: {user.roles}"
     assert user.matched == ("sub:248289761001",), user.matched
-    access.seed_bindings(con, FIXTURES / "roles.toml", user=ADMIN)
-    grouped = access.resolve_user(con, "whoever@example.com", ["execs"], email_verified=False,
+    role_bindings.seed_bindings(con, FIXTURES / "roles.toml", user=ADMIN)
+    grouped = role_bindings.resolve_user(con, "whoever@example.com", ["execs"], email_verified=False,
                                   fallback_role=None)
     assert grouped.roles == ("leadership",) and grouped.matched == ("group:execs",), grouped
 
@@ -191,18 +191,18 @@ def test_sub_and_group_bindings_need_no_verified_email(con):
                                                  (False, False), ("false", False), (None, False),
                                                  (1, False), ("yes", False)])
 def test_email_verified_claim_is_true_only_when_the_provider_says_so(claim, verified):
-    assert access.claim_is_true(claim) is verified, f"email_verified={claim!r}"
+    assert role_bindings.claim_is_true(claim) is verified, f"email_verified={claim!r}"
 
 
 def test_unknown_users_can_be_locked_out(con, monkeypatch):
     monkeypatch.setenv("MESHGOV_DEFAULT_ROLE", "none")
-    assert access.resolve_user(con, "stranger@example.com", email_verified=True).roles == (), \
+    assert role_bindings.resolve_user(con, "stranger@example.com", email_verified=True).roles == (), \
         "default role 'none' locks out"
-    assert access.resolve_user(con, "x@example.com", email_verified=True,
+    assert role_bindings.resolve_user(con, "x@example.com", email_verified=True,
                                fallback_role="leadership").roles == ("leadership",)
     monkeypatch.setenv("MESHGOV_DEFAULT_ROLE", "superuser")
     with pytest.raises(ValueError, match="not a role"):
-        access.resolve_user(con, "stranger@example.com", email_verified=True)
+        role_bindings.resolve_user(con, "stranger@example.com", email_verified=True)
 
 
 def test_cli_user_is_the_os_user_or_as_name(monkeypatch):
@@ -221,55 +221,55 @@ def test_demo_users_hold_exactly_their_role():
 # --- role bindings -------------------------------------------------------------------------------
 
 def test_grant_and_revoke_are_audited_with_before_and_after(con):
-    assert access.grant(con, user=ADMIN, kind="email", subject=" Kim@Example.com ", role="steward")
-    assert not access.grant(con, user=ADMIN, kind="email", subject="kim@example.com", role="steward"), \
+    assert role_bindings.grant(con, user=ADMIN, kind="email", subject=" Kim@Example.com ", role="steward")
+    assert not role_bindings.grant(con, user=ADMIN, kind="email", subject="kim@example.com", role="steward"), \
         "granting an existing binding is a no-op"
-    assert access.grant(con, user=ADMIN, kind="email", subject="kim@example.com", role="legal")
-    assert access.revoke(con, user=ADMIN, kind="email", subject="kim@example.com", role="steward")
-    rows = audit.query(con, action="role_change", newest_first=False)
+    assert role_bindings.grant(con, user=ADMIN, kind="email", subject="kim@example.com", role="legal")
+    assert role_bindings.revoke(con, user=ADMIN, kind="email", subject="kim@example.com", role="steward")
+    rows = audit_query.query(con, action="role_change", newest_first=False)
     assert list(rows.target) == ["email:kim@example.com"] * 3, rows
     assert list(rows.after) == ['{"roles":["steward"]}', '{"roles":["legal","steward"]}',
                                 '{"roles":["legal"]}'], rows.after.tolist()
     assert rows.before.iloc[2] == '{"roles":["legal","steward"]}', rows.before.tolist()
     assert set(rows.actor) == {ADMIN.email}, "the admin who acted is recorded"
-    assert access.resolve_user(con, "kim@example.com", email_verified=True).roles == ("legal",)
+    assert role_bindings.resolve_user(con, "kim@example.com", email_verified=True).roles == ("legal",)
 
 
 @pytest.mark.parametrize("role", [r for r in access.ROLES if r != "admin"])
 def test_non_admins_cannot_change_bindings_by_direct_call(con, role):
     actor = user(role)
-    for change in (access.grant, access.revoke):
+    for change in (role_bindings.grant, role_bindings.revoke):
         with pytest.raises(PermissionDenied, match="manage_roles"):
             change(con, user=actor, kind="email", subject="me@example.com", role="admin")
     with pytest.raises(PermissionDenied):
-        access.seed_bindings(con, FIXTURES / "roles.toml", user=actor)
-    assert access.list_bindings(con).empty, "a refused change must write nothing"
-    assert audit.query(con).empty, "a refused change leaves no audit row (nothing happened)"
+        role_bindings.seed_bindings(con, FIXTURES / "roles.toml", user=actor)
+    assert role_bindings.list_bindings(con).empty, "a refused change must write nothing"
+    assert audit_query.query(con).empty, "a refused change leaves no audit row (nothing happened)"
 
 
 def test_the_last_admin_cannot_be_revoked(con):
-    access.grant(con, user=ADMIN, kind="email", subject="ada@example.com", role="admin")
+    role_bindings.grant(con, user=ADMIN, kind="email", subject="ada@example.com", role="admin")
     with pytest.raises(ValueError, match="last admin"):
-        access.revoke(con, user=ADMIN, kind="email", subject="ada@example.com", role="admin")
-    access.grant(con, user=ADMIN, kind="group", subject="platform", role="admin")
-    assert access.revoke(con, user=ADMIN, kind="email", subject="ada@example.com", role="admin")
+        role_bindings.revoke(con, user=ADMIN, kind="email", subject="ada@example.com", role="admin")
+    role_bindings.grant(con, user=ADMIN, kind="group", subject="platform", role="admin")
+    assert role_bindings.revoke(con, user=ADMIN, kind="email", subject="ada@example.com", role="admin")
 
 
 def test_seed_bindings_adds_missing_only_and_bootstrap_only_when_empty(con, monkeypatch):
-    assert access.seed_bindings(con, FIXTURES / "roles.toml", user=ADMIN) == 7
-    assert access.seed_bindings(con, FIXTURES / "roles.toml", user=ADMIN) == 0, "seeding twice adds nothing"
-    assert len(access.list_bindings(con)) == 7
-    assert len(audit.query(con, action="role_change")) == 1, "one audit row per seeding that changed something"
+    assert role_bindings.seed_bindings(con, FIXTURES / "roles.toml", user=ADMIN) == 7
+    assert role_bindings.seed_bindings(con, FIXTURES / "roles.toml", user=ADMIN) == 0, "seeding twice adds nothing"
+    assert len(role_bindings.list_bindings(con)) == 7
+    assert len(audit_query.query(con, action="role_change")) == 1, "one audit row per seeding that changed something"
 
     monkeypatch.setenv("MESHGOV_ROLES_FILE", str(FIXTURES / "roles_bad_role.toml"))
-    assert access.bootstrap_bindings(con) == 0, "bootstrap must not touch (or even read) a table in use"
+    assert role_bindings.bootstrap_bindings(con) == 0, "bootstrap must not touch (or even read) a table in use"
 
 
 def test_bootstrap_seeds_an_empty_table_as_system(tmp_path, monkeypatch):
     monkeypatch.setenv("MESHGOV_ROLES_FILE", str(FIXTURES / "roles.toml"))
     with connect(tmp_path / "fresh.duckdb") as con:
-        assert access.bootstrap_bindings(con) == 7
-        assert audit.query(con).actor.tolist() == ["system"], "bootstrap is audited as the system"
+        assert role_bindings.bootstrap_bindings(con) == 7
+        assert audit_query.query(con).actor.tolist() == ["system"], "bootstrap is audited as the system"
 
 
 @pytest.mark.parametrize(("name", "message"), [
@@ -278,13 +278,13 @@ def test_bootstrap_seeds_an_empty_table_as_system(tmp_path, monkeypatch):
 ])
 def test_bad_binding_files_name_the_entry(con, name, message):
     with pytest.raises(ValueError, match=message) as err:
-        access.seed_bindings(con, FIXTURES / name, user=ADMIN)
+        role_bindings.seed_bindings(con, FIXTURES / name, user=ADMIN)
     assert "binding #1" in str(err.value), f"the error must point at the entry: {err.value}"
-    assert access.list_bindings(con).empty, "a bad file must seed nothing"
+    assert role_bindings.list_bindings(con).empty, "a bad file must seed nothing"
 
 
 def test_example_roles_file_is_valid():
-    triples = access.load_bindings_file(Path(__file__).parent.parent / "config" / "roles.example.toml")
+    triples = role_bindings.load_bindings_file(Path(__file__).parent.parent / "config" / "roles.example.toml")
     assert {role for _, _, role in triples} >= {"admin", "steward", "legal"}, triples
 
 
@@ -300,7 +300,7 @@ def test_roles_cli_grant_list_revoke(tmp_path, capsys):
     listed = capsys.readouterr().out
     assert "a@example.com" in listed and "by ops" in listed, listed
     with connect(db) as con:
-        actors = audit.query(con).actor.tolist()
+        actors = audit_query.query(con).actor.tolist()
     assert actors[-1] == "ops", f"--as names the actor: {actors}"
 
 
@@ -308,17 +308,17 @@ def test_roles_cli_grant_list_revoke(tmp_path, capsys):
 
 @pytest.mark.parametrize("address", ["127.0.0.1", "127.0.0.2", "::1", "[::1]", "localhost", "LOCALHOST"])
 def test_loopback_addresses_are_safe_without_login(address):
-    access.ensure_safe_bind(address, auth_configured=False)
+    serving.ensure_safe_bind(address, auth_configured=False)
 
 
 @pytest.mark.parametrize("address", [None, "", "  ", "0.0.0.0", "::", "192.168.1.20", "10.0.0.1",
                                      "example.com", "host.docker.internal"])
 def test_other_addresses_refuse_demo_mode_with_how_to_fix(address):
-    with pytest.raises(access.UnsafeBind) as refused:
-        access.ensure_safe_bind(address, auth_configured=False)
+    with pytest.raises(serving.UnsafeBind) as refused:
+        serving.ensure_safe_bind(address, auth_configured=False)
     message = str(refused.value)
     assert "127.0.0.1" in message and "[auth]" in message, f"the refusal must say how to fix it: {message}"
-    access.ensure_safe_bind(address, auth_configured=True)  # with login configured any address is fine
+    serving.ensure_safe_bind(address, auth_configured=True)  # with login configured any address is fine
 
 
 def test_serve_check_cli(tmp_path, capsys):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from catalog import access
+from catalog import serving
 from catalog.cli import main as catalog_main
 
 
@@ -15,20 +15,20 @@ from catalog.cli import main as catalog_main
     ("attacker.example:8501", "attacker.example"), ("", ""),
 ])
 def test_host_name_drops_the_port(header, name):
-    assert access.host_name(header) == name, f"Host: {header!r}"
+    assert serving.host_name(header) == name, f"Host: {header!r}"
 
 
 @pytest.mark.parametrize("header", ["127.0.0.1:8501", "localhost:8501", "[::1]:8501", "127.0.0.2",
                                     "LOCALHOST:8501"])
 def test_loopback_hosts_are_served(header):
-    assert access.unsafe_host_reason(header) is None, f"{header!r} names this machine"
+    assert serving.unsafe_host_reason(header) is None, f"{header!r} names this machine"
 
 
 @pytest.mark.parametrize("header", ["attacker.example:8501", "attacker.example", "127.0.0.1.nip.io:8501",
                                     "0.0.0.0:8501", "192.168.1.20:8501", "localhost.attacker.example",
                                     "", None, "[::]:8501"])
 def test_other_hosts_are_refused_naming_the_host(header):
-    reason = access.unsafe_host_reason(header)
+    reason = serving.unsafe_host_reason(header)
     assert reason and "answers only requests addressed to this machine" in reason, \
         f"Host {header!r} must be refused (DNS rebinding): {reason}"
     assert (header or "(none)") in reason, "the refusal names the Host it saw"

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 import duckdb
 import pytest
 
-from catalog import access, audit
+from catalog import access, audit, audit_query, audit_verify, role_bindings
 from catalog.access import PermissionDenied
 from catalog.cli import main as catalog_main
 from catalog.store import connect, transaction
@@ -47,7 +47,7 @@ def test_record_appends_a_chained_row_with_who_what_when(con):
     second = audit.record(con, actor="nightly-job", action="check_run", target="product:x",
                           before={"status": None}, after={"status": "failed", "at": before})
     assert (first, second) == (1, 2), "seq numbers start at 1 and have no gaps"
-    rows = audit.query(con, newest_first=False)
+    rows = audit_query.query(con, newest_first=False)
     assert rows.actor.tolist() == [STEWARD.email, "nightly-job"]
     assert rows.via.tolist() == ["demo", "system"], "a plain name is a system actor"
     assert rows.prev_hash.iloc[0] == audit.GENESIS and rows.prev_hash.iloc[1] == rows.hash.iloc[0], \
@@ -55,17 +55,17 @@ def test_record_appends_a_chained_row_with_who_what_when(con):
     assert rows.after.iloc[1] == json.dumps({"at": before.isoformat(), "status": "failed"},
                                             separators=(",", ":")), "before/after are canonical JSON"
     assert rows.logged_at.iloc[0] >= before, "logged_at is UTC now"
-    assert audit.verify(con).ok
+    assert audit_verify.verify(con).ok
 
 
 def test_record_joins_the_callers_transaction(con):
     with pytest.raises(RuntimeError), transaction(con):
         audit.record(con, actor=STEWARD, action="ingest", target="file:a.yaml")
         raise RuntimeError("the ingest failed after its audit row was written")
-    assert audit.query(con).empty, "a rolled-back change must take its audit row with it"
+    assert audit_query.query(con).empty, "a rolled-back change must take its audit row with it"
     with transaction(con):
         audit.record(con, actor=STEWARD, action="ingest", target="file:b.yaml")
-    assert audit.query(con).target.tolist() == ["file:b.yaml"]
+    assert audit_query.query(con).target.tolist() == ["file:b.yaml"]
 
 
 def test_record_refuses_an_anonymous_actor(con):
@@ -77,12 +77,12 @@ def test_record_refuses_an_anonymous_actor(con):
 # --- verify: intact and tampered ---------------------------------------------------------------
 
 def test_verify_an_intact_trail_and_an_empty_one(con):
-    empty = audit.verify(con)
+    empty = audit_verify.verify(con)
     assert empty.ok and empty.rows == 0 and empty.head_seq is None, empty
     fill(con)
-    result = audit.verify(con)
+    result = audit_verify.verify(con)
     assert result.ok and result.rows == 10 and result.head_seq == 10, result
-    assert result.head_hash == audit.query(con, limit=1).hash.iloc[0]
+    assert result.head_hash == audit_query.query(con, limit=1).hash.iloc[0]
 
 
 @pytest.mark.parametrize(("column", "value"), [
@@ -93,7 +93,7 @@ def test_verify_an_intact_trail_and_an_empty_one(con):
 def test_an_updated_row_is_named_as_altered(con, column, value):
     fill(con)
     con.execute(f"UPDATE audit_log SET {column} = {value} WHERE seq = 4")
-    result = audit.verify(con)
+    result = audit_verify.verify(con)
     assert not result.ok, f"changing {column} must break the chain"
     assert (result.first_broken_seq, result.kind) == (4, "altered"), result
     assert "changed after it was written" in result.reason, result.reason
@@ -102,7 +102,7 @@ def test_an_updated_row_is_named_as_altered(con, column, value):
 def test_a_deleted_row_is_named(con):
     fill(con)
     con.execute("DELETE FROM audit_log WHERE seq = 6")
-    result = audit.verify(con)
+    result = audit_verify.verify(con)
     assert (result.ok, result.first_broken_seq, result.kind) == (False, 6, "deleted"), result
     assert "seq 6 missing" in result.reason, result.reason
 
@@ -110,7 +110,7 @@ def test_a_deleted_row_is_named(con):
 def test_deleting_the_first_rows_is_found(con):
     fill(con)
     con.execute("DELETE FROM audit_log WHERE seq <= 2")
-    result = audit.verify(con)
+    result = audit_verify.verify(con)
     assert (result.first_broken_seq, result.kind) == (1, "deleted"), result
 
 
@@ -118,7 +118,7 @@ def test_delete_and_renumber_is_still_a_deletion(con):
     fill(con)
     con.execute("DELETE FROM audit_log WHERE seq = 5")
     con.execute("UPDATE audit_log SET seq = seq - 1 WHERE seq > 5")
-    result = audit.verify(con)
+    result = audit_verify.verify(con)
     assert (result.first_broken_seq, result.kind) == (5, "deleted"), result
     assert "written as seq 6" in result.reason, result.reason
 
@@ -128,29 +128,29 @@ def test_swapped_rows_are_named_as_reordered(con):
     con.execute("UPDATE audit_log SET seq = -1 WHERE seq = 3")
     con.execute("UPDATE audit_log SET seq = 3 WHERE seq = 4")
     con.execute("UPDATE audit_log SET seq = 4 WHERE seq = -1")
-    result = audit.verify(con)
+    result = audit_verify.verify(con)
     assert (result.first_broken_seq, result.kind) == (3, "reordered"), result
     assert "written as seq 4" in result.reason, result.reason
 
 
 def test_an_altered_row_given_a_fresh_hash_is_still_found(con):
     fill(con)
-    row = con.execute(audit._ROW_SQL + " WHERE seq = 7").fetchone()
+    row = con.execute(audit.ROW_SQL + " WHERE seq = 7").fetchone()
     forged_after = '{"run":"r7","status":"failed"}'
     forged = audit.row_hash(seq=7, logged_at=row[1], actor=row[2], via=row[3], action=row[4],
                             target=row[5], before=row[6], after=forged_after, prev_hash=row[8])
     con.execute("UPDATE audit_log SET after = ?, hash = ? WHERE seq = 7", [forged_after, forged])
-    result = audit.verify(con)
+    result = audit_verify.verify(con)
     assert (result.first_broken_seq, result.kind) == (7, "altered"), \
         f"seq 8 no longer chains to the forged seq 7: {result}"
 
 
 def test_cutting_off_the_newest_rows_needs_the_anchor(con):
     fill(con)
-    head = audit.verify(con)
+    head = audit_verify.verify(con)
     con.execute("DELETE FROM audit_log WHERE seq >= 9")
-    assert audit.verify(con).ok, "the chain alone cannot see a cut tail (documented)"
-    result = audit.verify(con, expect_head=(head.head_seq, head.head_hash))
+    assert audit_verify.verify(con).ok, "the chain alone cannot see a cut tail (documented)"
+    result = audit_verify.verify(con, expect_head=(head.head_seq, head.head_hash))
     assert (result.ok, result.first_broken_seq, result.kind) == (False, 9, "deleted"), result
 
 
@@ -163,7 +163,7 @@ def test_sql_and_python_hashes_agree_on_awkward_text(con):
     sql_hashes = con.execute(f"SELECT {audit.HASH_SQL} FROM audit_log ORDER BY seq", audit.hash_params()).fetchall()
     stored = con.execute("SELECT hash FROM audit_log ORDER BY seq").fetchall()
     assert sql_hashes == stored, "the vectorised verify must compute exactly the writer's hashes"
-    assert audit.verify(con).ok
+    assert audit_verify.verify(con).ok
 
 
 def test_null_and_empty_text_hash_differently():
@@ -198,7 +198,7 @@ def test_threads_recording_at_once_get_contiguous_seqs_and_an_intact_chain(con):
     assert not errors, f"concurrent writers failed: {errors[:3]}"
     seqs = con.execute("SELECT seq FROM audit_log ORDER BY seq").fetchall()
     assert [s[0] for s in seqs] == list(range(1, threads * per_thread + 1)), "no gaps, no duplicates"
-    assert audit.verify(con).ok
+    assert audit_verify.verify(con).ok
 
 
 def test_concurrent_changes_that_record_inside_their_own_transactions_retry(con):
@@ -210,7 +210,7 @@ def test_concurrent_changes_that_record_inside_their_own_transactions_retry(con)
         cursor = con.cursor()
         try:
             for i in range(10):
-                access.grant(cursor, user=admin, kind="email", subject=f"u{n}-{i}@example.com",
+                role_bindings.grant(cursor, user=admin, kind="email", subject=f"u{n}-{i}@example.com",
                              role="viewer")
         except Exception as exc:  # noqa: BLE001 - collected and asserted below
             errors.append(exc)
@@ -223,8 +223,8 @@ def test_concurrent_changes_that_record_inside_their_own_transactions_retry(con)
     for w in workers:
         w.join()
     assert not errors, f"concurrent grants failed: {errors[:3]}"
-    assert len(access.list_bindings(con)) == 40
-    assert len(audit.query(con)) == 40 and audit.verify(con).ok, "one audit row per grant, chain intact"
+    assert len(role_bindings.list_bindings(con)) == 40
+    assert len(audit_query.query(con)) == 40 and audit_verify.verify(con).ok, "one audit row per grant, chain intact"
 
 
 def test_writers_that_record_inside_a_store_transaction_retry_as_a_whole(con):
@@ -254,8 +254,8 @@ def test_writers_that_record_inside_a_store_transaction_retry_as_a_whole(con):
     for w in workers:
         w.join()
     assert not errors, f"a seq clash inside the caller's transaction must be retried by it: {errors[:3]}"
-    assert len(audit.query(con)) == 40 and len(access.list_bindings(con)) == 40
-    assert audit.verify(con).ok
+    assert len(audit_query.query(con)) == 40 and len(role_bindings.list_bindings(con)) == 40
+    assert audit_verify.verify(con).ok
 
 
 def test_retry_write_inside_an_open_transaction_runs_once(con):
@@ -275,38 +275,38 @@ def test_retry_write_inside_an_open_transaction_runs_once(con):
 def test_query_filters(con):
     fill(con, 6)
     audit.record(con, actor=LEGAL, action="export", target="audit_log")
-    assert len(audit.query(con, user="STEWARD")) == 6, "user filter is a case-insensitive substring"
-    assert audit.query(con, action="export").actor.tolist() == [LEGAL.email]
-    assert len(audit.query(con, action=["export", "check_run"])) == 7
-    assert set(audit.query(con, target="p1").target) == {"product:p1"}
+    assert len(audit_query.query(con, user="STEWARD")) == 6, "user filter is a case-insensitive substring"
+    assert audit_query.query(con, action="export").actor.tolist() == [LEGAL.email]
+    assert len(audit_query.query(con, action=["export", "check_run"])) == 7
+    assert set(audit_query.query(con, target="p1").target) == {"product:p1"}
     audit.record(con, actor=STEWARD, action="check_run", target="run:42", after={"scope": ["p1"]})
-    assert len(audit.query(con, target="P1")) == 3, "a product named in after counts too"
+    assert len(audit_query.query(con, target="P1")) == 3, "a product named in after counts too"
     today = datetime.now(UTC).date()
-    assert len(audit.query(con, since=today, until=today)) == 8, "a date means the whole UTC day"
-    assert audit.query(con, until=today - timedelta(days=1)).empty
-    assert audit.query(con, since=datetime.now(UTC) + timedelta(hours=1)).empty, "aware times are UTC"
-    assert audit.query(con, limit=2).seq.tolist() == [8, 7], "newest first by default"
+    assert len(audit_query.query(con, since=today, until=today)) == 8, "a date means the whole UTC day"
+    assert audit_query.query(con, until=today - timedelta(days=1)).empty
+    assert audit_query.query(con, since=datetime.now(UTC) + timedelta(hours=1)).empty, "aware times are UTC"
+    assert audit_query.query(con, limit=2).seq.tolist() == [8, 7], "newest first by default"
 
 
 def test_export_requires_export_evidence_and_is_audited(con):
     fill(con, 4)
     for role in ("viewer", "steward", "data_scientist", "leadership"):
         with pytest.raises(PermissionDenied, match="export_evidence"):
-            audit.export_csv(con, requested_by=access.demo_user(role))
-    assert len(audit.query(con)) == 4, "a refused export leaves no trace but its refusal"
+            audit_query.export_csv(con, requested_by=access.demo_user(role))
+    assert len(audit_query.query(con)) == 4, "a refused export leaves no trace but its refusal"
 
-    data = audit.export_csv(con, requested_by=LEGAL, target="p1")
+    data = audit_query.export_csv(con, requested_by=LEGAL, target="p1")
     rows = list(csv.DictReader(io.StringIO(data.decode())))
     assert [r["target"] for r in rows] == ["product:p1", "product:p1"], rows
     assert list(rows[0]) == list(audit.COLUMNS), "the file carries hashes for re-checking"
-    export_row = audit.query(con, limit=1).iloc[0]
+    export_row = audit_query.query(con, limit=1).iloc[0]
     assert (export_row.action, export_row.actor) == ("export", LEGAL.email), export_row
     assert json.loads(export_row.after)["rows"] == 2 and json.loads(export_row.after)["filters"] == {"target": "p1"}
 
 
 def test_exported_rows_can_be_rechecked_outside_meshgov(con):
     fill(con, 5)
-    data = audit.export_csv(con, requested_by=LEGAL)
+    data = audit_query.export_csv(con, requested_by=LEGAL)
     prev = audit.GENESIS
     for row in csv.DictReader(io.StringIO(data.decode())):
         fields = {k: (row[k] or None) for k in ("actor", "via", "action", "target", "before", "after")}
@@ -355,7 +355,7 @@ def test_cli_list_and_export_are_as_the_os_user_or_as(db, tmp_path, capsys):
     assert catalog_main(["audit", "export", "--db", str(db), "--out", str(out), "--as", "auditor-kim"]) == 0
     assert out.read_text().count("\n") == 4, "header + 3 rows"
     with connect(db) as con:
-        last = audit.query(con, limit=1).iloc[0]
+        last = audit_query.query(con, limit=1).iloc[0]
     assert (last.action, last.actor, last.via) == ("export", "auditor-kim", "cli"), last
     assert catalog_main(["audit", "list", "--db", str(db)]) == 0
     assert "auditor-kim" in capsys.readouterr().out
@@ -368,36 +368,36 @@ OTHER_KEY = "a-different-key-of-forty-characters-long!!"
 
 def test_a_null_hash_is_found_even_with_the_not_null_dropped(con):
     fill(con)
-    head = audit.head(con)
+    head = audit_verify.head(con)
     con.execute("ALTER TABLE audit_log ALTER COLUMN hash DROP NOT NULL")
     con.execute("UPDATE audit_log SET hash = NULL WHERE seq = 5")
-    result = audit.verify(con, expect_head=head)
+    result = audit_verify.verify(con, expect_head=head)
     assert (result.ok, result.kind) == (False, "schema"), f"a dropped NOT NULL is itself tampering: {result}"
     assert "NOT NULL constraint on audit_log.hash" in result.reason, result.reason
     con.execute("UPDATE audit_log SET hash = '' WHERE seq = 5")
     con.execute("ALTER TABLE audit_log ALTER COLUMN hash SET NOT NULL")
-    assert audit.verify(con).first_broken_seq == 5
+    assert audit_verify.verify(con).first_broken_seq == 5
 
 
 def test_null_comparisons_are_null_safe(con, tmp_path):
     """Even without the schema check, a NULL hash never compares as equal."""
     fill(con, 4)
-    row = con.execute(audit._ROW_SQL + " WHERE seq = 3").fetchone()
-    broken = audit._check_row(con, (*row[:9], None), con.execute(audit._ROW_SQL + " WHERE seq = 2").fetchone(),
+    row = con.execute(audit.ROW_SQL + " WHERE seq = 3").fetchone()
+    broken = audit_verify._check_row(con, (*row[:9], None), con.execute(audit.ROW_SQL + " WHERE seq = 2").fetchone(),
                               audit.audit_key())
     assert broken is not None and broken[:2] == (3, "altered") and "NULL" in broken[2], broken
 
 
 def test_a_forged_row_chained_with_plain_sha256_is_found(con):
     fill(con, 5)
-    last = audit.head(con)
+    last = audit_verify.head(con)
     at = datetime(2026, 1, 2, 3, 4, 5)
     fields = {"seq": 6, "logged_at": at, "actor": "mallory", "via": "cli", "action": "role_change",
               "target": "admin", "before": None, "after": None, "prev_hash": last.hash}
     forged = hashlib.sha256(audit.canonical_row(**fields).encode()).hexdigest()
     con.execute("INSERT INTO audit_log VALUES (6, ?, 'mallory', 'cli', 'role_change', 'admin', NULL, NULL, ?, ?)",
                 [at, last.hash, forged])
-    result = audit.verify(con)
+    result = audit_verify.verify(con)
     assert (result.ok, result.first_broken_seq, result.kind) == (False, 6, "altered"), \
         f"a row appended without the key must not verify: {result}"
 
@@ -406,12 +406,12 @@ def test_a_chain_rewritten_under_another_key_is_found(con):
     fill(con, 6)
     con.execute("UPDATE audit_log SET after = '{\"run\":\"r2\",\"status\":\"failed\"}' WHERE seq = 2")
     prev = audit.GENESIS
-    for row in con.execute(audit._ROW_SQL + " ORDER BY seq").fetchall():
+    for row in con.execute(audit.ROW_SQL + " ORDER BY seq").fetchall():
         fields = dict(zip(audit.COLUMNS[:8], row[:8], strict=True))
         digest = audit.row_hash(key=OTHER_KEY.encode(), **fields, prev_hash=prev)
         con.execute("UPDATE audit_log SET prev_hash = ?, hash = ? WHERE seq = ?", [prev, digest, row[0]])
         prev = digest
-    result = audit.verify(con)
+    result = audit_verify.verify(con)
     assert (result.ok, result.first_broken_seq, result.kind) == (False, 1, "altered"), \
         f"a consistent chain computed without our key must fail at its first row: {result}"
 
@@ -440,7 +440,7 @@ def test_a_dropped_primary_key_is_found(con):
     con.execute("CREATE TABLE copy AS SELECT * FROM audit_log")
     con.execute("DROP TABLE audit_log")
     con.execute("ALTER TABLE copy RENAME TO audit_log")
-    result = audit.verify(con)
+    result = audit_verify.verify(con)
     assert (result.ok, result.kind) == (False, "schema"), result
 
 
@@ -505,13 +505,13 @@ def _make_pre_0007_trail(db, rows: int) -> None:
 def test_migration_0007_rechains_a_plain_trail_under_the_key(db):
     _make_pre_0007_trail(db, 5)
     with connect(db) as con:
-        assert audit.verify(con).ok, "an intact pre-0007 trail verifies after re-chaining"
-        rows = audit.query(con, newest_first=False)
+        assert audit_verify.verify(con).ok, "an intact pre-0007 trail verifies after re-chaining"
+        rows = audit_query.query(con, newest_first=False)
         assert rows.action.tolist() == ["ingest"] * 5 + ["audit_rechain"], rows.action.tolist()
         info = json.loads(rows.after.iloc[-1])
         assert info["legacy_intact"] and info["rows"] == 5, info
         con.execute("UPDATE audit_log SET actor = 'mallory' WHERE seq = 2")
-        assert audit.verify(con).first_broken_seq == 2, "re-chained rows are protected by the key"
+        assert audit_verify.verify(con).first_broken_seq == 2, "re-chained rows are protected by the key"
 
 
 def test_a_pre_0007_trail_that_was_already_broken_stays_reported(db):
@@ -520,7 +520,7 @@ def test_a_pre_0007_trail_that_was_already_broken_stays_reported(db):
         raw.execute("UPDATE audit_log SET actor = 'mallory' WHERE seq = 3")
     with connect(db) as con:
         audit.record(con, actor=STEWARD, action="login", target=None)
-        result = audit.verify(con)
+        result = audit_verify.verify(con)
     assert (result.ok, result.first_broken_seq) == (False, 3), result
     assert "before migration 0007" in result.reason, result.reason
 
@@ -531,13 +531,13 @@ def test_recording_under_another_key_is_refused_once_the_trail_has_rows(con, mon
     with pytest.raises(audit.AuditKeyError, match="does not match"):
         audit.record(con, actor=STEWARD, action="login", target=None)
     monkeypatch.delenv(audit.KEY_ENV)
-    assert audit.verify(con).ok and audit.verify(con).rows == 2, "nothing was appended under the other key"
+    assert audit_verify.verify(con).ok and audit_verify.verify(con).rows == 2, "nothing was appended under the other key"
 
 
 def test_an_empty_trail_takes_the_key_of_its_first_writer(con, monkeypatch):
-    assert audit.verify(con).ok, "verifying an empty trail binds the session key"
+    assert audit_verify.verify(con).ok, "verifying an empty trail binds the session key"
     monkeypatch.setenv(audit.KEY_ENV, OTHER_KEY)
     audit.record(con, actor=STEWARD, action="login", target=None)
-    assert audit.verify(con).ok, "an empty trail may be rebound to another key"
+    assert audit_verify.verify(con).ok, "an empty trail may be rebound to another key"
     monkeypatch.delenv(audit.KEY_ENV)
-    assert audit.verify(con).kind == "key", "and from then on the other key is the trail's"
+    assert audit_verify.verify(con).kind == "key", "and from then on the other key is the trail's"

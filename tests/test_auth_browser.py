@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from catalog import audit
+from catalog import audit_query, audit_verify
 from catalog.store import connect
 from tests.browser_support import (
     ARTIFACTS,
@@ -132,8 +132,8 @@ def test_real_oidc_login_then_legal_reads_and_exports_the_trail(tmp_path):
 
     assert "lou.legal@example.com" in exported and exported.startswith("seq,logged_at,actor"), exported[:300]
     with connect(db) as con:
-        rows = audit.query(con, newest_first=False)
-        chain = audit.verify(con)
+        rows = audit_query.query(con, newest_first=False)
+        chain = audit_verify.verify(con)
     logins = rows[rows.action == "login"]
     assert (logins.actor.tolist(), logins.via.tolist()) == (["lou.legal@example.com"], ["oidc"]), rows
     assert '"legal-team"' in logins.after.iloc[0], "the login row records the group claim"
@@ -195,7 +195,7 @@ def test_unverified_admin_email_logs_in_without_the_admin_role_and_the_name_is_t
     assert marked_up == 0 and pwned is None, "the name claim must be shown as text"
     assert not fetched, f"the name claim made the browser fetch: {fetched}"
     with connect(db) as con:
-        logins = audit.query(con, action="login")
+        logins = audit_query.query(con, action="login")
     # Two sessions (the login, then the typed /admin): OIDC logins are audited per session.
     assert set(logins.actor) == {"Ada.Admin@Example.com  (unverified)"}, \
         f"the trail marks the address the provider did not verify: {logins.actor.tolist()}"

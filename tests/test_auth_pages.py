@@ -13,7 +13,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.util import patch_config_options
 
-from catalog import access, audit
+from catalog import access, audit, audit_query, role_bindings
 from catalog.store import connect
 from ui.auth import PERSONA_KEY
 
@@ -87,7 +87,7 @@ def test_export_button_only_for_export_evidence_and_rendering_does_not_export(db
     buttons = [b for b in at.get("download_button") if b.key == "audit_export"]
     assert buttons, f"{role} holds export_evidence: the export button must be there"
     with connect(db) as con:
-        assert audit.query(con, action="export").empty, "the export is audited on click, not on render"
+        assert audit_query.query(con, action="export").empty, "the export is audited on click, not on render"
 
 
 def test_audit_page_says_whether_the_trail_is_intact(db):
@@ -130,14 +130,14 @@ def test_admin_grants_and_revokes_through_the_page_and_both_are_audited(db):
     run(at)
     assert "Granted legal to group legal-team" in shown(at.success[0].value), [s.value for s in at.success]
     with connect(db) as con:
-        assert access.resolve_user(con, "new@example.com", ["legal-team"], email_verified=True).roles == ("legal",)
+        assert role_bindings.resolve_user(con, "new@example.com", ["legal-team"], email_verified=True).roles == ("legal",)
     at.selectbox(key="revoke_pick").select(0)
     run(at)  # the Revoke button is enabled once a binding is picked
     at.button(key="revoke_submit").click()
     run(at)
     with connect(db) as con:
-        assert access.list_bindings(con).empty, "the revoke button must remove the binding"
-        changes = audit.query(con, action="role_change", newest_first=False)
+        assert role_bindings.list_bindings(con).empty, "the revoke button must remove the binding"
+        changes = audit_query.query(con, action="role_change", newest_first=False)
     assert changes.after.tolist() == ['{"roles":["legal"]}', '{"roles":[]}'], changes.after.tolist()
 
 
@@ -179,7 +179,7 @@ def test_demo_mode_shows_a_banner_and_audits_each_persona_once(db):
     at.sidebar.selectbox(key=PERSONA_KEY).select("admin")
     run(at)
     with connect(db) as con:
-        logins = audit.query(con, action="login", newest_first=False)
+        logins = audit_query.query(con, action="login", newest_first=False)
     assert logins.actor.tolist() == ["legal@demo.meshgov.local", "admin@demo.meshgov.local"], \
         f"one login row per persona change: {logins.actor.tolist()}"
     assert set(logins.via) == {"demo"}
@@ -199,7 +199,7 @@ def test_demo_persona_survives_new_sessions_and_is_audited_once_per_change(db):
     run(switcher)
     run(frame_app())
     with connect(db) as con:
-        logins = audit.query(con, action="login", newest_first=False)
+        logins = audit_query.query(con, action="login", newest_first=False)
     assert logins.actor.tolist() == ["viewer@demo.meshgov.local", "steward@demo.meshgov.local",
                                      "legal@demo.meshgov.local"], \
         f"one login row per persona change, not per page load: {logins.actor.tolist()}"
@@ -275,12 +275,12 @@ def test_oidc_login_screen_until_logged_in(db):
     assert not at.dataframe and not at.error, "nothing but the login screen before login"
     assert not at.sidebar.selectbox, "no persona switcher when login is configured"
     with connect(db) as con:
-        assert audit.query(con).empty, "no login happened yet"
+        assert audit_query.query(con).empty, "no login happened yet"
 
 
 def test_oidc_roles_come_from_bindings_by_email_or_group(db):
     with connect(db) as con:
-        access.seed_bindings(con, FIXTURES / "roles.toml", user=access.demo_user("admin"))
+        role_bindings.seed_bindings(con, FIXTURES / "roles.toml", user=access.demo_user("admin"))
     at = run(oidc_app("audit", {"is_logged_in": True, "email": "Lou.Legal@example.com", "name": "Lou",
                                 "email_verified": True}))
     assert at.title and not at.error, f"legal by email should see the audit page: {errors(at)}"
@@ -296,13 +296,13 @@ def test_oidc_roles_come_from_bindings_by_email_or_group(db):
 
 def test_oidc_login_is_audited_once_per_session(db):
     with connect(db) as con:
-        access.seed_bindings(con, FIXTURES / "roles.toml", user=access.demo_user("admin"))
+        role_bindings.seed_bindings(con, FIXTURES / "roles.toml", user=access.demo_user("admin"))
     at = oidc_app("audit", {"is_logged_in": True, "email": "lou.legal@example.com", "groups": ["legal-team"],
                             "email_verified": True})
     for _ in range(3):
         run(at)
     with connect(db) as con:
-        logins = audit.query(con, action="login")
+        logins = audit_query.query(con, action="login")
     assert len(logins) == 1, f"three reruns, one session: one login row, got {len(logins)}"
     assert (logins.actor.iloc[0], logins.via.iloc[0]) == ("lou.legal@example.com", "oidc")
     assert '"groups":["legal-team"]' in logins.after.iloc[0], "the login records the groups it was granted by"
@@ -312,7 +312,7 @@ def test_oidc_login_is_audited_once_per_session(db):
 
 def test_oidc_unverified_email_of_the_admin_gets_no_admin_role(db):
     with connect(db) as con:
-        access.seed_bindings(con, FIXTURES / "roles.toml", user=access.demo_user("admin"))
+        role_bindings.seed_bindings(con, FIXTURES / "roles.toml", user=access.demo_user("admin"))
     claims = {"is_logged_in": True, "sub": "mallory", "email": "Ada.Admin@Example.com ",
               "email_verified": False, "name": "Ada Admin"}
     at = run(oidc_app("admin", claims))
@@ -321,7 +321,7 @@ def test_oidc_unverified_email_of_the_admin_gets_no_admin_role(db):
     at = run(oidc_app("admin", {**claims, "email": "ada.admin@example.com"}))
     assert "may not open the admin page" in errors(at), "not even the exact address, unverified"
     with connect(db) as con:
-        logins = audit.query(con, action="login", newest_first=False)
+        logins = audit_query.query(con, action="login", newest_first=False)
     assert all('"roles":["viewer"]' in a and '"matched":["default"]' in a for a in logins.after), \
         f"the audit says the default role applied, no binding matched: {logins.after.tolist()}"
 

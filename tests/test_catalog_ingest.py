@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from catalog import cli, odcs, search, store
+from catalog import cli, odcs, safe_yaml, search, store
 from catalog.ingest import ingest_paths
 from tests.conftest import LOCAL_FIXTURES, SHARED_FIXTURES
 
@@ -376,7 +376,7 @@ def test_load_yaml_builds_what_pyyaml_builds(shared_fixtures):
             ours = odcs.load_yaml(text)
         except (odcs.ContractError, yaml.YAMLError):
             continue  # refused: the refusal tests above cover these
-        reference = yaml.load(text, Loader=odcs._StringDatesLoader)  # noqa: S506 - SafeLoader subclass
+        reference = yaml.load(text, Loader=safe_yaml.StringDatesLoader)  # noqa: S506 - SafeLoader subclass
         assert repr(ours) == repr(reference), f"{name}: load_yaml differs from PyYAML"
         compared += 1
     assert compared > 60, f"only {compared} documents compared"

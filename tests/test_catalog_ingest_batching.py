@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from catalog import audit, ingest, search, store
+from catalog import audit, audit_verify, ingest, search, store
 from catalog.ingest import ingest_paths
 from sample_data import contracts, synthetic
 
@@ -47,7 +47,7 @@ def _ingest(db: Path, paths: list[Path], **kwargs) -> tuple[ingest.IngestReport,
         report = ingest_paths(con, paths, **kwargs)
         rows = {name: sorted(map(repr, con.execute(sql).fetchall())) for name, sql in COMPARED.items()}
         rows["search"] = [list(search.search(con, q)["product_id"]) for q in ("orders", "invoice", "email")]
-        verdict = audit.verify(con)
+        verdict = audit_verify.verify(con)
         assert verdict.ok, f"audit chain broken after ingest: {verdict.summary()}"
     return report, rows
 

@@ -9,7 +9,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.util import patch_config_options
 
-from catalog import audit
+from catalog import audit_query
 from catalog.store import connect
 from checks import runner
 from tests.test_checks_engine_fixtures import build_mesh, orders_frame
@@ -135,7 +135,7 @@ def test_checks_page_run_is_audited_as_the_persona(shop_db):
     at.button(key="run").click()
     _run(at)
     with connect(shop_db) as con:
-        rows = audit.query(con, action="check_run")
+        rows = audit_query.query(con, action="check_run")
         triggered = con.execute("SELECT DISTINCT triggered_by FROM check_results").fetchall()
     assert rows.actor.tolist() == ["data_scientist@demo.meshgov.local"], rows
     assert triggered == [("data_scientist@demo.meshgov.local",)]

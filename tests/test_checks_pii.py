@@ -10,7 +10,7 @@ from datetime import date, datetime, timedelta
 import pandas as pd
 import pytest
 
-from checks import pii
+from checks import pii, pii_values
 from checks.pii import scan
 
 TODAY = date(2026, 11, 22)
@@ -78,24 +78,24 @@ def test_value_precision_and_recall(detector):
 
 
 def test_name_hints_admit_weaker_forms_only_under_the_hint():
-    assert pii.is_phone("0612345678", hinted=True) and not pii.is_phone("0612345678")
-    assert pii.is_national_id("123456789", hinted=True) and not pii.is_national_id("123456789")
-    assert pii.is_national_id("111222333", hinted=True), "a valid Dutch BSN (11-proof)"
-    assert pii.is_card_security_code("123", hinted=True) and not pii.is_card_security_code("123")
-    assert pii.is_personal_name("Smith", hinted=True) and not pii.is_personal_name("Smith")
+    assert pii_values.is_phone("0612345678", hinted=True) and not pii_values.is_phone("0612345678")
+    assert pii_values.is_national_id("123456789", hinted=True) and not pii_values.is_national_id("123456789")
+    assert pii_values.is_national_id("111222333", hinted=True), "a valid Dutch BSN (11-proof)"
+    assert pii_values.is_card_security_code("123", hinted=True) and not pii_values.is_card_security_code("123")
+    assert pii_values.is_personal_name("Smith", hinted=True) and not pii_values.is_personal_name("Smith")
 
 
 def test_birth_dates_with_and_without_a_name_hint():
-    assert pii.is_birth_date("1984-05-03", hinted=True, today=TODAY)
-    assert pii.is_birth_date("03.05.1984", hinted=True, today=TODAY)
-    assert pii.is_birth_date(date(2020, 1, 1), hinted=True, today=TODAY), "children have birth dates"
-    assert not pii.is_birth_date("1850-01-01", hinted=True, today=TODAY)
-    assert not pii.is_birth_date("2030-01-01", hinted=True, today=TODAY)
-    assert not pii.is_birth_date("not a date", hinted=True, today=TODAY)
+    assert pii_values.is_birth_date("1984-05-03", hinted=True, today=TODAY)
+    assert pii_values.is_birth_date("03.05.1984", hinted=True, today=TODAY)
+    assert pii_values.is_birth_date(date(2020, 1, 1), hinted=True, today=TODAY), "children have birth dates"
+    assert not pii_values.is_birth_date("1850-01-01", hinted=True, today=TODAY)
+    assert not pii_values.is_birth_date("2030-01-01", hinted=True, today=TODAY)
+    assert not pii_values.is_birth_date("not a date", hinted=True, today=TODAY)
     # Without a hint: date-only values of adult ages only.
-    assert pii.is_birth_date("1984-05-03", today=TODAY)
-    assert not pii.is_birth_date("1984-05-03 13:45:12", today=TODAY)
-    assert not pii.is_birth_date("2024-05-03", today=TODAY)
+    assert pii_values.is_birth_date("1984-05-03", today=TODAY)
+    assert not pii_values.is_birth_date("1984-05-03 13:45:12", today=TODAY)
+    assert not pii_values.is_birth_date("2024-05-03", today=TODAY)
 
 
 # --- column level ---------------------------------------------------------------------------
@@ -108,12 +108,12 @@ def _rng_values(seed: int, make, n: int = 200) -> list:
 def _luhn_complete(prefix: str, length: int, rng: random.Random) -> str:
     body = prefix + "".join(str(rng.randint(0, 9)) for _ in range(length - len(prefix) - 1))
     for check in "0123456789":
-        if pii.luhn_valid(body + check):
+        if pii_values.luhn_valid(body + check):
             return body + check
     raise AssertionError("unreachable")
 
 
-_FIRSTS = sorted(pii.FIRST_NAMES)
+_FIRSTS = sorted(pii_values.FIRST_NAMES)
 _LASTS = ["Smith", "Müller", "Garcia", "Rossi", "de Vries", "Kowalski", "Dubois", "Jensen",
           "O'Brien", "Nguyen"]
 

@@ -279,7 +279,7 @@ def test_checks_physical_names_reach_data_and_pii_declarations(tmp_path):
 
 
 def test_checks_run_as_user_is_authorised_and_audited(shop_db):
-    from catalog import access, audit
+    from catalog import access, audit_query
 
     with pytest.raises(access.PermissionDenied, match="run_checks"):
         runner.run_checks(shop_db, user=access.demo_user("viewer"), with_policies=False)
@@ -287,7 +287,7 @@ def test_checks_run_as_user_is_authorised_and_audited(shop_db):
         assert con.execute("SELECT count(*) FROM check_runs").fetchone()[0] == 0, "a refused run writes nothing"
     run = runner.run_checks(shop_db, user=access.demo_user("steward"), with_policies=False, now=NOW)
     with connect(shop_db) as con:
-        trail = audit.query(con, action="check_run")
+        trail = audit_query.query(con, action="check_run")
     assert trail.target.tolist() == [f"run:{run.run_id}"] and run.triggered_by == "steward@demo.meshgov.local"
     with pytest.raises(TypeError, match="user="):
         runner.run_checks(shop_db)

@@ -14,7 +14,7 @@ import yaml
 from catalog import access
 from catalog.ingest import ingest_paths
 from catalog.store import connect
-from checks import consent, runner
+from checks import consent, consent_reports, runner
 
 CONSENT_EVENTS = """event_id,user_id,purpose,decision,decided_at,source_system
 e1,u1,newsletter,granted,2026-01-01 00:00:00,web_signup
@@ -152,7 +152,7 @@ def test_consent_without_a_source_is_an_error(tmp_path):
 def test_consent_drill_down_masks_by_role_and_audits_a_reveal(tmp_path):
     db = _mesh(tmp_path)
     viewer = access.demo_user("legal")
-    rows = consent.violation_rows(db, product_id="mailer", dataset="sends", purpose="newsletter", user=viewer,
+    rows = consent_reports.violation_rows(db, product_id="mailer", dataset="sends", purpose="newsletter", user=viewer,
                                   reveal=True)
     assert len(rows) == 4 and set(rows["send_id"]) == {"s3", "s5", "s6", "s7"}, rows
     assert not rows["email"].str.contains("@example.com").any(), "legal may not view PII: emails masked"
@@ -160,7 +160,7 @@ def test_consent_drill_down_masks_by_role_and_audits_a_reveal(tmp_path):
     assert set(rows["reason"]) == {consent.NO_CONSENT, consent.WITHDRAWN}
     scientist = access.demo_user("data_scientist")
     assert access.can(scientist, "view_pii")
-    shown = consent.violation_rows(db, product_id="mailer", dataset="sends", purpose="newsletter",
+    shown = consent_reports.violation_rows(db, product_id="mailer", dataset="sends", purpose="newsletter",
                                    user=scientist, reveal=True)
     assert set(shown["user_id"]) == {"u2", "u3", "u4", "u5"}, "a reveal by a permitted role is unmasked"
     with connect(db) as con:
@@ -170,7 +170,7 @@ def test_consent_drill_down_masks_by_role_and_audits_a_reveal(tmp_path):
 
 def test_consent_source_trend_counts_opted_in_users_per_day(tmp_path):
     db = _mesh(tmp_path)
-    trend = consent.source_trend(db, days=25, now=datetime(2026, 1, 25, 12))
+    trend = consent_reports.source_trend(db, days=25, now=datetime(2026, 1, 25, 12))
     news = trend[trend["purpose"] == "newsletter"].set_index("day")
     day = {d.strftime("%Y-%m-%d"): (r.users, r.opted_in) for d, r in news.iterrows()}
     assert day["2026-01-01"] == (3, 2), "u1, u3 granted, u2 withdrawn on day one"
@@ -185,6 +185,6 @@ def test_consent_runs_with_the_other_checks_and_is_stored(tmp_path):
     kinds = {r.check_id: r.status for r in run.results if r.kind == "consent"}
     assert kinds == {"consent:mailer/sends/newsletter": "failed", "consent:mailer/sends/profiling": "failed"}, kinds
     with connect(db) as con:
-        coverage = consent.coverage_by_product(con)
+        coverage = consent_reports.coverage_by_product(con)
     assert set(coverage["purpose"]) == {"newsletter", "profiling"}
     assert coverage.set_index("purpose").loc["newsletter", "violating_users"] == 4

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from catalog import access, audit
+from catalog import access, audit_query
 from catalog.ingest import ingest_paths
 from catalog.store import connect
 from legal import evidence
@@ -80,13 +80,13 @@ def test_permission_is_enforced_in_the_function(evil_db: Path):
         for role in ("viewer", "steward", "data_scientist", "leadership"):
             with pytest.raises(access.PermissionDenied):
                 evidence.build_pack(con, user=access.demo_user(role), product="evil")
-        assert audit.query(con, action="export").empty, "a refused export leaves no export row"
+        assert audit_query.query(con, action="export").empty, "a refused export leaves no export row"
 
 
 def test_export_is_audited_with_the_files_hash(evil_db: Path):
     with connect(evil_db) as con:
         pack = evidence.build_pack(con, user=access.demo_user("legal"), product="evil")
-        rows = audit.query(con, action="export")
+        rows = audit_query.query(con, action="export")
     assert len(rows) == 1 and rows.iloc[0]["actor"] == "legal@demo.meshgov.local"
     assert pack.sha256 == hashlib.sha256(pack.html.encode()).hexdigest()
     assert pack.sha256 in rows.iloc[0]["after"], "the audit row names the exported file's SHA-256"

@@ -14,7 +14,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from catalog import access, audit, lineage
+from catalog import access, audit_query, lineage
 from catalog.ingest import ingest_paths
 from catalog.store import connect
 from legal import extract, pseudonyms
@@ -170,7 +170,7 @@ def test_extract_fails_below_k_min_and_writes_nothing(people: Path, tmp_db: Path
     out = tmp_path / "people.parquet"
     with connect(tmp_db) as con:
         report = extract.make_extract(con, product_id="people", out=out, user=steward(), k_min=2, now=NOW)
-        rows = audit.query(con, action="extract")
+        rows = audit_query.query(con, action="extract")
         products = {r[0] for r in con.execute("SELECT product_id FROM products").fetchall()}
     assert report.status == "failed" and report.result.kind == "anonymisation", report.result
     assert report.k == 1 and report.suppressed == 0, "1 of 10 rows (10 %) exceeds the 5 % suppression limit"

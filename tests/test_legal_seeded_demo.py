@@ -20,7 +20,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from catalog import access, audit
+from catalog import access, audit_query
 from catalog.store import connect
 from checks import runner
 from legal import evidence, pseudonyms, trace
@@ -69,7 +69,7 @@ def test_evidence_pack_opens_offline_with_every_section(demo: Path, tmp_path: Pa
     with connect(demo) as con:
         contract_hash = con.execute("SELECT content_hash FROM contracts WHERE product_id = 'user-segments' "
                                     "ORDER BY revision DESC LIMIT 1").fetchone()[0]
-        export = audit.query(con, action="export", limit=1).iloc[0]
+        export = audit_query.query(con, action="export", limit=1).iloc[0]
     assert hashlib.sha256(out.read_bytes()).hexdigest() in export["after"], "the export row names this file"
     assert text.count("plotly.js v") <= 2 and text.count('<script type="text/javascript">/**') <= 1, \
         "plotly's JavaScript is inlined once"
@@ -140,21 +140,21 @@ def test_trace_shows_the_send_without_consent(demo: Path):
     assert {"customer-profiles", "commerce-orders"} <= set(found["source_products"]), found["source_products"]
     assert found["features"] and found["features"][0]["dataset"] == "features"
     with connect(demo) as con:
-        rows = audit.query(con, action="trace", limit=1)
+        rows = audit_query.query(con, action="trace", limit=1)
     assert rows.iloc[0]["actor"] == "counsel" and found["user"] in rows.iloc[0]["target"]
 
 
 def test_trace_reveals_identity_only_with_view_pii(demo: Path):
     with connect(demo) as con:
         legal_view = trace.trace(con, user_key=NO_CONSENT_USER, user=access.demo_user("admin"))
-        before = len(audit.query(con, action="view_pii"))
+        before = len(audit_query.query(con, action="view_pii"))
         scientist = access.demo_user("data_scientist")
         with pytest.raises(access.PermissionDenied):
             trace.trace(con, user_key=NO_CONSENT_USER, user=scientist)  # no Consent page for this role
         # a consent-page role that also holds view_pii
         both = access.User("dpo@example.com", "DPO", ("legal", "data_scientist"), "demo")
         revealed = trace.trace(con, user_key=legal_view.pseudonym, user=both)
-        after = len(audit.query(con, action="view_pii"))
+        after = len(audit_query.query(con, action="view_pii"))
     assert legal_view.user_key is None and not legal_view.revealed
     masked_text = json.dumps(legal_view.to_json(), default=str)
     assert revealed.revealed and revealed.user_key == NO_CONSENT_USER, "the pseudonym resolves back for view_pii"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from catalog import modelcards, store
+from catalog import model_queries, modelcards, store
 from catalog.ingest import ingest_paths
 from checks import runner
 
@@ -49,7 +49,7 @@ def test_every_hugging_face_fixture_is_accepted_or_rejected_with_a_reason(shared
             if words:
                 assert any(words in w.message for w in report.warnings), f"{name}: warning '{words}' expected"
     with store.connect(tmp_db, read_only=True) as con:
-        evals = modelcards.eval_results(con, "my-cool-model")
+        evals = model_queries.eval_results(con, "my-cool-model")
         raw = con.execute("SELECT raw_text FROM model_cards WHERE model_id = 'hello-old-windows-line-breaks'").fetchone()
     assert "\r\n" in raw[0], "the raw text is kept as sent, CRLF included"
     assert set(evals["metric_type"]) == {"accuracy", "f1"} and len(evals) == 2, \
@@ -86,9 +86,9 @@ def test_reingest_is_a_noop_and_a_changed_card_a_new_revision(tmp_db, tmp_path):
     changed = _ingest(tmp_db, card)
     assert changed.accepted[0].version == "1.1.0" and not changed.accepted[0].unchanged
     with store.connect(tmp_db, read_only=True) as con:
-        revisions = modelcards.card_revisions(con, "churn-scorer")
-        models = modelcards.list_models(con)
-        links = modelcards.linked_products(con, "churn-scorer")
+        revisions = model_queries.card_revisions(con, "churn-scorer")
+        models = model_queries.list_models(con)
+        links = model_queries.linked_products(con, "churn-scorer")
     assert list(revisions["revision"]) == [2, 1] and revisions["content_hash"].nunique() == 2, revisions
     assert list(revisions["missing"].iloc[1]) == ["limitations", "bias_risks"], \
         "revision 1: 'More information needed' is no limitations section, and there is no bias section"
@@ -106,7 +106,7 @@ def test_huge_model_index_is_capped_with_a_warning(tmp_db, tmp_path):
     report = _ingest(tmp_db, card)
     assert report.accepted and any("only the first" in w.message for w in report.warnings), report.to_json()
     with store.connect(tmp_db, read_only=True) as con:
-        assert len(modelcards.eval_results(con, "huge")) == modelcards.MAX_EVAL_RESULTS
+        assert len(model_queries.eval_results(con, "huge")) == modelcards.MAX_EVAL_RESULTS
 
 
 @pytest.mark.parametrize(("text", "words"), [
@@ -184,7 +184,7 @@ def test_runner_audits_models_with_a_predictions_dataset(tmp_db, tmp_path):
         from checks import model_checks
 
         history = model_checks.fairness_history(con, "scorer")
-        listed = modelcards.list_models(con).set_index("model_id")
+        listed = model_queries.list_models(con).set_index("model_id")
     assert list(history["model_version"]) == ["2.0.0"] and history["status"].iloc[0] == "failed", history
     assert listed.loc["scorer", "bias_status"] == "failed", "the Models page shows the latest bias outcome"
     stored = json.loads(history["diagnostics"].iloc[0])

@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from catalog import access
 from catalog.store import connect
-from checks import consent, posture, runner, slo
+from checks import consent_reports, posture, runner, slo
 from sample_data import generate, history
 from ui.auth import PERSONA_KEY
 
@@ -29,7 +29,7 @@ def demo(tmp_path_factory) -> Path:
 
 def test_seeded_consent_violation_is_found(demo):
     with connect(demo) as con:
-        coverage = consent.coverage_by_product(con).set_index(["product_id", "dataset", "purpose"])
+        coverage = consent_reports.coverage_by_product(con).set_index(["product_id", "dataset", "purpose"])
     audience = coverage.loc[("newsletter-sends", "audience", "ai_recommendations")]
     sends = coverage.loc[("newsletter-sends", "sends", "ai_recommendations")]
     assert audience["violating_users"] == 70, "SCENARIO.md defect 5: 70 audience members without consent"
@@ -60,7 +60,7 @@ def test_seeded_history_moves_over_weeks(demo):
     with connect(demo) as con:
         runs = con.execute("SELECT count(*) FROM check_runs WHERE triggered_by = ?",
                            [history.HISTORY_ACTOR]).fetchone()[0]
-        moves = consent.coverage_history(con)
+        moves = consent_reports.coverage_history(con)
     assert runs == history.HISTORY_DAYS
     sends = moves[(moves["dataset"] == "sends") & (moves["purpose"] == "ai_recommendations")]
     assert sends["violating_users"].iloc[0] < sends["violating_users"].iloc[-1], \

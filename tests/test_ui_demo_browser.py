@@ -14,7 +14,7 @@ import re
 
 import pytest
 
-from catalog import audit
+from catalog import audit_query
 from catalog.store import connect
 from tests.browser_support import ARTIFACTS, chromium_page, require_chromium, streamlit_server
 
@@ -54,7 +54,7 @@ def test_rebound_name_gets_only_the_refusal(demo_server):
         page.goto(f"http://127.0.0.1:{port}/")
         assert "viewer" in _identity(page), "the same server answers its loopback name"
     with connect(db) as con:
-        logins = audit.query(con, action="login")
+        logins = audit_query.query(con, action="login")
     assert logins.actor.tolist() == ["viewer@demo.meshgov.local"], \
         f"the refused request must not have logged anyone in: {logins.actor.tolist()}"
 
@@ -87,7 +87,7 @@ def test_viewer_typing_admin_reads_the_refusal_and_the_persona_survives_page_loa
         page.goto(url + "/checks?product=anything")  # a deep link
         assert "steward" in _identity(page), "a deep link keeps the persona"
     with connect(db) as con:
-        logins = audit.query(con, action="login", newest_first=False)
+        logins = audit_query.query(con, action="login", newest_first=False)
     assert logins.actor.tolist() == ["viewer@demo.meshgov.local", "steward@demo.meshgov.local"], \
         f"one login row per persona change, not per page load: {logins.actor.tolist()}"
 

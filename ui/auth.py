@@ -24,7 +24,7 @@ import threading
 import streamlit as st
 from streamlit import config as st_config
 
-from catalog import access, audit
+from catalog import access, audit, role_bindings, serving
 from catalog.access import User
 from ui.db import conn, db_path
 from ui.text import md
@@ -105,9 +105,9 @@ def _oidc_user() -> User:
     groups = [raw_groups] if isinstance(raw_groups, str) else list(raw_groups)
     subject = info.get("sub")
     with conn() as con:
-        access.bootstrap_bindings(con)
-        user = access.resolve_user(con, str(email), groups, name=info.get("name") or None,
-                                   email_verified=access.claim_is_true(info.get("email_verified")),
+        role_bindings.bootstrap_bindings(con)
+        user = role_bindings.resolve_user(con, str(email), groups, name=info.get("name") or None,
+                                   email_verified=role_bindings.claim_is_true(info.get("email_verified")),
                                    subject=str(subject) if subject else None, source="oidc")
     if not user.roles:
         st.error(f"You are logged in as {md(user.email)}, but no role is bound to you and unknown "
@@ -149,7 +149,7 @@ def _refuse_foreign_host() -> None:
     headers = st.context.headers
     if not headers:
         return
-    reason = access.unsafe_host_reason(headers.get("host"))
+    reason = serving.unsafe_host_reason(headers.get("host"))
     if reason:
         st.error(md(reason), icon=":material/block:")
         st.stop()
@@ -157,7 +157,7 @@ def _refuse_foreign_host() -> None:
 
 def _demo_user(*, chrome: bool) -> User:
     # streamlit.config.get_option is st.get_option looked up at call time (tests patch it).
-    reason = access.unsafe_bind_reason(st_config.get_option("server.address"), auth_configured=False)
+    reason = serving.unsafe_bind_reason(st_config.get_option("server.address"), auth_configured=False)
     if reason:
         st.error(reason, icon=":material/block:")
         st.stop()

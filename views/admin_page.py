@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from catalog import access
+from catalog import access, role_bindings
 from ui.auth import page_user, require_or_stop
 from ui.db import conn
 from ui.tables import shown
@@ -18,11 +18,11 @@ bindings_tab, matrix_tab = st.tabs(["Role bindings", "Permission matrix"])
 
 with bindings_tab:
     st.caption("A user holds every role bound to their email and to any group in their login "
-               f"token; with none bound they get **{access.default_role() or 'no access'}**. "
+               f"token; with none bound they get **{role_bindings.default_role() or 'no access'}**. "
                "Every change is in the audit trail.")
     with st.form("grant_form", clear_on_submit=True):
         kind_col, subject_col, role_col = st.columns([1, 3, 2])
-        kind = kind_col.selectbox("By", access.SUBJECT_KINDS, key="grant_kind",
+        kind = kind_col.selectbox("By", role_bindings.SUBJECT_KINDS, key="grant_kind",
                                  help="email: applies only when the provider verified it; "
                                       "sub: the provider's account id; group: a groups-claim value")
         subject = subject_col.text_input("Email, group or sub", key="grant_subject")
@@ -31,7 +31,7 @@ with bindings_tab:
         if st.form_submit_button("Grant role", type="primary", key="grant_submit"):
             try:
                 with conn() as con:
-                    changed = access.grant(con, user=user, kind=kind, subject=subject, role=role)
+                    changed = role_bindings.grant(con, user=user, kind=kind, subject=subject, role=role)
             except (access.PermissionDenied, ValueError) as exc:
                 st.error(md(exc))
             else:
@@ -41,7 +41,7 @@ with bindings_tab:
                     st.info(f"{kind} {md(subject.strip())} already holds {role}.")
 
     with conn() as con:
-        bindings = access.list_bindings(con)
+        bindings = role_bindings.list_bindings(con)
     if bindings.empty:
         st.info("No role bindings yet: everyone who logs in gets the default role.")
     else:
@@ -54,7 +54,7 @@ with bindings_tab:
             row = bindings.iloc[picked]
             try:
                 with conn() as con:
-                    access.revoke(con, user=user, kind=row.subject_kind, subject=row.subject,
+                    role_bindings.revoke(con, user=user, kind=row.subject_kind, subject=row.subject,
                                   role=row.role)
             except (access.PermissionDenied, ValueError) as exc:
                 st.error(md(exc))

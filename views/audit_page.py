@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from catalog import access, audit
+from catalog import access, audit_query, audit_verify
 from ui.auth import page_user
 from ui.db import conn
 from ui.text import md
@@ -20,14 +20,14 @@ anchor_text = st.text_input("Anchor (optional)", key="audit_anchor",
                             placeholder='{"seq": 120, "hash": "…", "at": "…"} from `python -m catalog audit anchor`',
                             help="A head kept outside the DB: proves no row up to it was removed.")
 try:
-    anchor = audit.parse_anchor(anchor_text) if anchor_text.strip() else None
+    anchor = audit_verify.parse_anchor(anchor_text) if anchor_text.strip() else None
 except ValueError as exc:
     st.warning(f"Anchor ignored: {md(exc)}")
     anchor = None
 
 with conn() as con:
-    chain = audit.verify(con, expect_head=anchor)
-    choices = audit.distinct_values(con) if chain.kind != "schema" else {"actors": [], "actions": []}
+    chain = audit_verify.verify(con, expect_head=anchor)
+    choices = audit_query.distinct_values(con) if chain.kind != "schema" else {"actors": [], "actions": []}
 
 # summary() says what was checked: "chain intact up to seq N, anchored at …" or "no anchor given".
 if chain.ok:
@@ -52,7 +52,7 @@ filters = {
 }
 
 with conn() as con:
-    rows = audit.query(con, **filters, limit=5000)
+    rows = audit_query.query(con, **filters, limit=5000)
 
 st.markdown(f"**{len(rows)} rows**" + (" (newest 5000 shown)" if len(rows) == 5000 else ""))
 st.dataframe(
@@ -70,7 +70,7 @@ if access.can(user, "export_evidence"):
     def _export() -> bytes:
         # Runs when the button is clicked, so the export row records a real download.
         with conn() as export_con:
-            return audit.export_csv(export_con, requested_by=user, **filters)
+            return audit_query.export_csv(export_con, requested_by=user, **filters)
 
     st.download_button("Export CSV (audited)", data=_export, icon=":material/download:", file_name="meshgov-audit.csv",
                        mime="text/csv", key="audit_export", on_click="ignore",

@@ -2,7 +2,7 @@
 
 Layout only: coverage and violations come from checks.consent (the latest consent results
 and the consent records the contracts name); the drill-down masks user keys and PII by role
-in checks.consent.violation_rows (a reveal is audited). Data strings are shown in tables or
+in checks.consent_reports.violation_rows (a reveal is audited). Data strings are shown in tables or
 as plain text, never as markdown.
 """
 
@@ -14,7 +14,7 @@ import streamlit as st
 
 from catalog import access
 from catalog.store import StoreError
-from checks import consent
+from checks import consent_reports
 from ui.auth import page_user
 from ui.db import conn, db_path
 from ui.tables import shown
@@ -27,18 +27,18 @@ _REVEAL_KEY = "consent_reveal"
 @st.cache_data(ttl=10, show_spinner=False)
 def _coverage(db: str) -> pd.DataFrame:
     with conn(db) as con:
-        return consent.coverage_by_product(con)
+        return consent_reports.coverage_by_product(con)
 
 
 @st.cache_data(ttl=10, show_spinner=False)
 def _history(db: str) -> pd.DataFrame:
     with conn(db) as con:
-        return consent.coverage_history(con)
+        return consent_reports.coverage_history(con)
 
 
 @st.cache_data(ttl=60, show_spinner=False)
 def _source_trend(db: str) -> pd.DataFrame:
-    return consent.source_trend(db)
+    return consent_reports.source_trend(db)
 
 
 def headline(coverage: pd.DataFrame) -> None:
@@ -119,7 +119,7 @@ def drill_down(db: str, picked: tuple[str, str, str], user: access.User, *, reve
     """The uses without consent of one output and purpose (a plain function: testable)."""
     product_id, dataset, purpose = picked
     try:
-        rows = consent.violation_rows(db, product_id=product_id, dataset=dataset, purpose=purpose,
+        rows = consent_reports.violation_rows(db, product_id=product_id, dataset=dataset, purpose=purpose,
                                       user=user, reveal=reveal)
     except (ValueError, StoreError) as exc:
         st.warning("Cannot show the users of this output:", icon=":material/warning:")

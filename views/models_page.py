@@ -16,7 +16,7 @@ if _ROOT not in sys.path[:1]:
 import pandas as pd  # noqa: E402 - after the sys.path fix
 import streamlit as st  # noqa: E402 - after the sys.path fix
 
-from catalog import modelcards  # noqa: E402 - after the sys.path fix
+from catalog import model_queries, modelcards  # noqa: E402 - after the sys.path fix
 from catalog.store import StoreError  # noqa: E402 - after the sys.path fix
 from checks import model_checks  # noqa: E402 - after the sys.path fix
 from ui.auth import page_user  # noqa: E402 - after the sys.path fix
@@ -32,16 +32,16 @@ SECTION_LABELS = {key: text for key, (text, _pattern) in modelcards.REQUIRED_SEC
 @st.cache_data(ttl=5, show_spinner=False)
 def _models(db: str) -> pd.DataFrame:
     with conn(db) as con:
-        return modelcards.list_models(con)
+        return model_queries.list_models(con)
 
 
 @st.cache_data(ttl=5, show_spinner=False)
 def _detail(db: str, model_id: str) -> dict:
     with conn(db) as con:
-        return {"card": modelcards.latest_card(con, model_id),
-                "revisions": modelcards.card_revisions(con, model_id),
-                "evals": modelcards.eval_results(con, model_id),
-                "products": modelcards.linked_products(con, model_id),
+        return {"card": model_queries.latest_card(con, model_id),
+                "revisions": model_queries.card_revisions(con, model_id),
+                "evals": model_queries.eval_results(con, model_id),
+                "products": model_queries.linked_products(con, model_id),
                 "findings": model_checks.card_findings(con, model_id)}
 
 
@@ -68,7 +68,7 @@ def card_tab(card: dict | None) -> None:
     st.caption("The card as its authors wrote it. Raw HTML is shown as text, images are not loaded, "
                "only http(s) links are kept.")
     with st.container(border=True):
-        st.markdown(safe_markdown(modelcards.card_body(card["raw_text"])))
+        st.markdown(safe_markdown(model_queries.card_body(card["raw_text"])))
     with st.expander("Card metadata (YAML front matter)"):
         st.json(card["metadata"], expanded=False)
 
