@@ -24,6 +24,7 @@ from pydantic import ValidationError
 
 from catalog.masking import is_pii
 from catalog.settings import odcs_schema_dirs
+from catalog.yaml_tree import MemoisedScalarTags, NotBuilt, build_unshared
 
 SUPPORTED_VERSIONS = ("v3.0.0", "v3.0.1", "v3.0.2", "v3.1.0", "v3.2.0")
 # The official file names per version; v3.2.0 is also bundled with the ODCS package.
@@ -48,7 +49,7 @@ MAX_YAML_DEPTH = 64
 MAX_ALIAS_EXPANSION = 100_000
 
 
-class _StringDatesLoader(_SafeLoader):
+class _StringDatesLoader(MemoisedScalarTags, _SafeLoader):
     """SafeLoader that keeps `2022-10-03` a string: the JSON Schemas expect strings."""
 
 
@@ -136,6 +137,11 @@ def load_yaml(text: str) -> Any:
             raise
         if node is None:
             return None
+        if small and "&" not in text:  # no anchor, so no alias: see catalog.yaml_tree
+            try:
+                return build_unshared(loader, node, MAX_YAML_DEPTH)
+            except NotBuilt:
+                pass  # the checked path below builds it or words the refusal
         if small and not _plain_structure(node):
             _checked_events(text)  # words the refusal (line, anchor) as the event check does
             raise ContractError("YAML structure refused (nesting, aliases or cycles over the limits)")
