@@ -77,14 +77,19 @@ class MemoisedScalarTags:
         cls._scalar_tags = {}  # each loader class has its own implicit resolvers
 
     def resolve(self, kind, value, implicit):
-        if kind is not ScalarNode or self.yaml_path_resolvers or len(value) > _MEMO_TEXT_LIMIT:
-            return super().resolve(kind, value, implicit)
-        memo = self._scalar_tags
-        key = (value, implicit)
-        tag = memo.get(key)
-        if tag is None:
-            tag = super().resolve(kind, value, implicit)
-            if len(memo) >= _MEMO_ENTRIES:
-                memo.clear()
-            memo[key] = tag
-        return tag
+        if kind is ScalarNode and len(value) <= _MEMO_TEXT_LIMIT and not self.yaml_path_resolvers:
+            key = (value, implicit)
+            memo = self._scalar_tags
+            tag = memo.get(key)
+            if tag is None:
+                tag = super().resolve(kind, value, implicit)
+                if len(memo) >= _MEMO_ENTRIES:
+                    memo.clear()
+                memo[key] = tag
+            return tag
+        # Maps and sequences: the default tag, as BaseResolver gives it without path resolvers.
+        if kind is MappingNode and not self.yaml_path_resolvers:
+            return self.DEFAULT_MAPPING_TAG
+        if kind is SequenceNode and not self.yaml_path_resolvers:
+            return self.DEFAULT_SEQUENCE_TAG
+        return super().resolve(kind, value, implicit)
