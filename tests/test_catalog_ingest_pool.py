@@ -103,3 +103,28 @@ def test_the_pooled_files_are_checked_in_other_processes(tmp_path, monkeypatch):
     assert all(o is not None for o in outcomes), "every .yaml/.yml file is checked by a worker"
     assert sum(isinstance(o, ingest.CheckedContract) for o in outcomes) == 16, \
         "the workers' outcomes: the 16 loadable, valid documents come back checked"
+
+
+def test_official_fixtures_have_the_same_outcome_through_the_workers(shared_fixtures, monkeypatch):
+    """The 18 official examples (3 with the warning naming v3.1.0) and 28 negative tests,
+    checked by workers and parsed by the parent, as `ingest_paths` does in a bulk load."""
+    from catalog import ingest
+
+    files = sorted(p for p in (shared_fixtures / "odcs").iterdir() if p.is_file())
+    monkeypatch.setattr(ingest_pool, "POOL_MIN_FILES", 1)
+    with ingest_pool.checked_in_workers(files, workers=2) as take:
+        pooled = [ingest._parsed(take(f)) for f in files]
+    alone = [ingest._parsed(ingest.check_contract_file(f)) for f in files]
+
+    def summary(outcomes):
+        prepared = [o for o in outcomes if isinstance(o, ingest.PreparedContract)]
+        return {"accepted": [(p.source, p.content_hash, p.validation.validated_against) for p in prepared],
+                "warned": [(p.source, p.validation.warnings) for p in prepared if p.validation.warnings],
+                "rejected": [(r.file, r.reason) for o in outcomes if isinstance(o, ingest.IngestReport)
+                             for r in o.rejected]}
+
+    got = summary(pooled)
+    assert (len(got["accepted"]), len(got["warned"]), len(got["rejected"])) == (18, 3, 28), \
+        f"18 accepted (3 warned), 28 rejected: {got['rejected']}"
+    assert all("v3.1.0" in w for _, warnings in got["warned"] for w in warnings), got["warned"]
+    assert got == summary(alone), "workers and the parent alone must agree on every official file"
