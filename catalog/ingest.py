@@ -88,7 +88,8 @@ def ingest_paths(con: duckdb.DuckDBPyConnection, paths: Iterable[str | Path], *,
             report.warnings += _same_id_in_batch(one, stored_in_batch)
         queue.clear()
 
-    with ingest_pool.checked_in_workers(files, workers=workers if bulk else 0) as checked_by_worker:
+    with ingest_pool.checked_in_workers(files, check=check_contract_file, suffixes=CONTRACT_SUFFIXES,
+                                        workers=workers if bulk else 0) as checked_by_worker:
         for path in files:
             checked = checked_by_worker(path)
             prepared = (prepare_file(con, path, user=user, index=not bulk) if checked is None

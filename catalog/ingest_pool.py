@@ -4,7 +4,7 @@ Loading YAML and validating it is ~80% of a contract's ingest CPU and needs no s
 a large folder (`ingest_paths(bulk=True)`, as `seed --products N` does) worker processes do
 it while the parent parses, writes and indexes, in the files' order. The outcome per file
 is the one the parent would reach alone: the workers run `ingest.check_contract_file`, the
-same steps and messages. Workers are spawned (not forked: the parent holds DuckDB and
+same steps and messages (ingest passes it in: this module does not import ingest). Workers are spawned (not forked: the parent holds DuckDB and
 other threads), so they start with fresh imports (~2 s CPU each); below POOL_MIN_FILES
 files that costs more than it saves and the parent works alone.
 
@@ -45,10 +45,8 @@ def worker_count() -> int:
         return os.cpu_count() or 1
 
 
-def _check_chunk(paths: list[str]) -> list[Outcome]:
-    from catalog import ingest
-
-    return [ingest.check_contract_file(Path(p)) for p in paths]
+def _check_chunk(check: Callable[[Path], Outcome], paths: list[str]) -> list[Outcome]:
+    return [check(Path(p)) for p in paths]
 
 
 def _pooled(paths: list[Path]) -> bool:
@@ -56,20 +54,20 @@ def _pooled(paths: list[Path]) -> bool:
 
 
 @contextlib.contextmanager
-def checked_in_workers(files: list[Path], *, workers: int | None = None) -> Iterator[Callable[[Path], Outcome | None]]:
-    """Yields `take(path)`: the worker's outcome for each pooled file, asked in the files'
-    order, or None for a file the parent must prepare itself (not a contract suffix, or no
-    pool for this batch)."""
-    from catalog.ingest import CONTRACT_SUFFIXES
-
-    pooled = [f for f in files if f.suffix.lower() in CONTRACT_SUFFIXES]
+def checked_in_workers(files: list[Path], *, check: Callable[[Path], Outcome], suffixes: set[str],
+                       workers: int | None = None) -> Iterator[Callable[[Path], Outcome | None]]:
+    """Yields `take(path)`: `check(path)` as a worker ran it, for each file with one of
+    `suffixes`, asked in the files' order; None for a file the parent must prepare itself
+    (another suffix, or no pool for this batch). `check` is sent by reference: a module-level
+    function (ingest.check_contract_file)."""
+    pooled = [f for f in files if f.suffix.lower() in suffixes]
     workers = worker_count() if workers is None else workers
     if workers < 2 or not _pooled(pooled):
         yield lambda path: None
         return
     wanted = set(pooled)
     with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        outcomes = _in_order(pool, [str(p) for p in pooled])
+        outcomes = _in_order(pool, check, [str(p) for p in pooled])
 
         def take(path: Path) -> Outcome | None:
             return next(outcomes) if path in wanted else None
@@ -80,13 +78,13 @@ def checked_in_workers(files: list[Path], *, workers: int | None = None) -> Iter
             outcomes.close()  # cancels what is still queued
 
 
-def _in_order(pool: ProcessPoolExecutor, paths: list[str]) -> Iterator[Outcome]:
+def _in_order(pool: ProcessPoolExecutor, check: Callable[[Path], Outcome], paths: list[str]) -> Iterator[Outcome]:
     chunks = iter([paths[i:i + CHUNK_FILES] for i in range(0, len(paths), CHUNK_FILES)])
     pending: deque[tuple[list[str], Future]] = deque()
     broken = False
 
     def submit(chunk: list[str]) -> None:
-        pending.append((chunk, pool.submit(_check_chunk, chunk)))
+        pending.append((chunk, pool.submit(_check_chunk, check, chunk)))
 
     for chunk in islice(chunks, CHUNKS_IN_FLIGHT):
         submit(chunk)
@@ -94,10 +92,10 @@ def _in_order(pool: ProcessPoolExecutor, paths: list[str]) -> Iterator[Outcome]:
         while pending:
             chunk, future = pending.popleft()
             try:
-                results = future.result() if not broken else _check_chunk(chunk)
+                results = future.result() if not broken else _check_chunk(check, chunk)
             except Exception:  # noqa: BLE001 - a broken pool (worker killed): the parent goes on alone
                 broken = True
-                results = _check_chunk(chunk)
+                results = _check_chunk(check, chunk)
             if not broken:
                 following = next(chunks, None)
                 if following is not None:

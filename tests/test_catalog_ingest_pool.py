@@ -4,6 +4,7 @@ order, and the same rows in the store."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -74,9 +75,13 @@ def test_workers_reach_the_same_outcome_as_the_parent_alone(tmp_path, monkeypatc
     assert stored[2] == stored[0], "workers must leave the same rows in the store"
 
 
+def _never(path: Path):
+    raise AssertionError(f"{path} must not be checked")
+
+
 def test_small_or_non_bulk_loads_use_no_workers(tmp_path):
     files = [tmp_path / f"{i}.yaml" for i in range(5)]
-    with ingest_pool.checked_in_workers(files, workers=2) as take:
+    with ingest_pool.checked_in_workers(files, check=_never, suffixes={".yaml"}, workers=2) as take:
         assert all(take(f) is None for f in files), "below POOL_MIN_FILES the parent prepares every file"
 
 
@@ -86,22 +91,25 @@ def test_worker_count_follows_the_environment(monkeypatch, raw, expected):
     assert ingest_pool.worker_count() == expected
 
 
+def checked_with_pid(path: Path):
+    """The worker's check, with the process it ran in (module level: sent by reference)."""
+    from catalog.ingest import check_contract_file
+
+    return os.getpid(), check_contract_file(path)
+
+
 def test_the_pooled_files_are_checked_in_other_processes(tmp_path, monkeypatch):
-    """The parent's own checker is made to fail: the outcomes can only come from the workers."""
     from catalog import ingest
 
     folder = _folder(tmp_path)
     files = sorted(folder.iterdir())
-
-    def parent_must_not_check(path):
-        raise AssertionError(f"the parent checked {path} itself")
-
     monkeypatch.setattr(ingest_pool, "POOL_MIN_FILES", 1)
-    monkeypatch.setattr(ingest, "check_contract_file", parent_must_not_check)
-    with ingest_pool.checked_in_workers(files, workers=2) as take:
+    with ingest_pool.checked_in_workers(files, check=checked_with_pid, suffixes=ingest.CONTRACT_SUFFIXES,
+                                        workers=2) as take:
         outcomes = [take(f) for f in files]
     assert all(o is not None for o in outcomes), "every .yaml/.yml file is checked by a worker"
-    assert sum(isinstance(o, ingest.CheckedContract) for o in outcomes) == 16, \
+    assert os.getpid() not in {pid for pid, _ in outcomes}, "the parent must not check the pooled files itself"
+    assert sum(isinstance(o, ingest.CheckedContract) for _, o in outcomes) == 16, \
         "the workers' outcomes: the 16 loadable, valid documents come back checked"
 
 
@@ -112,7 +120,8 @@ def test_official_fixtures_have_the_same_outcome_through_the_workers(shared_fixt
 
     files = sorted(p for p in (shared_fixtures / "odcs").iterdir() if p.is_file())
     monkeypatch.setattr(ingest_pool, "POOL_MIN_FILES", 1)
-    with ingest_pool.checked_in_workers(files, workers=2) as take:
+    with ingest_pool.checked_in_workers(files, check=ingest.check_contract_file, suffixes=ingest.CONTRACT_SUFFIXES,
+                                        workers=2) as take:
         pooled = [ingest._parsed(take(f)) for f in files]
     alone = [ingest._parsed(ingest.check_contract_file(f)) for f in files]
 
