@@ -10,9 +10,11 @@ first `--baseline-events` of them are stored the way ingest did before batching 
 then store_event: one transaction per event) for the ratio. Goal: >= 2,000 events/s, the bad
 event quarantined, every other event stored.
 
-Contracts: `--contracts` synthetic contracts (sample_data.synthetic) ingested with
-`ingest_paths(bulk=True)` as `seed --products N` does, batched, then the same files into a
-second store with BATCH_FILES = 1 (one transaction per file), same run. Goal (issue 15):
+Contracts: `--contracts` synthetic contracts (sample_data.synthetic) written, then ingested
+with `ingest_paths(bulk=True)` as `seed --products N` does (batched, with worker processes
+when there are >= 1,000 files), the same without workers, and the first
+`--baseline-contracts` of them one transaction per file (BATCH_FILES = 1), same run; then
+the CPU of each store-free step per contract, in this process. Goal (issue 15):
 `seed --products 10000` in < 60 s. Wall and CPU seconds are both printed: on a shared,
 loaded machine the CPU time is the steadier figure.
 """
@@ -28,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from catalog import ingest, openlineage, store  # noqa: E402
+from catalog import ingest, ingest_pool, openlineage, store  # noqa: E402
 from sample_data import synthetic  # noqa: E402
 
 GOAL_EVENTS_PER_S = 2_000
@@ -75,23 +77,60 @@ def bench_events(folder: Path, n: int, baseline_n: int) -> bool:
     return ok
 
 
-def bench_contracts(folder: Path, n: int) -> None:
+def _cpu_with_children() -> float:
+    """CPU of this process and of its finished children (the bulk ingest's worker processes)."""
+    usage = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+    return sum(u.ru_utime + u.ru_stime for u in usage)
+
+
+def _stages(files: list[Path]) -> dict[str, float]:
+    """CPU ms per contract of each store-free step of ingest, in this process, on `files`."""
+    from catalog import odcs
+
+    texts, docs, checked = [], [], []
+    steps = {
+        "read": lambda f: texts.append(ingest.read_text(f)),
+        "load YAML": lambda i: docs.append(odcs.load_yaml(texts[i])),
+        "validate": lambda i: checked.append(odcs.validate(docs[i])),
+        "parse (model)": lambda i: ingest.parse_checked(
+            ingest.CheckedContract(str(files[i]), texts[i], docs[i], checked[i])),
+    }
+    spent = {}
+    for name, step in steps.items():
+        started = time.process_time()
+        for i, f in enumerate(files):
+            step(f if name == "read" else i)
+        spent[name] = (time.process_time() - started) / len(files) * 1000
+    return spent
+
+
+def bench_contracts(folder: Path, n: int, baseline_n: int) -> None:
     made = synthetic.products(n)
     (files, write_wall, write_cpu) = _timed(lambda: synthetic.write_all(folder / "contracts", made))
-    print(f"Contracts: {n:,} synthetic contracts written in {write_wall:.1f} s wall / {write_cpu:.1f} s CPU")
+    print(f"Contracts: {n:,} synthetic contracts written in {write_wall:.1f} s wall / {write_cpu:.1f} s CPU "
+          f"({write_cpu / n * 1000:.2f} ms CPU each)")
     results = {}
-    for mode, batch in (("batched", ingest.BATCH_FILES), ("per file", 1)):
+    workers = ingest_pool.worker_count()
+    modes = ((f"batched, {workers} workers", ingest.BATCH_FILES, None, files),
+             ("batched, no workers", ingest.BATCH_FILES, 0, files),
+             ("per file", 1, 0, files[:baseline_n]))
+    for mode, batch, n_workers, some in modes:
         ingest.BATCH_FILES = batch
-        with store.connect(folder / f"{mode.replace(' ', '-')}.duckdb") as con:
-            report, wall, cpu = _timed(lambda: ingest.ingest_paths(con, files, bulk=True, actor="bench"))
+        with store.connect(folder / f"{len(results)}.duckdb") as con:
+            wall, cpu = time.perf_counter(), _cpu_with_children()
+            report = ingest.ingest_paths(con, some, bulk=True, actor="bench", workers=n_workers)
+            wall, cpu = time.perf_counter() - wall, _cpu_with_children() - cpu
         assert not report.rejected, report.rejected[:3]
-        results[mode] = (wall, cpu)
-        print(f"  {mode:<9} {wall:6.1f} s wall ({wall / n * 1000:5.1f} ms/contract), "
-              f"{cpu:6.1f} s CPU ({cpu / n * 1000:5.1f} ms/contract)")
+        results[mode] = (wall / len(some) * 1000, cpu / len(some) * 1000)
+        print(f"  {mode:<22} {len(some):6,} files {wall:6.1f} s wall ({results[mode][0]:5.1f} ms/contract), "
+              f"{cpu:6.1f} s CPU ({results[mode][1]:5.1f} ms/contract, workers included)")
     ingest.BATCH_FILES = 500
-    (bw, bc), (sw, sc) = results["batched"], results["per file"]
-    print(f"  batched / per file: {bw / sw:.2f}x wall, {bc / sc:.2f}x CPU; baseline (issue 15) "
-          f"{BASELINE_MS_PER_CONTRACT} ms/contract; goal: 10k in < 60 s = < 6 ms/contract all in")
+    stages = _stages(files[:min(n, 500)])
+    alone_cpu = results["batched, no workers"][1]
+    print(f"  CPU per contract, parent alone: write YAML {write_cpu / n * 1000:.2f} | "
+          + " | ".join(f"{k} {v:.2f}" for k, v in stages.items())
+          + f" | store + search index + audit (the rest) {alone_cpu - sum(stages.values()):.2f} ms")
+    print(f"  baseline (issue 15) {BASELINE_MS_PER_CONTRACT} ms/contract; goal: 10k in < 60 s = < 6 ms/contract all in")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -99,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--baseline-events", type=int, default=300)
     parser.add_argument("--contracts", type=int, default=2_000)
+    parser.add_argument("--baseline-contracts", type=int, default=200,
+                        help="files stored one transaction each, for the ratio (slow: ~80 ms CPU each)")
     parser.add_argument("--skip-events", action="store_true")
     parser.add_argument("--skip-contracts", action="store_true")
     args = parser.parse_args(argv)
@@ -107,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.skip_events:
             ok = bench_events(Path(tmp), args.events, args.baseline_events)
         if not args.skip_contracts:
-            bench_contracts(Path(tmp), args.contracts)
+            bench_contracts(Path(tmp), args.contracts, args.baseline_contracts)
     return 0 if ok else 1
 
 

@@ -296,9 +296,10 @@ def record_many(con: duckdb.DuckDBPyConnection, *, actor: Actor | str, action: s
     def append() -> None:
         with _APPEND_LOCK, own_transaction(con):
             _ensure_keyed(con, key)
+            # fetchall, not fetchone: an unfinished result would block registering the rows
             last = con.execute("SELECT seq, hash FROM audit_log "
-                               "WHERE seq = (SELECT max(seq) FROM audit_log)").fetchone()
-            seq, prev_hash = (last[0], last[1]) if last else (0, GENESIS)
+                               "WHERE seq = (SELECT max(seq) FROM audit_log)").fetchall()
+            seq, prev_hash = (last[0][0], last[0][1]) if last else (0, GENESIS)
             logged_at = datetime.now(UTC).replace(tzinfo=None)
             rows = []
             for target, before_text, after_text in texts:
@@ -307,12 +308,22 @@ def record_many(con: duckdb.DuckDBPyConnection, *, actor: Actor | str, action: s
                                   target=target, before=before_text, after=after_text, prev_hash=prev_hash)
                 rows.append([seq, logged_at, who, via, action, target, before_text, after_text, prev_hash, digest])
                 prev_hash = digest
-            for start in range(0, len(rows), 1000):
-                chunk = rows[start:start + 1000]
-                con.execute("INSERT INTO audit_log VALUES " + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(chunk)),
-                            [value for row in chunk for value in row])
+            _insert_audit_rows(con, rows)
 
     retry_write(con, append)
+
+
+def _insert_audit_rows(con, rows: list[list]) -> None:
+    """All rows in one INSERT from an Arrow table: a VALUES list of 10 parameters a row cost
+    ~0.3 ms CPU a row to bind (a bulk ingest appends one row per contract)."""
+    import pyarrow as pa
+
+    name = f"_audit_rows_{threading.get_ident()}"
+    con.register(name, pa.table({f"c{i}": pa.array(list(values)) for i, values in enumerate(zip(*rows, strict=True))}))
+    try:
+        con.execute(f"INSERT INTO audit_log SELECT * FROM {name}")  # noqa: S608 - fixed name
+    finally:
+        con.unregister(name)
 
 
 def _append(con, key: bytes, who: str, via: str, action: str, target: str | None,

@@ -14,6 +14,16 @@ from catalog.versions import semver
 
 
 @dataclass
+class CheckedContract:
+    """A contract file loaded and validated, not yet parsed: what a bulk ingest's worker
+    process hands back (a plain document pickles ~5x cheaper than the parsed model)."""
+    source: str
+    text: str
+    document: Any
+    validation: odcs.Validation
+
+
+@dataclass
 class PreparedContract:
     """A contract file read, validated and parsed, not yet written (see store_contracts)."""
     source: str

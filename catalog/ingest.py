@@ -18,6 +18,7 @@ from catalog import access, audit, odcs, search
 from catalog.contract_rows import (
     DETAIL_TABLES,  # noqa: F401 - read by ingest_batch through here before; kept importable
     PRODUCT_UPSERT,  # noqa: F401
+    CheckedContract,
     PreparedContract,
     _first_schema_description,
     _older_version_warning,
@@ -63,14 +64,18 @@ BATCH_FILES = 500
 
 
 def ingest_paths(con: duckdb.DuckDBPyConnection, paths: Iterable[str | Path], *, actor: str | None = None,
-                 user: access.User | None = None, bulk: bool = False) -> IngestReport:
+                 user: access.User | None = None, bulk: bool = False, workers: int | None = None) -> IngestReport:
     """Each file has its own outcome (a rejected file writes nothing), but the writes of the
     accepted contracts are batched: up to BATCH_FILES contracts share one transaction, and
     the search index is refreshed once per batch. Should a batch fail to write, it is rolled
     back and its files stored one transaction each, so one bad write costs only its file.
 
     `bulk`: for loads of thousands of contracts, rebuild the search index once at the end
-    instead of per batch; until then the new products are not searchable."""
+    instead of per batch; until then the new products are not searchable. A bulk load of at
+    least ingest_pool.POOL_MIN_FILES contract files is also read, loaded and validated in
+    `workers` processes (default: one per core; 0 or 1: none) while this one writes."""
+    from catalog import ingest_pool
+
     user = _acting(user, actor)
     files, missing = expand_paths(paths)
     report = IngestReport(rejected=missing)
@@ -83,21 +88,37 @@ def ingest_paths(con: duckdb.DuckDBPyConnection, paths: Iterable[str | Path], *,
             report.warnings += _same_id_in_batch(one, stored_in_batch)
         queue.clear()
 
-    for path in files:
-        prepared = prepare_file(con, path, user=user, index=not bulk)
-        if isinstance(prepared, PreparedContract):
-            queue.append(prepared)
-            if len(queue) >= BATCH_FILES:
-                flush()
-            continue
-        flush()  # files keep their order: a lineage file may name what the contracts before it declared
-        report.extend(prepared)
-        report.warnings += _same_id_in_batch(prepared, stored_in_batch)
+    with ingest_pool.checked_in_workers(files, check=check_contract_file, suffixes=CONTRACT_SUFFIXES,
+                                        workers=workers if bulk else 0) as checked_by_worker:
+        for path in files:
+            checked = checked_by_worker(path)
+            prepared = (prepare_file(con, path, user=user, index=not bulk) if checked is None
+                        else _parsed(checked))
+            if isinstance(prepared, PreparedContract):
+                queue.append(prepared)
+                if len(queue) >= BATCH_FILES:
+                    flush()
+                continue
+            flush()  # files keep their order: a lineage file may name what the contracts before it declared
+            report.extend(prepared)
+            report.warnings += _same_id_in_batch(prepared, stored_in_batch)
     flush()
     if bulk and report.accepted:
         with transaction(con):
             search.reindex(con)
     return report
+
+
+def _parsed(checked: IngestReport | CheckedContract) -> IngestReport | PreparedContract:
+    """A worker's outcome, parsed here (the model is not sent between processes)."""
+    if isinstance(checked, IngestReport):
+        return checked
+    try:
+        return parse_checked(checked)
+    except odcs.ContractError as exc:
+        return IngestReport(rejected=[Rejected(checked.source, str(exc))])
+    except Exception as exc:  # noqa: BLE001 - as prepare_file: a bug must not stop the batch
+        return _internal_error(checked.source, exc)
 
 
 def _same_id_in_batch(one: IngestReport, stored_in_batch: dict[str, Accepted]) -> list[Warning_]:
@@ -150,19 +171,9 @@ def _ingest_file(con: duckdb.DuckDBPyConnection, path: Path, *, user: access.Use
                  index: bool = True) -> IngestReport | PreparedContract:
     report = IngestReport()
     name = str(path)
-    too_big = _over_size_limit(path)
-    if too_big:
-        report.rejected.append(Rejected(name, too_big))
-        return report
-    try:
-        raw = path.read_bytes()
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        report.rejected.append(Rejected(name, f"not UTF-8 text (byte {exc.start}): not a contract or event file"))
-        return report
-    except OSError as exc:
-        report.rejected.append(Rejected(name, f"cannot read: {exc.strerror}"))
-        return report
+    text = read_text(path)
+    if isinstance(text, IngestReport):
+        return text
     suffix = path.suffix.lower()
     if suffix in LINEAGE_SUFFIXES and _looks_like_lineage(text):
         from catalog import openlineage  # lineage ingest lives with the lineage graph
@@ -184,6 +195,36 @@ def _ingest_file(con: duckdb.DuckDBPyConnection, path: Path, *, user: access.Use
     except odcs.ContractError as exc:
         report.rejected.append(Rejected(name, str(exc)))
         return report
+
+
+def read_text(path: Path) -> str | IngestReport:
+    """The file's text, or the report rejecting it (too big, unreadable, not UTF-8)."""
+    name = str(path)
+    too_big = _over_size_limit(path)
+    if too_big:
+        return IngestReport(rejected=[Rejected(name, too_big)])
+    try:
+        return path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        return IngestReport(rejected=[Rejected(name, f"not UTF-8 text (byte {exc.start}): not a contract or event file")])
+    except OSError as exc:
+        return IngestReport(rejected=[Rejected(name, f"cannot read: {exc.strerror}")])
+
+
+def check_contract_file(path: Path) -> IngestReport | CheckedContract:
+    """A .yaml/.yml contract file read, loaded and validated, with no store at hand (what a
+    bulk ingest's worker processes do, see catalog.ingest_pool); its report when rejected.
+    Same steps and messages as `prepare_file` for such a file. Never raises for a bad file."""
+    try:
+        text = read_text(path)
+        if isinstance(text, IngestReport):
+            return text
+        try:
+            return check_contract_text(text, source=str(path))
+        except odcs.ContractError as exc:
+            return IngestReport(rejected=[Rejected(str(path), str(exc))])
+    except Exception as exc:  # noqa: BLE001 - a bug must not stop the batch
+        return _internal_error(str(path), exc)
 
 
 def _over_size_limit(path: Path) -> str | None:
@@ -239,6 +280,11 @@ def ingest_contract_text(con: duckdb.DuckDBPyConnection, text: str, *, source: s
 
 def prepare_contract_text(text: str, *, source: str) -> PreparedContract:
     """Load, validate and parse one contract (no database work); raise ContractError on fault."""
+    return parse_checked(check_contract_text(text, source=source))
+
+
+def check_contract_text(text: str, *, source: str) -> CheckedContract:
+    """Load and validate one contract (the costly, store-free part of preparing it)."""
     try:
         document = odcs.load_yaml(text)
     except yaml.YAMLError as exc:
@@ -246,10 +292,15 @@ def prepare_contract_text(text: str, *, source: str) -> PreparedContract:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise odcs.ContractError(f"not valid YAML{where}: {getattr(exc, 'problem', None) or exc}") from exc
     validation = odcs.validate(document)
-    contract = odcs.parse(document)
+    return CheckedContract(source, text, document, validation)
+
+
+def parse_checked(checked: CheckedContract) -> PreparedContract:
+    """Parse a validated contract into the model; raise ContractError on fault."""
+    contract = odcs.parse(checked.document)
     product_id, product_name = odcs.product_identity(contract)
-    return PreparedContract(source, text, contract, validation, product_id, product_name,
-                            hashlib.sha256(text.encode()).hexdigest())
+    return PreparedContract(checked.source, checked.text, contract, checked.validation, product_id, product_name,
+                            hashlib.sha256(checked.text.encode()).hexdigest())
 
 
 def _store_prepared(con, prepared: PreparedContract, *, user: access.User,

@@ -11,6 +11,8 @@ from typing import Any
 
 import yaml
 
+from catalog.yaml_tree import MemoisedScalarTags, NotBuilt, build_unshared
+
 
 class YamlRefused(ValueError):
     """A YAML structure over the limits (nesting, alias expansion) or cyclic; the message
@@ -24,7 +26,7 @@ MAX_YAML_DEPTH = 64
 MAX_ALIAS_EXPANSION = 100_000
 
 
-class StringDatesLoader(_SafeLoader):
+class StringDatesLoader(MemoisedScalarTags, _SafeLoader):
     """SafeLoader that keeps `2022-10-03` a string: the JSON Schemas expect strings."""
 
 
@@ -112,6 +114,11 @@ def load(text: str) -> Any:
             raise
         if node is None:
             return None
+        if small and "&" not in text:  # no anchor, so no alias: see catalog.yaml_tree
+            try:
+                return build_unshared(loader, node, MAX_YAML_DEPTH)
+            except NotBuilt:
+                pass  # the checked path below builds it or words the refusal
         if small and not _plain_structure(node):
             _checked_events(text)  # words the refusal (line, anchor) as the event check does
             raise YamlRefused("YAML structure refused (nesting, aliases or cycles over the limits)")
