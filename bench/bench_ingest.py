@@ -62,7 +62,7 @@ def bench_events(folder: Path, n: int, baseline_n: int) -> bool:
     with store.connect(folder / "baseline.duckdb") as con:
         def one_by_one():
             for event in events:
-                raw = openlineage._canonical(event)
+                raw = openlineage.canonical(event)
                 openlineage.store_event(con, openlineage.check_event(event), raw_json=raw, source="b", actor="bench")
         _, b_wall, b_cpu = _timed(one_by_one)
     b_rate = baseline_n / b_wall

@@ -1,5 +1,5 @@
-"""Batched OpenLineage ingest (openlineage.store_events) leaves the rows that storing each
-event in its own transaction (openlineage.store_event) leaves, and keeps every event's own
+"""Batched OpenLineage ingest (openlineage.batch) leaves the rows that storing each
+event in its own transaction (openlineage.per_event) leaves, and keeps every event's own
 outcome: a bad event in the middle is quarantined with its reason, all the others land."""
 
 from __future__ import annotations
@@ -58,9 +58,9 @@ def _one_by_one(con, events: list[dict], source: str) -> None:
         try:
             parsed = openlineage.check_event(event)
         except openlineage.EventError as exc:
-            openlineage._quarantine(con, json.dumps(event), str(exc), source, index, "tester")
+            openlineage.quarantine_one(con, json.dumps(event), str(exc), source, index, "tester")
             continue
-        openlineage.store_event(con, parsed, raw_json=openlineage._canonical(event), source=source, actor="tester")
+        openlineage.store_event(con, parsed, raw_json=openlineage.canonical(event), source=source, actor="tester")
 
 
 @pytest.mark.parametrize("batch_events", [7, 2_000])
@@ -71,7 +71,7 @@ def test_batched_events_leave_the_rows_of_one_transaction_per_event(tmp_path, mo
     with store.connect(tmp_path / "reference.duckdb") as con:
         _one_by_one(con, events, source)
         expected = _rows(con)
-    monkeypatch.setattr(openlineage, "BATCH_EVENTS", batch_events)
+    monkeypatch.setattr(openlineage.file_ingest, "BATCH_EVENTS", batch_events)
     with store.connect(tmp_path / "batched.duckdb") as con:
         report = openlineage.ingest_text(con, text, source=source, actor="tester")
         got = _rows(con)
