@@ -5,7 +5,6 @@ statement per table."""
 from __future__ import annotations
 
 import hashlib
-import json
 from datetime import UTC, datetime
 
 import duckdb
@@ -70,14 +69,33 @@ def _semi_join(con, table: str, columns: list[str], keys: set[tuple], select: st
         return con.execute(f"SELECT {select} FROM {table} t SEMI JOIN {name} k ON {on}").fetchall()  # noqa: S608
 
 
+class _Stored:
+    """A job's or dataset's row while a batch is folded. Its facets stay the JSON text read
+    from the store until an event brings facets to merge: most events name datasets without
+    facets (inputs), and parsing then re-serialising unchanged facets was a third of a
+    backfill's fold."""
+    __slots__ = ("facets", "text", "last", "columns")
+
+    def __init__(self, facets: dict | None, text: str | None, last: datetime | None, columns: tuple = ()):
+        self.facets, self.text, self.last, self.columns = facets, text, last, columns
+
+    def merge(self, new: dict, event_time: datetime) -> None:
+        if new or self.text is None:
+            old = self.facets if self.facets is not None else self.text
+            self.facets = merge_facets(old, self.last, new, event_time)
+            self.text = None  # written from self.facets
+        self.last = max(event_time, self.last) if self.last else event_time
+
+
 class _Fold:
     """The lineage rows a batch of events touches, updated in memory event by event with the
-    rules of _upsert_job, _upsert_run, _upsert_datasets, _record_io, _record_column_lineage."""
+    rules of per_event (_upsert_job, _upsert_run, _upsert_datasets, _record_io,
+    _record_column_lineage)."""
 
     def __init__(self):
-        self.jobs: dict[tuple, tuple[dict | None, datetime | None]] = {}
+        self.jobs: dict[tuple, _Stored] = {}
         self.runs: dict[str, dict] = {}
-        self.datasets: dict[tuple, tuple[dict | None, datetime | None]] = {}
+        self.datasets: dict[tuple, _Stored] = {}
         self.io: dict[tuple, list] = {}
         self.dirty_jobs: set[tuple] = set()
         self.dirty_runs: set[str] = set()
@@ -93,18 +111,20 @@ class _Fold:
     def load(cls, con, events: list[Event]) -> _Fold:
         fold = cls()
         job_keys = {(e.job_namespace, e.job_name) for e in events if e.job_name is not None}
-        for ns, name, facets, last in _semi_join(con, "lineage_jobs", ["namespace", "name"], job_keys,
-                                                 "namespace, name, facets, last_event_time"):
-            fold.jobs[(ns, name)] = (json.loads(facets) if facets else None, last)
+        for ns, name, facets, last, *columns in _semi_join(
+                con, "lineage_jobs", ["namespace", "name"], job_keys,
+                "namespace, name, facets, last_event_time, description, job_type, sql_text, owners"):
+            fold.jobs[(ns, name)] = _Stored(None if facets else {}, facets or None, last, tuple(columns))
         run_ids = sorted({e.run_id for e in events if e.run_id is not None})
         if run_ids:
             for row in con.execute(f"SELECT {', '.join(_RUN_COLUMNS)} FROM lineage_runs "  # noqa: S608 - constants
                                    "WHERE run_id IN (SELECT unnest(?::TEXT[]))", [run_ids]).fetchall():
                 fold.runs[row[0]] = dict(zip(_RUN_COLUMNS, row, strict=True))
         dataset_keys = {(ds.namespace, ds.name) for e in events for ds in _datasets_of(e)}
-        for ns, name, facets, last in _semi_join(con, "lineage_datasets", ["namespace", "name"], dataset_keys,
-                                                 "namespace, name, facets, last_event_time"):
-            fold.datasets[(ns, name)] = (json.loads(facets) if facets else None, last)
+        for ns, name, facets, last, *columns in _semi_join(
+                con, "lineage_datasets", ["namespace", "name"], dataset_keys,
+                "namespace, name, facets, last_event_time, dataset_type, description, owners"):
+            fold.datasets[(ns, name)] = _Stored(None if facets else {}, facets or None, last, tuple(columns))
         io_keys = {(e.job_namespace, e.job_name, ds.namespace, ds.name, direction) for e in events
                    if e.job_name is not None
                    for direction, group in (("input", e.inputs), ("output", e.outputs)) for ds in group}
@@ -127,23 +147,26 @@ class _Fold:
         self._datasets(datasets, event.event_time)
         if event.job_name is not None:
             self._io(event)
+        edges = self.edges
         for row in column_lineage_rows(datasets, event):
             source_key = (row[3], row[4])
             if source_key not in self.datasets:  # as INSERT ... ON CONFLICT DO NOTHING
-                self.datasets[source_key] = (None, event.event_time)
+                self.datasets[source_key] = _Stored(None, None, event.event_time)
                 self.placeholders[source_key] = [*source_key, None, None, None, None, event.event_time]
             edge = tuple(row[:6])
-            earlier = self.edges.get(edge)
+            earlier = edges.get(edge)
             if earlier is not None:
                 row[11] = max(row[11], earlier[11])
-            self.edges[edge] = row
-        self.quality_rows += quality_rows(datasets, event, key)
+            edges[edge] = row
+        if any(ds.facets or ds.input_facets or ds.output_facets for ds in datasets):
+            self.quality_rows += quality_rows(datasets, event, key)
 
     def _job(self, event: Event) -> None:
         job = (event.job_namespace, event.job_name)
-        old, last = self.jobs.get(job, (None, None))
-        facets = merge_facets(old, last, event.job_facets, event.event_time)
-        self.jobs[job] = (facets, max(event.event_time, last) if last else event.event_time)
+        stored = self.jobs.get(job)
+        if stored is None:
+            stored = self.jobs[job] = _Stored(None, None, None)
+        stored.merge(event.job_facets, event.event_time)
         self.dirty_jobs.add(job)
 
     def _run(self, event: Event) -> None:
@@ -176,18 +199,22 @@ class _Fold:
 
     def _datasets(self, datasets: list[Dataset], event_time: datetime) -> None:
         facets_of: dict[tuple[str, str], dict] = {}
-        for ds in datasets:
-            facets_of.setdefault((ds.namespace, ds.name), {}).update(ds.facets)
+        for ds in datasets:  # one dataset may appear as input and output: merge its facets
+            new = facets_of.setdefault((ds.namespace, ds.name), {})
+            if ds.facets:
+                new.update(ds.facets)
         for key, new in facets_of.items():
-            old, last = self.datasets.get(key, (None, None))
-            facets = merge_facets(old, last, new, event_time)
-            newest = max(event_time, last) if last else event_time
-            self.datasets[key] = (facets, newest)
+            stored = self.datasets.get(key)
+            if stored is None:
+                stored = self.datasets[key] = _Stored(None, None, None)
+            last = stored.last
+            stored.merge(new, event_time)
             self.dirty_datasets.add(key)  # its row is made once, from the final state (write)
             schema = new.get("schema")
             listed = schema.get("fields") if isinstance(schema, dict) else None
             if isinstance(listed, list) and (last is None or event_time >= last):
-                self.fields[key] = [[*key, name, position, text_or_none(f.get("type")), text_or_none(f.get("description"))]
+                self.fields[key] = [[*key, name, position, text_or_none(f.get("type")),
+                                     text_or_none(f.get("description"))]
                                     for position, (name, f) in enumerate(flatten_fields(listed))]
 
     def _io(self, event: Event) -> None:
@@ -205,20 +232,14 @@ class _Fold:
                 self.dirty_io.add(key)
 
     def write(self, con) -> None:
-
         insert_rows(con, "lineage_events", self.event_rows)
-        insert_rows(con, "lineage_jobs", [
-            [*job, description_of(facets), (facets.get("jobType") or {}).get("jobType")
-             or (facets.get("jobType") or {}).get("processingType"), _sql_text(facets),
-             json_or_none(owners_of(facets)), json_or_none(facets), last]
-            for job in sorted(self.dirty_jobs) for facets, last in [self.jobs[job]]], tail=_replace_all(
-            "namespace, name", ["description", "job_type", "sql_text", "owners", "facets", "last_event_time"]))
+        insert_rows(con, "lineage_jobs", [[*job, *_job_columns(self.jobs[job])] for job in sorted(self.dirty_jobs)],
+                    tail=_replace_all("namespace, name", ["description", "job_type", "sql_text", "owners",
+                                                          "facets", "last_event_time"]))
         insert_rows(con, "lineage_runs", [[self.runs[r][c] for c in _RUN_COLUMNS] for r in sorted(self.dirty_runs)],
                     tail=_replace_all("run_id", _RUN_COLUMNS[1:]))
-        insert_rows(con, "lineage_datasets", [
-            [*key, text_or_none((facets.get("datasetType") or {}).get("datasetType")), description_of(facets),
-             json_or_none(owners_of(facets)), json_or_none(facets), last]
-            for key in sorted(self.dirty_datasets) for facets, last in [self.datasets[key]]], tail=_replace_all(
+        insert_rows(con, "lineage_datasets", [[*key, *_dataset_columns(self.datasets[key])]
+                                              for key in sorted(self.dirty_datasets)], tail=_replace_all(
             "namespace, name", ["dataset_type", "description", "owners", "facets", "last_event_time"]))
         insert_rows(con, "lineage_datasets", [row for key, row in self.placeholders.items()
                                               if key not in self.dirty_datasets], tail="ON CONFLICT DO NOTHING")
@@ -232,6 +253,25 @@ class _Fold:
             ["first_seen", "last_seen", "last_run_id"]))
         insert_rows(con, "lineage_column_edges", list(self.edges.values()), tail=COLUMN_EDGE_CONFLICT)
         insert_rows(con, "lineage_dataset_quality", self.quality_rows)
+
+
+def _job_columns(stored: _Stored) -> list:
+    """description, job_type, sql_text, owners, facets, last_event_time (as per_event._upsert_job)."""
+    if stored.text is not None:  # facets unchanged: so are the columns made from them
+        return [*stored.columns, stored.text, stored.last]
+    facets = stored.facets
+    job_type = facets.get("jobType") or {}
+    return [description_of(facets), job_type.get("jobType") or job_type.get("processingType"), _sql_text(facets),
+            json_or_none(owners_of(facets)), json_or_none(facets), stored.last]
+
+
+def _dataset_columns(stored: _Stored) -> list:
+    """dataset_type, description, owners, facets, last_event_time (as per_event._upsert_datasets)."""
+    if stored.text is not None:
+        return [*stored.columns, stored.text, stored.last]
+    facets = stored.facets
+    return [text_or_none((facets.get("datasetType") or {}).get("datasetType")), description_of(facets),
+            json_or_none(owners_of(facets)), json_or_none(facets), stored.last]
 
 
 _RUN_COLUMNS = ("run_id", "job_namespace", "job_name", "state", "started_at", "ended_at", "nominal_start",

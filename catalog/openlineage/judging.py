@@ -19,6 +19,7 @@ from catalog.openlineage.records import RUN_STATES, Dataset, Event, EventError, 
 
 MAX_REASONS = 3  # facet problems named in one quarantine reason
 
+
 def _required_string(event: dict, key: str, warnings: list[str], *, missing: str) -> str | None:
     """A field the spec requires but real producers omit or mistype: tolerated with a warning."""
     value = event.get(key)
@@ -195,6 +196,8 @@ def _name(value: Any, path: str, warnings: list[str]) -> str:
         raise EventError(f"{path} is {what}")
     if not value.strip():
         raise EventError(f"{path} is empty")
+    if value.isascii() and value.isprintable():
+        return value  # the common case: ASCII is its own NFC form, and printable has no control characters
     cleaned = unicodedata.normalize("NFC", value)
     if _CONTROL.search(cleaned):
         cleaned = _CONTROL.sub("", cleaned)
