@@ -69,9 +69,11 @@ def bench_events(folder: Path, n: int, baseline_n: int) -> bool:
     print(f"  same run, one transaction per event ({baseline_n} events): {b_rate:,.0f} events/s "
           f"({baseline_n / b_cpu:,.0f} per CPU second) -> batched is {rate / b_rate:.0f}x")
     print(f"  baseline (issue 15) {BASELINE_EVENTS_PER_S} events/s; goal >= {GOAL_EVENTS_PER_S:,} events/s")
-    ok = (rate >= GOAL_EVENTS_PER_S and stored == n - 1 and len(report.rejected) == 1
-          and [q[0] for q in quarantined] == [n // 2])
-    print(f"  verdict: {'met' if ok else 'NOT met'}")
+    outcomes = stored == n - 1 and len(report.rejected) == 1 and [q[0] for q in quarantined] == [n // 2]
+    ok = rate >= GOAL_EVENTS_PER_S and outcomes
+    # On the shared machine the wall rate follows the load; the CPU rate is what a free core would give.
+    print(f"  verdict: {'met' if ok else 'NOT met'} on wall time; {'met' if n / cpu >= GOAL_EVENTS_PER_S else 'NOT met'} "
+          f"per CPU second; outcomes (bad event quarantined, all others stored) {'kept' if outcomes else 'BROKEN'}")
     return ok
 
 

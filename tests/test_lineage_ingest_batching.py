@@ -111,3 +111,17 @@ def test_json_report_can_summarise_a_large_file(tmp_path, capsys):
     assert summary["counts"] == {"accepted": 399, "unchanged": 0, "rejected": 1, "warnings": 0}, summary["counts"]
     assert [r["file"] for r in summary["first_rejected"]] == [f"{path}#200"], summary["first_rejected"]
     assert "run.runId" in summary["first_rejected"][0]["reason"]
+
+
+def test_an_array_and_ndjson_of_the_same_events_leave_the_same_rows(tmp_path):
+    """Array elements reach the store as canonical JSON without being encoded twice; the rows
+    (event keys and raw JSON included) must be those of the same events sent as NDJSON."""
+    events = list(synthetic.lineage_events(60, jobs=5, tables=12, bad_at=30))
+    got = {}
+    for form, text in (("array", json.dumps(events, indent=1)), ("ndjson", "\n".join(map(json.dumps, events)))):
+        with store.connect(tmp_path / f"{form}.duckdb") as con:
+            report = openlineage.ingest_text(con, text, source="events", actor="tester")
+            assert len(report.accepted) == 59 and len(report.rejected) == 1, (form, report.rejected)
+            got[form] = {t: r for t, r in _rows(con).items() if t != "lineage_quarantine"}
+    for table, rows in got["array"].items():
+        assert rows == got["ndjson"][table], f"{table}: an array stores other rows than NDJSON of the same events"

@@ -14,7 +14,7 @@ from catalog.openlineage.reading import key_of
 from catalog.openlineage.records import TERMINAL_STATES, Dataset, Event
 from catalog.openlineage.rows import (
     COLUMN_EDGE_CONFLICT,
-    column_lineage_rows,
+    column_lineage_edges,
     description_of,
     flatten_fields,
     json_or_none,
@@ -147,13 +147,12 @@ class _Fold:
         self._datasets(datasets, event.event_time)
         if event.job_name is not None:
             self._io(event)
-        edges = self.edges
-        for row in column_lineage_rows(datasets, event):
-            source_key = (row[3], row[4])
-            if source_key not in self.datasets:  # as INSERT ... ON CONFLICT DO NOTHING
-                self.datasets[source_key] = _Stored(None, None, event.event_time)
+        edges, known = self.edges, self.datasets
+        for edge, row in column_lineage_edges(datasets, event).items():
+            source_key = edge[3:5]
+            if source_key not in known:  # as INSERT ... ON CONFLICT DO NOTHING
+                known[source_key] = _Stored(None, None, event.event_time)
                 self.placeholders[source_key] = [*source_key, None, None, None, None, event.event_time]
-            edge = tuple(row[:6])
             earlier = edges.get(edge)
             if earlier is not None:
                 row[11] = max(row[11], earlier[11])

@@ -40,11 +40,12 @@ def facet_problems(run_facets, job_facets, inputs, outputs, dataset) -> tuple[li
                 places.append((f"{label}[{index}].outputFacets", "OutputDatasetFacet", ds.output_facets))
     if dataset:
         places.append(("dataset.facets", "DatasetFacet", dataset.facets))
-    validators = facet_validators()
+    validators = None
     problems: list[str] = []
     missing_envelope: list[str] = []
     for path, place, facets in places:
         for key, facet in facets.items():
+            validators = validators or facet_validators()  # looked up once, and only with facets to judge
             where = f"{path}.{key}"
             if not isinstance(facet, dict):
                 problems.append(f"{where} must be an object, got {type_name(facet)}")

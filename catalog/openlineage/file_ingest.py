@@ -16,13 +16,15 @@ from catalog.openlineage import limits
 from catalog.openlineage.batch import store_events
 from catalog.openlineage.judging import check_event
 from catalog.openlineage.per_event import quarantine_one, store_event
-from catalog.openlineage.reading import canonical, iter_events, key_of
+from catalog.openlineage.reading import CanonicalText, canonical, iter_events, key_of
 from catalog.openlineage.records import Event, EventError
 
 # Events judged, then stored per batch: one transaction and ~15 statements for the batch
 # (rows folded in Python, written in multi-row statements), where one transaction of ~12
-# statements per event ran at 27 events/s.
-BATCH_EVENTS = 2_000
+# statements per event ran at 27 events/s. 5,000 rather than 2,000: the jobs and datasets a
+# backfill touches are rewritten once per batch (10k events: 7% less CPU); 10,000 cost
+# another 120 MB of memory for 5% more.
+BATCH_EVENTS = 5_000
 
 
 def ingest_text(con: duckdb.DuckDBPyConnection, text: str, *, source: str,
@@ -72,7 +74,7 @@ class _Batch:
             if read_error:
                 raise EventError(read_error)
             parsed = check_event(event)
-            raw_json = canonical(event)
+            raw_json = raw if type(raw) is CanonicalText else canonical(event)
         except EventError as exc:
             reason = str(exc)
         except Exception as exc:  # noqa: BLE001 - a producer's event must never crash a batch

@@ -134,12 +134,20 @@ _TIME = re.compile(r"(\d{4}-\d{2}-\d{2})(?:[Tt ](\d{2}:\d{2}(?::\d{2})?)(?:[.,](
                    r"(Z|z|UTC|[+-]\d{2}(?::?\d{2})?)?")
 
 
+_UTC_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?Z")
+
+
 def parse_event_time(value: Any, warnings: list[str]) -> datetime:
     """ISO 8601 -> naive UTC; tolerate what producers send (no zone, nanoseconds, `+0000`)."""
     if value is None:
         raise EventError("no eventTime (the time the event occurred is required)")
     if not isinstance(value, str):
         raise EventError(f"eventTime must be an ISO 8601 string, got {type_name(value)}")
+    if _UTC_TIME.fullmatch(value):  # what most producers send: read without the general parse
+        try:
+            return datetime.fromisoformat(value[:-1])
+        except ValueError:
+            pass  # e.g. February 30th: the general parse words the reason
     match = _TIME.fullmatch(value.strip())
     if not match:
         raise EventError(f"eventTime {value[:60]!r} is not an ISO 8601 date-time")
@@ -240,7 +248,12 @@ def _dataset(item: dict, path: str, place: FacetPlace | None, warnings: list[str
     )
 
 
+_CANONICAL_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
 def _is_uuid(text: str) -> bool:
+    if _CANONICAL_UUID.fullmatch(text):
+        return True  # the form producers send; uuid.UUID also takes braces, urn: and no hyphens
     try:
         uuid.UUID(text)
     except ValueError:

@@ -27,8 +27,11 @@ def merge_facets(old_json: str | dict | None, old_time, new: dict, new_time: dat
     return merged
 
 
+_STORED = json.JSONEncoder(ensure_ascii=False, default=str)  # one encoder, not one per call
+
+
 def json_or_none(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, ensure_ascii=False, default=str)
+    return None if value is None else _STORED.encode(value)
 
 
 def owners_of(facets: dict) -> list[dict] | None:
@@ -73,6 +76,11 @@ COLUMN_EDGE_CONFLICT = """
 
 def column_lineage_rows(datasets: list[Dataset], event: Event) -> list[list]:
     """lineage_column_edges rows of one event, one per edge (the last one named wins)."""
+    return list(column_lineage_edges(datasets, event).values())
+
+
+def column_lineage_edges(datasets: list[Dataset], event: Event) -> dict[tuple, list]:
+    """column_lineage_rows by edge key (output namespace, name, field, input namespace, name, field)."""
     edges: dict[tuple, list] = {}
     tail = (event.job_namespace, event.job_name, event.event_time)
     for ds in datasets:
@@ -87,7 +95,7 @@ def column_lineage_rows(datasets: list[Dataset], event: Event) -> list[list]:
                 _add_column_edge(edges, ds, out_field, source, legacy, legacy_description, tail)
         for source in facet.get("dataset") or ():
             _add_column_edge(edges, ds, "", source, "INDIRECT", None, tail)
-    return list(edges.values())
+    return edges
 
 
 def _add_column_edge(edges: dict[tuple, list], ds: Dataset, out_field: str, source: Any, legacy_type,
