@@ -55,9 +55,10 @@ def bench_events(folder: Path, n: int, baseline_n: int) -> bool:
         edges = con.execute("SELECT count(*) FROM lineage_column_edges").fetchone()[0]
         quarantined = con.execute("SELECT position, reason FROM lineage_quarantine").fetchall()
     rate = n / wall
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"OpenLineage: {n:,} events in {wall:.1f} s wall / {cpu:.1f} s CPU -> {rate:,.0f} events/s "
           f"({n / cpu:,.0f} per CPU second); {stored:,} stored, {edges:,} column edges, "
-          f"quarantined {quarantined}")
+          f"quarantined {quarantined}; peak RSS {peak:,.0f} MB")
     events = list(synthetic.lineage_events(baseline_n))
     with store.connect(folder / "baseline.duckdb") as con:
         def one_by_one():

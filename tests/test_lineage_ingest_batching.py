@@ -125,3 +125,15 @@ def test_an_array_and_ndjson_of_the_same_events_leave_the_same_rows(tmp_path):
             got[form] = {t: r for t, r in _rows(con).items() if t != "lineage_quarantine"}
     for table, rows in got["array"].items():
         assert rows == got["ndjson"][table], f"{table}: an array stores other rows than NDJSON of the same events"
+
+
+def test_a_large_file_checkpoints_once_and_leaves_the_setting_as_it_was(tmp_path, monkeypatch):
+    monkeypatch.setattr(openlineage.file_ingest, "BULK_TEXT_CHARS", 0)  # every file counts as large
+    text = "\n".join(json.dumps(e) for e in synthetic.lineage_events(40, jobs=4, tables=10, bad_at=20))
+    with store.connect(tmp_path / "m.duckdb") as con:
+        before = con.execute("SELECT current_setting('checkpoint_threshold')").fetchone()[0]
+        report = openlineage.ingest_text(con, text, source="big.ndjson", actor="tester")
+        after = con.execute("SELECT current_setting('checkpoint_threshold')").fetchone()[0]
+        stored = con.execute("SELECT count(*) FROM lineage_events").fetchone()[0]
+    assert after == before, f"the checkpoint threshold is raised for the file only: {before} -> {after}"
+    assert stored == 39 and len(report.rejected) == 1, "events land as with the usual threshold"
