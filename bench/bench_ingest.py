@@ -57,23 +57,26 @@ def bench_events(folder: Path, n: int, baseline_n: int) -> bool:
         edges = con.execute("SELECT count(*) FROM lineage_column_edges").fetchone()[0]
         quarantined = con.execute("SELECT position, reason FROM lineage_quarantine").fetchall()
     rate = n / wall
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"OpenLineage: {n:,} events in {wall:.1f} s wall / {cpu:.1f} s CPU -> {rate:,.0f} events/s "
           f"({n / cpu:,.0f} per CPU second); {stored:,} stored, {edges:,} column edges, "
-          f"quarantined {quarantined}")
+          f"quarantined {quarantined}; peak RSS {peak:,.0f} MB")
     events = list(synthetic.lineage_events(baseline_n))
     with store.connect(folder / "baseline.duckdb") as con:
         def one_by_one():
             for event in events:
-                raw = openlineage._canonical(event)
+                raw = openlineage.canonical(event)
                 openlineage.store_event(con, openlineage.check_event(event), raw_json=raw, source="b", actor="bench")
         _, b_wall, b_cpu = _timed(one_by_one)
     b_rate = baseline_n / b_wall
     print(f"  same run, one transaction per event ({baseline_n} events): {b_rate:,.0f} events/s "
           f"({baseline_n / b_cpu:,.0f} per CPU second) -> batched is {rate / b_rate:.0f}x")
     print(f"  baseline (issue 15) {BASELINE_EVENTS_PER_S} events/s; goal >= {GOAL_EVENTS_PER_S:,} events/s")
-    ok = (rate >= GOAL_EVENTS_PER_S and stored == n - 1 and len(report.rejected) == 1
-          and [q[0] for q in quarantined] == [n // 2])
-    print(f"  verdict: {'met' if ok else 'NOT met'}")
+    outcomes = stored == n - 1 and len(report.rejected) == 1 and [q[0] for q in quarantined] == [n // 2]
+    ok = rate >= GOAL_EVENTS_PER_S and outcomes
+    # On the shared machine the wall rate follows the load; the CPU rate is what a free core would give.
+    print(f"  verdict: {'met' if ok else 'NOT met'} on wall time; {'met' if n / cpu >= GOAL_EVENTS_PER_S else 'NOT met'} "
+          f"per CPU second; outcomes (bad event quarantined, all others stored) {'kept' if outcomes else 'BROKEN'}")
     return ok
 
 

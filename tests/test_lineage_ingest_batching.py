@@ -1,5 +1,5 @@
-"""Batched OpenLineage ingest (openlineage.store_events) leaves the rows that storing each
-event in its own transaction (openlineage.store_event) leaves, and keeps every event's own
+"""Batched OpenLineage ingest (openlineage.batch) leaves the rows that storing each
+event in its own transaction (openlineage.per_event) leaves, and keeps every event's own
 outcome: a bad event in the middle is quarantined with its reason, all the others land."""
 
 from __future__ import annotations
@@ -58,9 +58,9 @@ def _one_by_one(con, events: list[dict], source: str) -> None:
         try:
             parsed = openlineage.check_event(event)
         except openlineage.EventError as exc:
-            openlineage._quarantine(con, json.dumps(event), str(exc), source, index, "tester")
+            openlineage.quarantine_one(con, json.dumps(event), str(exc), source, index, "tester")
             continue
-        openlineage.store_event(con, parsed, raw_json=openlineage._canonical(event), source=source, actor="tester")
+        openlineage.store_event(con, parsed, raw_json=openlineage.canonical(event), source=source, actor="tester")
 
 
 @pytest.mark.parametrize("batch_events", [7, 2_000])
@@ -71,7 +71,7 @@ def test_batched_events_leave_the_rows_of_one_transaction_per_event(tmp_path, mo
     with store.connect(tmp_path / "reference.duckdb") as con:
         _one_by_one(con, events, source)
         expected = _rows(con)
-    monkeypatch.setattr(openlineage, "BATCH_EVENTS", batch_events)
+    monkeypatch.setattr(openlineage.file_ingest, "BATCH_EVENTS", batch_events)
     with store.connect(tmp_path / "batched.duckdb") as con:
         report = openlineage.ingest_text(con, text, source=source, actor="tester")
         got = _rows(con)
@@ -111,3 +111,29 @@ def test_json_report_can_summarise_a_large_file(tmp_path, capsys):
     assert summary["counts"] == {"accepted": 399, "unchanged": 0, "rejected": 1, "warnings": 0}, summary["counts"]
     assert [r["file"] for r in summary["first_rejected"]] == [f"{path}#200"], summary["first_rejected"]
     assert "run.runId" in summary["first_rejected"][0]["reason"]
+
+
+def test_an_array_and_ndjson_of_the_same_events_leave_the_same_rows(tmp_path):
+    """Array elements reach the store as canonical JSON without being encoded twice; the rows
+    (event keys and raw JSON included) must be those of the same events sent as NDJSON."""
+    events = list(synthetic.lineage_events(60, jobs=5, tables=12, bad_at=30))
+    got = {}
+    for form, text in (("array", json.dumps(events, indent=1)), ("ndjson", "\n".join(map(json.dumps, events)))):
+        with store.connect(tmp_path / f"{form}.duckdb") as con:
+            report = openlineage.ingest_text(con, text, source="events", actor="tester")
+            assert len(report.accepted) == 59 and len(report.rejected) == 1, (form, report.rejected)
+            got[form] = {t: r for t, r in _rows(con).items() if t != "lineage_quarantine"}
+    for table, rows in got["array"].items():
+        assert rows == got["ndjson"][table], f"{table}: an array stores other rows than NDJSON of the same events"
+
+
+def test_a_large_file_checkpoints_once_and_leaves_the_setting_as_it_was(tmp_path, monkeypatch):
+    monkeypatch.setattr(openlineage.file_ingest, "BULK_TEXT_CHARS", 0)  # every file counts as large
+    text = "\n".join(json.dumps(e) for e in synthetic.lineage_events(40, jobs=4, tables=10, bad_at=20))
+    with store.connect(tmp_path / "m.duckdb") as con:
+        before = con.execute("SELECT current_setting('checkpoint_threshold')").fetchone()[0]
+        report = openlineage.ingest_text(con, text, source="big.ndjson", actor="tester")
+        after = con.execute("SELECT current_setting('checkpoint_threshold')").fetchone()[0]
+        stored = con.execute("SELECT count(*) FROM lineage_events").fetchone()[0]
+    assert after == before, f"the checkpoint threshold is raised for the file only: {before} -> {after}"
+    assert stored == 39 and len(report.rejected) == 1, "events land as with the usual threshold"

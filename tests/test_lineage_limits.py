@@ -90,7 +90,7 @@ def test_too_many_inputs_and_column_lineage_fields_name_their_limits(tmp_db):
 
 
 def test_ndjson_is_read_one_event_at_a_time_and_a_huge_line_is_quarantined_alone(tmp_db, monkeypatch):
-    monkeypatch.setattr(openlineage, "MAX_EVENT_BYTES", 50_000)
+    monkeypatch.setattr(openlineage.limits, "MAX_EVENT_BYTES", 50_000)
     lines = [json.dumps(_event(inputs=[{"namespace": "n", "name": f"t{i}"}])) for i in range(3)]
     lines.insert(1, json.dumps(_many_inputs(2_000)))
     with connect(tmp_db) as con:
@@ -101,7 +101,7 @@ def test_ndjson_is_read_one_event_at_a_time_and_a_huge_line_is_quarantined_alone
 
 
 def test_an_array_is_walked_element_by_element(tmp_db, monkeypatch):
-    monkeypatch.setattr(openlineage, "MAX_EVENT_BYTES", 50_000)
+    monkeypatch.setattr(openlineage.limits, "MAX_EVENT_BYTES", 50_000)
     events = [_event(inputs=[{"namespace": "n", "name": "a"}]), _many_inputs(2_000),
               _event(inputs=[{"namespace": "n", "name": "b"}])]
     with connect(tmp_db) as con:
@@ -113,7 +113,7 @@ def test_an_array_is_walked_element_by_element(tmp_db, monkeypatch):
 
 
 def test_a_file_over_the_byte_limit_is_refused_unread(tmp_db, tmp_path, monkeypatch):
-    monkeypatch.setattr(openlineage, "MAX_FILE_BYTES", 1_000)
+    monkeypatch.setattr(openlineage.limits, "MAX_FILE_BYTES", 1_000)
     monkeypatch.setattr(ingest, "MAX_CONTRACT_BYTES", 1_000)
     lineage = tmp_path / "big.ndjson"
     lineage.write_text("\n".join(json.dumps(_event()) for _ in range(10)))

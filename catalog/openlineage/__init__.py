@@ -1,0 +1,47 @@
+"""Ingest OpenLineage events (RunEvent, JobEvent, DatasetEvent) into the lineage tables.
+
+A file holds one event, a JSON array of events, or one event per line (NDJSON/JSONL).
+Every event is judged on its own and has its own outcome:
+- it lands (possibly with warnings: real producers omit the top-level `schemaURL`, send
+  `eventTime` without a timezone or with nanoseconds, use unicode names, leave out a
+  facet's `_producer`/`_schemaURL`), or
+- it is quarantined (raw JSON + reason in `lineage_quarantine`) and reported as rejected:
+  a RunEvent without a run id, a job or dataset without namespace/name, a facet that is not
+  an object or breaks its facet schema, a time that cannot be read.
+Nothing an event contains may crash the ingester; the rest of the batch always lands.
+
+Modules, in the order an event goes through them:
+  limits       the limits on a file and an event, and the reasons naming them
+  reading      a file's text -> decoded events, one at a time (array, NDJSON, one event)
+  records      the shapes: Event, Dataset, EventError
+  judging      a decoded event -> Event, or the reason it is quarantined
+  facets       facet validation against the official or the structural facet schemas
+  rows         what an event says as rows of the lineage tables (shared rules)
+  per_event    storing one event in its own transaction (the reference; the fallback)
+  batch        storing a batch of events in one transaction, rows folded in memory
+  file_ingest  one file in: judge each event, store in batches, report per event
+  queries      reading back runs and quarantined events
+"""
+
+from catalog.openlineage import limits
+from catalog.openlineage.batch import store_events
+from catalog.openlineage.facets import facet_validators, schema_dir, validate_facet
+from catalog.openlineage.file_ingest import ingest_text
+from catalog.openlineage.judging import check_event, parse_event_time
+from catalog.openlineage.limits import file_too_big
+from catalog.openlineage.per_event import quarantine_one, store_event
+from catalog.openlineage.queries import quarantined, runs
+from catalog.openlineage.reading import canonical, iter_events, split_events
+from catalog.openlineage.records import Dataset, Event, EventError
+
+__all__ = ["Dataset", "Event", "EventError", "canonical", "check_event", "facet_validators", "file_too_big",
+           "ingest_text", "iter_events", "limits", "parse_event_time", "quarantine_one", "quarantined", "runs",
+           "schema_dir", "split_events", "store_event", "store_events", "validate_facet"]
+
+
+def __getattr__(name: str):
+    # `openlineage.MAX_FILE_BYTES` and the other limits read limits.py at call time, so a
+    # limit set there holds for every reader (catalog.ingest checks a file's size with it).
+    if name.startswith("MAX_") and hasattr(limits, name):
+        return getattr(limits, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
