@@ -133,13 +133,13 @@ def load_prior(con: duckdb.DuckDBPyConnection, product_ids: list[str]) -> PriorR
             parsed = json.loads(diagnostics) if diagnostics else {}
         except (TypeError, ValueError):
             continue
-        prior.by_check[check_id] = Stored(run_id, status, _measured(measured), threshold, reason or "",
+        prior.by_check[check_id] = Stored(run_id, status, _measured(measured), _measured(threshold), reason or "",
                                           parsed, sql, kind, dataset)
     return prior
 
 
 def _measured(text: Any) -> Any:
-    """The stored measured value back as it was measured: numbers are stored as JSON text,
+    """A stored measured value or threshold back as it was: numbers are stored as JSON text,
     type names and other strings as they are."""
     if not isinstance(text, str):
         return text
