@@ -247,6 +247,8 @@ def compare(parquet: Path, db: Path, reps: int) -> dict[str, list[dict]]:
         # Alternate who goes first so drift in machine load hits both sides alike.
         for step in ((hand, cold) if rep % 2 == 0 else (cold, hand)):
             step()
+        print(f"    rep {rep + 1}: " + ", ".join(f"{name} {bucket[-1]['seconds']:.2f} s / {bucket[-1]['cpu']:.2f} s CPU"
+                                             for name, bucket in runs.items()), flush=True)
     return runs
 
 
