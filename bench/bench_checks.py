@@ -275,13 +275,13 @@ def _specs():
 
 def worker_plan(path: str, kind: str, plan: str) -> dict:
     from catalog.locations import Location
-    from checks import compiler
+    from checks import measure
 
     specs = _specs()
-    target = compiler.DatasetTarget("bench", "orders", Location(kind, path, None))
+    target = measure.DatasetTarget("bench", "orders", Location(kind, path, None))
     started = time.perf_counter()
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    results = compiler.run_dataset(specs, target, plan=plan, timeout_s=600)
+    results = measure.run_dataset(specs, target, plan=plan, timeout_s=600)
     after = resource.getrusage(resource.RUSAGE_SELF)
     return {"seconds": time.perf_counter() - started, "checks": len(results),
             "cpu": after.ru_utime + after.ru_stime - usage.ru_utime - usage.ru_stime}

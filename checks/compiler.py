@@ -1,8 +1,7 @@
 """Built-in check specs of one dataset -> DuckDB SQL over its file, and the plan to run it.
 
 Running the SQL and judging the answers is checks.measure's (split along that seam);
-`run_dataset`, `DatasetTarget` and the measuring helpers are still reachable as
-`compiler.<name>` for the callers that import them from here. Still ~500 lines: besides
+`run_dataset` and `DatasetTarget` live there now. Still ~500 lines: besides
 compiling, this module holds helpers a dozen modules import from it (`now_utc`, `json_safe`,
 `trusted_connection`, `_run_query`, the sample masking); moving them is the next seam, and
 means editing those modules (consent, fairness, engines, legal, ...), outside this change.
@@ -485,15 +484,3 @@ def not_run_result(spec: CheckSpec) -> CheckResult:
     return _result(spec, "skipped", spec.arguments.get("skip", "nothing to run"), started=started)
 
 
-
-# Moved to checks.measure; still importable from here (it imports this module, so lazily).
-_MOVED_TO_MEASURE = {"DatasetTarget", "run_dataset", "_RunContext", "_measure", "_single_pass",
-                     "_schema_result", "_freshness_result"}
-
-
-def __getattr__(name: str):
-    if name in _MOVED_TO_MEASURE:
-        from checks import measure
-
-        return getattr(measure, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import duckdb
 
 from catalog.types import data_family
+from checks.compiler import quote_ident, sql_literal
 from checks.specs import CheckSpec
 
 # Families whose Parquet min/max are exact values of the column's type.
@@ -62,8 +63,6 @@ def range_proven(con: duckdb.DuckDBPyConnection, path_literal: str, column: str,
     if found is None or found.with_min_max != found.row_groups or not exact \
             or duck_type.upper().startswith("TIMESTAMP WITH") or duck_type.upper() == "TIMESTAMPTZ":
         return False
-    from checks.compiler import quote_ident, sql_literal
-
     ident = quote_ident(column)
     bounds = (f"SELECT TRY_CAST(stats_min_value AS {duck_type}) AS {ident} FROM parquet_metadata({path_literal}) "
               f"WHERE path_in_schema = {sql_literal(column)} UNION ALL "

@@ -37,7 +37,7 @@ from catalog import access, audit, odcs, queries
 from catalog.locations import Location, dataset_locations
 from catalog.status import severity_sql
 from catalog.store import StoreError, connect, retrying, transaction
-from checks import compiler, consent, reuse
+from checks import compiler, consent, measure, reuse
 from checks.result import SEVERITY, CheckResult, worst
 from checks.sandbox_process import SandboxWorker
 from checks.specs import CheckSpec, contract_specs
@@ -483,7 +483,7 @@ def _check_contract(item: ContractWork, tracker: _Progress, *, timeout_s: float,
         flagged = {r.column_name for r in pii_results if r.status in ("failed", "warning") and r.column_name}
         data_specs = [s for s in item.specs if s.dataset == name and not s.problem
                       and s.metric in compiler.DATA_METRICS]
-        target = compiler.DatasetTarget(item.product_id, name, dataset.location, dataset.pii_columns,
+        target = measure.DatasetTarget(item.product_id, name, dataset.location, dataset.pii_columns,
                                         contract_hash=item.contract_hash, prior=prior)
         location = dataset.location
         if data_specs and location is not None and not location.refused and location.engine != "duckdb":
@@ -492,7 +492,7 @@ def _check_contract(item: ContractWork, tracker: _Progress, *, timeout_s: float,
             run_dataset_on_engine(data_specs, target, timeout_s=timeout_s, now=now, on_result=emit,
                                   extra_mask=flagged)
         else:
-            compiler.run_dataset(data_specs, target, timeout_s=timeout_s, plan=plan, now=now, on_result=emit,
+            measure.run_dataset(data_specs, target, timeout_s=timeout_s, plan=plan, now=now, on_result=emit,
                                  extra_mask=flagged)
     orphans = [s for s in item.specs if s.metric in compiler.DATA_METRICS and not s.problem
                and s.dataset not in item.datasets]
