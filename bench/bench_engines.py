@@ -6,7 +6,7 @@ holding the same rows.
                                             [--spark-master local[2]] [--reps 2]
 
 The checks are the same compiled specs on every engine (checks.compiler -> checks.dialects),
-run through compiler.run_dataset exactly as `python -m checks run` does. PostgreSQL is a
+run through measure.run_dataset exactly as `python -m checks run` does. PostgreSQL is a
 throwaway cluster started here (Debian's postgresql 15, as in the tests; needs root for
 `runuser -u postgres`), loaded with COPY from a CSV that DuckDB writes; `--pg-rows` caps
 the rows loaded into it when loading 10M rows would take longer than the time you have
@@ -74,12 +74,12 @@ def load_postgres(cluster, parquet: Path, rows: int, table: str) -> float:
 
 
 def run_suite(location, reps: int, now) -> tuple[float, list]:
-    from checks import compiler
+    from checks import measure
 
     best, results = float("inf"), []
     for _ in range(reps):
         started = time.perf_counter()
-        results = compiler.run_dataset(_specs(), compiler.DatasetTarget("bench", "orders", location),
+        results = measure.run_dataset(_specs(), measure.DatasetTarget("bench", "orders", location),
                                        timeout_s=3600, now=now)
         best = min(best, time.perf_counter() - started)
     return best, results

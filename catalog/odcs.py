@@ -15,9 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import jsonschema_rs
-from jsonschema import Draft201909Validator
 from open_data_contract_standard.model import OpenDataContractStandard
 from pydantic import ValidationError
 
@@ -74,10 +72,23 @@ def schema_sources() -> dict[str, str]:
 # Formats: python-jsonschema asserts only the formats it has a checker for (of those the ODCS
 # schemas use: `date`, not `date-time` or `uri`, whose checkers need optional packages). The
 # fast validator is given exactly that rule, so both accept and reject the same documents.
-_PY_FORMATS = Draft201909Validator.FORMAT_CHECKER
+# python-jsonschema (and attrs, referencing...) is imported on first validation only: a check
+# run parses stored contracts and never validates, and it was ~0.2 s of its imports.
 _SCHEMA_FORMATS = ("date", "date-time", "uri")
-_FAST_FORMATS = {name: (lambda value, name=name: _PY_FORMATS.conforms(value, name))
-                 if name in _PY_FORMATS.checkers else (lambda value: True) for name in _SCHEMA_FORMATS}
+
+
+@functools.cache
+def _py_formats():
+    from jsonschema import Draft201909Validator
+
+    return Draft201909Validator.FORMAT_CHECKER
+
+
+@functools.cache
+def _fast_formats() -> dict:
+    checker = _py_formats()
+    return {name: (lambda value, name=name: checker.conforms(value, name))
+            if name in checker.checkers else (lambda value: True) for name in _SCHEMA_FORMATS}
 # Deeper than this many nested `properties` levels, the fault's wording comes from the fast
 # validator (see _first_error): python-jsonschema would take seconds to minutes there.
 MAX_WORDING_DEPTH = 3
@@ -96,13 +107,15 @@ def _schema_document(version: str) -> dict:
 def _fast_validator(version: str) -> jsonschema_rs.Draft201909Validator:
     """The compiled schema of one version (compiled on first use, then kept)."""
     return jsonschema_rs.Draft201909Validator(_schema_document(version), validate_formats=True,
-                                              formats=_FAST_FORMATS)
+                                              formats=_fast_formats())
 
 
 @functools.cache
-def _validator(version: str) -> Draft201909Validator:
+def _validator(version: str):
     """python-jsonschema for the same schema: words the fault of a failed document."""
-    return Draft201909Validator(_schema_document(version), format_checker=_PY_FORMATS)
+    from jsonschema import Draft201909Validator
+
+    return Draft201909Validator(_schema_document(version), format_checker=_py_formats())
 
 
 def is_valid(version: str, document: Any) -> bool:
@@ -114,7 +127,7 @@ def is_valid(version: str, document: Any) -> bool:
         return _validator(version).is_valid(document)
 
 
-def _json_path(error: jsonschema.ValidationError) -> str:
+def _json_path(error) -> str:  # a jsonschema.ValidationError
     return _json_path_of(error.absolute_path)
 
 
@@ -147,7 +160,9 @@ def _first_error(version: str, document: dict) -> str | None:
     if not errors:  # the two validators disagree: the fast one's verdict stands
         return _fast_first_error(version, document)
     leaves = [e for e in _leaf_errors(errors) if e.validator not in _WRAPPER_VALIDATORS]
-    best = jsonschema.exceptions.best_match(errors)
+    from jsonschema.exceptions import best_match
+
+    best = best_match(errors)
     if leaves and best.validator in _WRAPPER_VALIDATORS:
         best = max(leaves, key=lambda e: len(e.absolute_path))
     return f"{_json_path(best)}: {_shorten(best.message)}"

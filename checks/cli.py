@@ -1,7 +1,7 @@
 """`python -m checks`: the CI gate, on the same engine as the Checks page.
 
     python -m checks run [--product ID ... | --all] [--db FILE] [--json]
-                         [--fail-on failed|warning] [--timeout S] [--as NAME]
+                         [--fail-on failed|warning] [--timeout S] [--as NAME] [--no-reuse]
     python -m checks runs [--db FILE] [--limit N]
     python -m checks bias --data FILE --y-true COL --y-pred COL --sensitive COL[,COL] [--json]
 
@@ -51,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f"per-query time limit in seconds (default 30, at most {MAX_TIMEOUT_S:g})")
     run.add_argument("--as", dest="actor", help="name recorded as who triggered the run, in the run and the audit trail "
                           "(default: $MESHGOV_ACTOR or the OS user)")
+    run.add_argument("--no-reuse", dest="reuse", action="store_false",
+                     help="measure every check again, even on data and a contract unchanged since the last run "
+                          "(by default their stored measurements are reused and marked as such)")
 
     runs = sub.add_parser("runs", help="list recent check runs")
     runs.add_argument("--db", help="DuckDB file (default: $MESHGOV_DB or data/meshgov.duckdb)")
@@ -94,7 +97,8 @@ def _run(args) -> int:
               "or point --db / MESHGOV_DB at the catalog", file=sys.stderr)
         return EXIT_USAGE
     result = runner.run_checks(db, product_ids=None if args.all else args.products,
-                               user=access.cli_user(args.actor), timeout_s=args.timeout)
+                               user=access.cli_user(args.actor), timeout_s=args.timeout,
+                               reuse_unchanged=args.reuse)
     if args.json:
         print(json.dumps([r.to_json() for r in result.results], indent=2, default=str))
     else:
@@ -120,6 +124,11 @@ def summary(run: runner.Run) -> str:
     lines.append("")
     lines.append(f"run {run.run_id} ({scope}, triggered by {run.triggered_by}): "
                  f"{len(run.results)} checks — {totals}; status {run.status}")
+    origins = [r.diagnostics["reused_from"]["run_id"] for r in run.results
+               if isinstance((r.diagnostics or {}).get("reused_from"), dict)]
+    if origins:
+        lines.append(f"{len(origins)} of them reused from run{'s' if len(set(origins)) > 1 else ''} "
+                     f"{', '.join(sorted(set(origins)))} (data and contract unchanged; --no-reuse measures again)")
     return "\n".join(lines)
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from catalog import masking, odcs
 from catalog.locations import Location
-from checks import compiler
+from checks import compiler, measure
 from checks.specs import contract_specs
 from tests.test_checks_engine_fixtures import FIXTURES, NOW, by_id, orders_frame
 
@@ -34,8 +34,8 @@ def _run(tmp_path, frame: pd.DataFrame, *, fmt: str = "parquet", plan=None, pii=
             con.register("frame", frame)
             con.execute("CREATE TABLE orders AS SELECT * FROM frame")
     location = Location(fmt, str(path), "orders" if fmt == "duckdb" else None)
-    target = compiler.DatasetTarget("shop-orders", "orders", location, set(pii))
-    return by_id(compiler.run_dataset(specs or _specs(), target, plan=plan, now=NOW))
+    target = measure.DatasetTarget("shop-orders", "orders", location, set(pii))
+    return by_id(measure.run_dataset(specs or _specs(), target, plan=plan, now=NOW))
 
 
 def test_checks_every_builtin_kind_measures_the_planted_rows(tmp_path):
@@ -218,20 +218,20 @@ def test_checks_hostile_column_names_are_quoted(tmp_path):
 
 def test_checks_missing_file_is_an_error_naming_the_path(tmp_path):
     location = Location("parquet", str(tmp_path / "nope.parquet"), None)
-    results = compiler.run_dataset(_specs(), compiler.DatasetTarget("shop-orders", "orders", location))
+    results = measure.run_dataset(_specs(), measure.DatasetTarget("shop-orders", "orders", location))
     assert results and all(r.status == "error" and "nope.parquet" in r.reason for r in results)
 
 
 def test_checks_unreadable_file_is_an_error(tmp_path):
     path = tmp_path / "orders.parquet"
     path.write_text("not parquet")
-    results = compiler.run_dataset(_specs(), compiler.DatasetTarget(
+    results = measure.run_dataset(_specs(), measure.DatasetTarget(
         "shop-orders", "orders", Location("parquet", str(path), None)))
     assert all(r.status == "error" and "cannot read" in r.reason for r in results), results[0].reason
 
 
 def test_checks_no_local_server_is_skipped():
-    results = compiler.run_dataset(_specs(), compiler.DatasetTarget("shop-orders", "orders", None))
+    results = measure.run_dataset(_specs(), measure.DatasetTarget("shop-orders", "orders", None))
     assert all(r.status == "skipped" and "no local server" in r.reason for r in results)
 
 

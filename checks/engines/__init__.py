@@ -25,7 +25,7 @@ import duckdb
 import pandas as pd
 
 from catalog.locations import Location
-from checks import compiler, dialects
+from checks import compiler, dialects, measure
 from checks.result import CheckResult
 from checks.specs import CheckSpec
 
@@ -154,10 +154,10 @@ def _on_engine(result: CheckResult, engine: Engine, where: dict) -> CheckResult:
     return result
 
 
-def run_dataset_on_engine(specs: list[CheckSpec], target: compiler.DatasetTarget, *, timeout_s: float,
+def run_dataset_on_engine(specs: list[CheckSpec], target: measure.DatasetTarget, *, timeout_s: float,
                           now: dt.datetime | None, on_result: Callable[[CheckResult], None],
                           extra_mask: Iterable[str] = ()) -> None:
-    """checks.compiler.run_dataset for a dataset that lives on PostgreSQL or Spark."""
+    """checks.measure.run_dataset for a dataset that lives on PostgreSQL or Spark."""
     location = target.location
     assert location is not None
     where = _where(location)
@@ -183,7 +183,7 @@ def run_dataset_on_engine(specs: list[CheckSpec], target: compiler.DatasetTarget
         columns = compiler.DatasetColumns(types=dict(described), keys=tuple(keys))
         masked = {*target.pii_columns, *extra_mask}
         columns.pii = {hit for name in masked if (hit := columns.find(name))}
-        context = compiler._RunContext(con=engine, relation=engine.relation, total=int(total),  # type: ignore[arg-type]
+        context = measure._RunContext(con=engine, relation=engine.relation, total=int(total),  # type: ignore[arg-type]
                                        timeout_s=timeout_s, now=now or dt.datetime.now(dt.UTC),
                                        plan="per_check", source_kind=engine.source_kind)
         for spec in specs:
@@ -195,7 +195,7 @@ def run_dataset_on_engine(specs: list[CheckSpec], target: compiler.DatasetTarget
                 result.diagnostics["compiled_sql"] = check.query
                 on_result(result)
                 continue
-            on_result(_on_engine(compiler._measure(context, check, None, combined_sql=None), engine, where))
+            on_result(_on_engine(measure._measure(context, check, None, combined_sql=None), engine, where))
 
 
 def _cannot_answer(engine: Engine, check: compiler.CompiledCheck) -> str | None:
