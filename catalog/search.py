@@ -24,6 +24,7 @@ rank name matches first, a 2M-row scan for the classification filter and a join 
 from __future__ import annotations
 
 import contextlib
+import math
 import re
 
 import duckdb
@@ -76,7 +77,7 @@ def reindex(con: duckdb.DuckDBPyConnection, product_ids: list[str] | None = None
     # cover a narrow range of terms and a query reads only the groups holding its terms.
     order = "ORDER BY term" if product_ids is None else ""
     con.execute(f"""
-        INSERT INTO search_terms (product_id, term, tf, named, doc_length)
+        INSERT INTO search_terms (product_id, term, tf, named, doc_length, doc)
         WITH texts AS (SELECT * FROM ({texts}) {scope}),
         tokens AS (
             SELECT product_id, w, named, unnest(regexp_split_to_array(
@@ -86,7 +87,8 @@ def reindex(con: duckdb.DuckDBPyConnection, product_ids: list[str] | None = None
         postings AS (
             SELECT product_id, term, sum(w) AS tf, bool_or(named) AS named
             FROM tokens WHERE term <> '' GROUP BY ALL)
-        SELECT product_id, term, tf, named, sum(tf) OVER (PARTITION BY product_id) AS doc_length
+        SELECT product_id, term, tf, named, sum(tf) OVER (PARTITION BY product_id) AS doc_length,
+               hash(product_id) AS doc
         FROM postings {order}
     """, params)  # noqa: S608 - composed from constants
     # Every product gets a document (length 0 when it has no text), stamped with the
@@ -192,42 +194,61 @@ def search(con: duckdb.DuckDBPyConnection, query: str = "", *, limit: int = 50,
         nothing = "" if not (query or "").strip() else "AND FALSE"
         return con.execute(f"SELECT {_RESULT}, 0.0 AS score FROM {products} {nothing} "  # noqa: S608
                            "ORDER BY p.name LIMIT ?", params + [limit]).df()
-    qterms, vterms, weights, names_it = (list(column) for column in zip(*expanded, strict=True))
-    unique_terms = sorted(set(vterms))
+    unique_terms = sorted({term for _, term, _, _ in expanded})
+    rows = con.execute(f"""
+        SELECT term, count(*), any_value(s.n), any_value(s.avgdl)
+        FROM search_terms, (SELECT count(*) AS n, avg(doc_length) AS avgdl FROM search_docs) s
+        WHERE term IN ({', '.join('?' * len(unique_terms))}) GROUP BY term""", unique_terms).fetchall()  # noqa: S608
+    df = {term: count for term, count, _, _ in rows}
+    n, avgdl = rows[0][2:] if rows else (0, 1.0)
+    # BM25 per posting: w * tf / (tf + K1 * (1 - B + B * doc_length / avgdl)), with w = the
+    # match weight x idf x (K1 + 1) of its term — a constant per term, worked out here, so
+    # each term's postings are read by a scan of their own (zone maps) and joined to nothing.
+    qindex = {q: i for i, q in enumerate(terms)}
+    hits, hit_params = [], []
+    for qterm, term, match_weight, names_it in expanded:
+        if term not in df:
+            continue  # in the vocabulary, but no product holds it any more
+        idf = math.log(1 + (n - df[term] + 0.5) / (df[term] + 0.5))
+        hits.append(f"SELECT doc, {qindex[qterm]} AS qi, ? * tf / (tf + ? + ? * doc_length) AS s, "
+                    f"{'named' if names_it else 'false'} AS named FROM search_terms WHERE term = ?")
+        hit_params += [float(match_weight) * idf * (K1 + 1), K1 * (1 - B), K1 * B / (avgdl or 1.0), term]
+    if not hits:
+        return con.execute(f"SELECT {_RESULT}, 0.0 AS score FROM {products} AND FALSE", params).df()  # noqa: S608
+    # Per product and query word: whether it matched, whether it named it, its best score.
+    used = sorted({qindex[q] for q, term, _, _ in expanded if term in df})
+    per_word = [sum(1 for q, term, _, _ in expanded if qindex[q] == i and term in df) for i in used]
+    if max(per_word) == 1:  # one posting per product and query word: plain sums, no FILTERs
+        matched, named, score = "count(*)", "count(*) FILTER (WHERE named)", "sum(s)"
+    else:
+        matched = " + ".join(f"(count(*) FILTER (WHERE qi = {i}) > 0)::INT" for i in used)
+        named = " + ".join(f"coalesce(bool_or(named) FILTER (WHERE qi = {i}), false)::INT" for i in used)
+        score = " + ".join(f"coalesce(max(s) FILTER (WHERE qi = {i}), 0)" for i in used)
     # Filters narrow the postings before they are scored; df and the averages stay those of
     # the whole catalog, so a filter never changes a product's score.
-    narrowed = f"AND p.product_id IN (SELECT p.product_id FROM {products})" if filters else ""
+    narrowed = f"WHERE doc IN (SELECT hash(p.product_id) FROM {products})" if filters else ""
     sql = f"""
-    WITH e AS (SELECT unnest(?::TEXT[]) AS qterm, unnest(?::TEXT[]) AS term,
-                      unnest(?::DOUBLE[]) AS match_weight, unnest(?::BOOLEAN[]) AS names_it),
-    postings AS MATERIALIZED (
-        SELECT product_id, term, tf, named, doc_length FROM search_terms
-        WHERE term IN ({', '.join('?' * len(unique_terms))})),
-    stats AS (SELECT count(*) AS n, avg(doc_length) AS avgdl FROM search_docs),
-    idf AS (SELECT term, ln(1 + (any_value(stats.n) - count(*) + 0.5) / (count(*) + 0.5)) AS idf
-            FROM postings CROSS JOIN stats GROUP BY term),
-    per_term AS (
-        SELECT p.product_id, e.qterm,
-               max(e.match_weight * idf.idf * (p.tf * ({K1} + 1))
-                   / (p.tf + {K1} * (1 - {B} + {B} * p.doc_length / stats.avgdl))) AS s,
-               bool_or(p.named AND e.names_it) AS named
-        FROM postings p JOIN e ON e.term = p.term JOIN idf ON idf.term = p.term CROSS JOIN stats
-        WHERE TRUE {narrowed}
-        GROUP BY p.product_id, e.qterm),
+    WITH hits AS ({' UNION ALL '.join(hits)}),
+    scored AS MATERIALIZED (
+        SELECT doc, {matched} AS matched, {named} AS named_terms, {score} AS score
+        FROM hits {narrowed} GROUP BY doc),
+    -- The best `limit` products and every product tied with the last of them, so that ties
+    -- are broken by name, as the listing is sorted, after only these are joined to products.
+    kth AS (SELECT matched, named_terms, score FROM scored
+            ORDER BY matched DESC, named_terms DESC, score DESC LIMIT 1 OFFSET ?),
     best AS (
-        SELECT product_id, count(*) AS matched, count(*) FILTER (WHERE named) AS named_terms,
-               sum(s) AS score
-        FROM per_term GROUP BY product_id
-        -- All query words first; then a product whose name or id holds a query word (or a
-        -- word starting with it): what the user named outranks products that only mention
-        -- the word in descriptions or columns.
-        ORDER BY matched DESC, named_terms DESC, score DESC, product_id LIMIT ?)
+        SELECT s.* FROM scored s LEFT JOIN kth k ON TRUE
+        WHERE k.matched IS NULL OR s.matched > k.matched OR (s.matched = k.matched
+              AND (s.named_terms > k.named_terms OR (s.named_terms = k.named_terms AND s.score >= k.score))))
     SELECT {_RESULT}, round(best.score, 4) AS score
-    FROM best JOIN products p USING (product_id) LEFT JOIN domains d USING (domain_id)
-    ORDER BY best.matched DESC, best.named_terms DESC, best.score DESC, p.product_id
+    FROM best JOIN products p ON hash(p.product_id) = best.doc LEFT JOIN domains d USING (domain_id)
+    -- All query words first; then a product whose name or id holds a query word (or a word
+    -- starting with it): what the user named outranks products that only mention the word
+    -- in descriptions or columns; then BM25.
+    ORDER BY best.matched DESC, best.named_terms DESC, best.score DESC, p.name
+    LIMIT ?
     """  # noqa: S608 - composed from constants; values are parameters
-    return con.execute(sql, [qterms, vterms, [float(w) for w in weights], names_it, *unique_terms,
-                             *(params if filters else []), limit]).df()
+    return con.execute(sql, [*hit_params, *(params if filters else []), max(limit - 1, 0), limit]).df()
 
 
 def _expand(con: duckdb.DuckDBPyConnection, terms: list[str]) -> list[tuple[str, str, float, bool]]:
