@@ -179,7 +179,7 @@ def search(con: duckdb.DuckDBPyConnection, query: str = "", *, limit: int = 50,
     """Products best first: product_id, name, domain, status, description, score.
 
     Products matching more query words come first; among them those whose name or id holds
-    (or starts with) a query word; then by BM25 score, then by id. An empty query lists every
+    (or starts with) a query word; then by BM25 score, then by name. An empty query lists every
     product passing the filters, by name. A stale index (see `stale_products`) is repaired
     first.
     """
@@ -245,7 +245,7 @@ def search(con: duckdb.DuckDBPyConnection, query: str = "", *, limit: int = 50,
     -- All query words first; then a product whose name or id holds a query word (or a word
     -- starting with it): what the user named outranks products that only mention the word
     -- in descriptions or columns; then BM25.
-    ORDER BY best.matched DESC, best.named_terms DESC, best.score DESC, p.name
+    ORDER BY best.matched DESC, best.named_terms DESC, best.score DESC, p.name, p.product_id
     LIMIT ?
     """  # noqa: S608 - composed from constants; values are parameters
     return con.execute(sql, [*hit_params, *(params if filters else []), max(limit - 1, 0), limit]).df()

@@ -64,13 +64,18 @@ def _picker_index(graph: LineageGraph) -> _PickerIndex:
         for name, lowered, _ in entries:
             starts.append(offset)
             offset += len(name) + len(lowered) + 2
-        by_name = sorted(range(len(entries)), key=lambda i: entries[i][0])
+        names = [name for name, _, _ in entries]
+        by_name = sorted(range(len(entries)), key=names.__getitem__)
         exact: dict[str, list[int]] = {}
-        for i, (name, lowered, _) in enumerate(entries):
-            for key in {name, lowered, lowered.split(":", 1)[-1]}:
-                exact.setdefault(key, []).append(i)
+        for i, (name, lowered, _) in enumerate(entries):  # ascending i: each list stays sorted
+            bare = lowered.split(":", 1)[-1]
+            exact.setdefault(name, []).append(i)
+            if lowered != name:
+                exact.setdefault(lowered, []).append(i)
+            if bare not in (name, lowered):
+                exact.setdefault(bare, []).append(i)
         text = "".join(f"{name}\t{lowered}\n" for name, lowered, _ in entries)
-        index = _PickerIndex(entries, text, starts, [entries[i][0] for i in by_name], by_name, exact)
+        index = _PickerIndex(entries, text, starts, [names[i] for i in by_name], by_name, exact)
         graph.views["picker"] = index
     return index
 
@@ -89,7 +94,7 @@ def find_nodes(graph: LineageGraph, text: str, *, limit: int = 50) -> list[str]:
     if not words or limit <= 0:
         return [n for _, _, n in index.entries[:max(limit, 0)]]
     whole = " ".join(words)
-    exact = sorted(index.exact.get(whole, []))
+    exact = index.exact.get(whole, [])
     lo = bisect.bisect_left(index.names, whole)
     hi = bisect.bisect_left(index.names, whole + "\U0010ffff", lo)
     named = set(exact)
@@ -98,7 +103,7 @@ def find_nodes(graph: LineageGraph, text: str, *, limit: int = 50) -> list[str]:
     if len(found) >= limit:  # where the pass would have stopped
         last = found[limit - 1]
         return [index.entries[i][2] for i in (*exact, *prefix) if i <= last]
-    inside, pos, rarest = [], 0, max(words, key=len)
+    inside, pos, rarest = [], 0, min(words, key=index.text.count)  # walk the hits of the rarest word
     taken = set(found)
     while len(inside) < limit - len(found):
         pos = index.text.find(rarest, pos)
