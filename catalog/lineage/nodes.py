@@ -94,7 +94,7 @@ def find_nodes(graph: LineageGraph, text: str, *, limit: int = 50) -> list[str]:
     if not words or limit <= 0:
         return [n for _, _, n in index.entries[:max(limit, 0)]]
     whole = " ".join(words)
-    exact = index.exact.get(whole, [])
+    exact = index.exact.get(whole, [])[:limit]  # ascending: later ones fall beyond the page
     lo = bisect.bisect_left(index.names, whole)
     hi = bisect.bisect_left(index.names, whole + "\U0010ffff", lo)
     named = set(exact)
