@@ -1,13 +1,17 @@
-"""Catalog search at scale: 10k products / 200k columns, p95 latency of `catalog.search.search`.
+"""Catalog search at scale: 10k or 100k products, p95 latency of `catalog.search.search`.
 
     .venv/bin/python bench/bench_search.py [--products 10000] [--columns 20] [--rounds 3]
+    .venv/bin/python bench/bench_search.py --products 100000 --rounds 1 --db /tmp/s100k.duckdb
+    .venv/bin/python bench/bench_search.py --db /tmp/s100k.duckdb --reuse   # query an existing DB again
 
 Builds a fresh store in a temporary folder (or --db), inserting rows straight into the
 tables ingest writes (domains, products, owners, datasets, columns) — ingesting 10k contract
 files would measure JSON Schema validation, not search — then builds the index with
 `catalog.search.reindex(con)` and times it. Then runs a fixed, seeded mix of realistic
 queries (single words, two words, prefixes, typos, each with and without filters) and prints
-p50 / p95 / max per round and per kind, against the anchor: p95 < 50 ms.
+p50 / p95 / max per round and per kind, against the anchor: p95 < 50 ms at 10k products
+(issue 2), p95 < 100 ms at 100k products / 2M columns (issue 15). Wall and CPU time (of
+this process, DuckDB's threads included) are both printed: the machines are shared.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from catalog import search, store  # noqa: E402
 from catalog.odcs import slug  # noqa: E402
 
-TARGET_P95_MS = 50.0
+TARGET_P95_MS = {10_000: 50.0, 100_000: 100.0}  # products -> anchor (issues 2 and 15)
 
 # domain -> (entities, domain-specific columns as (name, description, classification))
 DOMAINS = {
@@ -218,12 +222,14 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
-def run_round(con, workload) -> dict[str, list[float]]:
+def run_round(con, workload, cpu: list[float] | None = None) -> dict[str, list[float]]:
     times: dict[str, list[float]] = {}
     for kind, q, filters in workload:
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         search.search(con, q, limit=20, **filters)
         times.setdefault(kind, []).append((time.perf_counter() - started) * 1000)
+        if cpu is not None:
+            cpu.append((time.process_time() - cpu_started) * 1000)
     return times
 
 
@@ -234,45 +240,40 @@ def main() -> int:
     parser.add_argument("--queries", type=int, default=240)
     parser.add_argument("--rounds", type=int, default=3, help="timed passes over the query mix")
     parser.add_argument("--db", help="DuckDB file to build (default: a temporary one, removed after)")
+    parser.add_argument("--reuse", action="store_true",
+                        help="query the catalog already in --db instead of building it")
     parser.add_argument("--layout", choices=["reindex", "ingest"], default="reindex",
                         help="row order of search_terms: 'reindex' as a full rebuild writes it (by "
                              "term), 'ingest' as per-file ingestion leaves it (by product)")
     args = parser.parse_args()
 
+    target = TARGET_P95_MS[min(TARGET_P95_MS, key=lambda n: abs(n - args.products))]
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(args.db) if args.db else Path(tmp) / "bench.duckdb"
-        if db.exists():
+        if args.reuse and not db.exists():
+            parser.error(f"--reuse: no catalog at {db}")
+        if db.exists() and not args.reuse:
             db.unlink()
-        started = time.perf_counter()
-        frames = build_frames(args.products, args.columns)
-        generated = time.perf_counter()
         with store.connect(db) as con:
-            load(con, frames)
-            loaded = time.perf_counter()
-            con.execute("BEGIN TRANSACTION")
-            search.reindex(con)
-            con.execute("COMMIT")
-            indexed = time.perf_counter()
-            n_terms = con.execute("SELECT count(*) FROM search_terms").fetchone()[0]
-            if args.layout == "ingest":  # what one transaction per file leaves behind
-                con.execute("CREATE TEMP TABLE by_product AS SELECT * FROM search_terms ORDER BY product_id")
-                con.execute("DELETE FROM search_terms")
-                con.execute("INSERT INTO search_terms SELECT * FROM by_product")
-                con.execute("CHECKPOINT")
-            print(f"catalog: {args.products:,} products, {len(frames['columns']):,} columns "
-                  f"(generated {generated - started:.1f} s, loaded {loaded - generated:.1f} s)")
-            print(f"index build: {indexed - loaded:.2f} s  ({n_terms:,} (product, term) rows, "
-                  f"layout: {args.layout})")
-
+            if args.reuse:
+                search.refresh(con)  # a DB built by an older search.py is re-indexed once
+                products = con.execute("SELECT count(*) FROM products").fetchone()[0]
+                target = TARGET_P95_MS[min(TARGET_P95_MS, key=lambda n: abs(n - products))]
+                print(f"catalog: {products:,} products, "
+                      f"{con.execute('SELECT count(*) FROM columns').fetchone()[0]:,} columns (reused)")
+            else:
+                build(con, args)
             workload = queries(args.queries)
             run_round(con, workload[:20])  # warm caches
             rounds = []
             for r in range(args.rounds):
-                times = run_round(con, workload)
+                cpu: list[float] = []
+                times = run_round(con, workload, cpu)
                 every = [t for ts in times.values() for t in ts]
                 rounds.append((percentile(every, 50), percentile(every, 95), max(every), times))
                 print(f"round {r + 1}: {len(every)} queries  p50 {rounds[-1][0]:6.1f} ms  "
-                      f"p95 {rounds[-1][1]:6.1f} ms  max {rounds[-1][2]:6.1f} ms")
+                      f"p95 {rounds[-1][1]:6.1f} ms  max {rounds[-1][2]:6.1f} ms  "
+                      f"(CPU p50 {percentile(cpu, 50):.1f} ms, p95 {percentile(cpu, 95):.1f} ms)")
             merged: dict[str, list[float]] = {}
             for *_, times in rounds:
                 for kind, ts in times.items():
@@ -284,10 +285,34 @@ def main() -> int:
                       f"{max(ts):7.1f}")
     p50 = statistics.median(r[0] for r in rounds)
     p95 = statistics.median(r[1] for r in rounds)
-    verdict = "meets" if p95 < TARGET_P95_MS else "MISSES"
+    verdict = "meets" if p95 < target else "MISSES"
     print(f"\nmedian over {args.rounds} rounds: p50 {p50:.1f} ms, p95 {p95:.1f} ms "
-          f"-> {verdict} the anchor p95 < {TARGET_P95_MS:.0f} ms")
-    return 0 if p95 < TARGET_P95_MS else 1
+          f"-> {verdict} the anchor p95 < {target:.0f} ms")
+    return 0 if p95 < target else 1
+
+
+def build(con, args) -> None:
+    """Fill the store with the synthetic catalog and index it, timed."""
+    started = time.perf_counter()
+    frames = build_frames(args.products, args.columns)
+    generated = time.perf_counter()
+    load(con, frames)
+    loaded = time.perf_counter()
+    cpu_started = time.process_time()
+    con.execute("BEGIN TRANSACTION")
+    search.reindex(con)
+    con.execute("COMMIT")
+    indexed, cpu = time.perf_counter(), time.process_time() - cpu_started
+    n_terms = con.execute("SELECT count(*) FROM search_terms").fetchone()[0]
+    if args.layout == "ingest":  # what one transaction per file leaves behind
+        con.execute("CREATE TEMP TABLE by_product AS SELECT * FROM search_terms ORDER BY product_id")
+        con.execute("DELETE FROM search_terms")
+        con.execute("INSERT INTO search_terms SELECT * FROM by_product")
+        con.execute("CHECKPOINT")
+    print(f"catalog: {args.products:,} products, {len(frames['columns']):,} columns "
+          f"(generated {generated - started:.1f} s, loaded {loaded - generated:.1f} s)")
+    print(f"index build: {indexed - loaded:.2f} s, CPU {cpu:.1f} s  ({n_terms:,} (product, term) rows, "
+          f"layout: {args.layout})")
 
 
 if __name__ == "__main__":

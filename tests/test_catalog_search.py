@@ -256,3 +256,27 @@ def test_index_follows_changed_and_removed_words(tmp_db):
 def _write(path, text):
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def test_an_index_built_before_0011_is_rebuilt_by_the_first_search(tmp_path, monkeypatch):
+    """0011 adds what scoring reads from each posting (named, doc_length, doc) and the filter
+    facets; it marks the old index stale, and the first search that may write rebuilds it."""
+    everything = store._migrations()
+    monkeypatch.setattr(store, "_migrations", lambda: [m for m in everything if m[0] < 11])
+    path = tmp_path / "v10.duckdb"
+    with store.connect(path) as con:  # an index as search.py wrote it before 0011
+        con.execute("INSERT INTO domains VALUES ('commerce', 'Commerce', NULL)")
+        con.execute("INSERT INTO products (product_id, name, domain_id, created_at, updated_at) "
+                    "VALUES ('order-lines', 'Order Lines', 'commerce', now(), now())")
+        con.execute("INSERT INTO owners (product_id, contract_id, name, email, active) "
+                    "VALUES ('order-lines', 'c', 'Ana Lopez', 'ana@example.com', true)")
+        con.execute("INSERT INTO search_terms VALUES ('order-lines', 'order', 3.0), ('order-lines', 'lines', 3.0)")
+        con.execute("INSERT INTO search_docs SELECT product_id, 6.0, updated_at FROM products")
+        con.execute("INSERT INTO search_vocab VALUES ('order', 5), ('lines', 5)")
+    monkeypatch.setattr(store, "_migrations", lambda: everything)
+    with store.connect(path) as con:
+        assert search.stale_products(con) == ["order-lines"], "0011 marks the old index stale"
+        assert ids(con, "lines", owner="lopez") == ["order-lines"], "the first search rebuilds, facets included"
+        named = con.execute("SELECT term, named FROM search_terms WHERE term IN ('order', 'lines', 'ana') "
+                            "ORDER BY 1").fetchall()
+    assert named == [("ana", False), ("lines", True), ("order", True)], f"name words are marked: {named}"
