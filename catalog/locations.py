@@ -64,7 +64,7 @@ _KEY_SUFFIXES = {".key", ".pem", ".p12", ".pfx", ".jks", ".keystore", ".kdbx", "
 # offering one is a copy of the store, wherever it lies. Generic names (products, owners...)
 # are not listed: ordinary data may use them.
 _STORE_ONLY_TABLES = {"audit_log", "role_bindings", "check_results", "check_runs", "lineage_events",
-                      "lineage_quarantine", "search_docs", "search_terms", "search_vocab",
+                      "lineage_quarantine", "search_docs", "search_terms", "search_vocab", "search_facets",
                       "contract_properties"}
 _NAME_WORDS = re.compile(r"[._\-\s]+")
 
