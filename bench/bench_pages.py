@@ -80,8 +80,10 @@ def build_bulk(db: Path, work: Path, n: int) -> None:
     print(f"built: demo + {n:,} inserted products, {results:,} results, in {time.perf_counter() - started:.1f} s")
 
 
-def time_page(page: access.Page, reruns: int) -> tuple[float, list[float], str | None]:
-    """(first render, reruns, problem) of one page through the frame, as the admin persona."""
+def time_page(page: access.Page, reruns: int) -> tuple[tuple[float, float], list[tuple[float, float]], str | None]:
+    """((wall, CPU) of the first render, (wall, CPU) of each rerun, problem) of one page
+    through the frame, as the admin persona. CPU is this process's (the script thread's work
+    plus AppTest's polling), the steadier figure on a shared machine."""
     import streamlit as st
     from streamlit.testing.v1 import AppTest
     from streamlit.testing.v1.util import patch_config_options
@@ -95,16 +97,16 @@ def time_page(page: access.Page, reruns: int) -> tuple[float, list[float], str |
         st.cache_data.clear()
         st.cache_resource.clear()
         at.switch_page(page.file)
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         at.run()
-        first = time.perf_counter() - started
+        first = (time.perf_counter() - started, time.process_time() - cpu)
         if at.exception:
             return first, [], "; ".join(str(e.value)[:200] for e in at.exception)
         times = []
         for _ in range(reruns):
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             at.run()
-            times.append(time.perf_counter() - started)
+            times.append((time.perf_counter() - started, time.process_time() - cpu))
         if at.exception:
             return first, times, "; ".join(str(e.value)[:200] for e in at.exception)
     return first, times, None
@@ -154,14 +156,16 @@ def main(argv: list[str] | None = None) -> int:
         pages = [p for p in access.PAGE_TABLE if not wanted or p.key in wanted]
         met = True
         if not args.no_pages:
-            print(f"{'page':<10} {'first':>7} {'rerun p50':>10} {'worst':>7}   load")
+            print(f"{'page':<10} {'first':>7} {'(CPU)':>7} {'rerun p50':>10} {'(CPU)':>7} {'worst':>7}   load")
             for page in pages:
                 first, reruns, problem = time_page(page, args.reruns)
-                median = statistics.median(reruns) if reruns else float("nan")
-                worst = max(reruns) if reruns else float("nan")
-                ok = problem is None and first < TARGET_FIRST_S and median < TARGET_RERUN_S
+                median = statistics.median(t for t, _ in reruns) if reruns else float("nan")
+                median_cpu = statistics.median(c for _, c in reruns) if reruns else float("nan")
+                worst = max(t for t, _ in reruns) if reruns else float("nan")
+                ok = problem is None and first[0] < TARGET_FIRST_S and median < TARGET_RERUN_S
                 met &= ok
-                print(f"{page.key:<10} {first:>6.2f}s {median:>9.3f}s {worst:>6.2f}s   {_load()}"
+                print(f"{page.key:<10} {first[0]:>6.2f}s {first[1]:>6.2f}s {median:>9.3f}s {median_cpu:>6.3f}s "
+                      f"{worst:>6.2f}s   {_load()}"
                       f"{'' if ok else '   <- over target' if problem is None else '   RAISED: ' + problem}")
         if args.checks_run:
             wall, cpu, code = time_run_all(db, timeout=args.timeout)

@@ -87,7 +87,7 @@ def _policies(db: str, token: tuple) -> pd.DataFrame:
 
 
 def _clear_caches() -> None:
-    for loader in (_token, _products, _summary, _page, _history, _detail, _policies):
+    for loader in (_token, _products, _summary, _page, _history, _history_figure, _detail, _policies):
         loader.clear()
 
 
@@ -291,13 +291,10 @@ def results_section(db: str, token: tuple, selection: tuple[str, ...]) -> None:
 
 # --- history ----------------------------------------------------------------------------------------
 
-def history_panel(db: str, token: tuple, products: list[str], preferred: list[str]) -> None:
-    default = preferred[0] if preferred else products[0]
-    product = st.selectbox("Product", products, index=products.index(default), key="history_product")
+# Building the trend figure took ~0.25 s of every rerun: it is built once per product and token.
+@st.cache_resource(ttl=600, show_spinner=False, max_entries=16)
+def _history_figure(db: str, token: tuple, product: str):
     history = _history(db, token, product)
-    if history.empty:
-        st.info(f"{md(product)} has not been checked yet.")
-        return
     long = history.melt(id_vars=["run_id", "started_at"], value_vars=["passed", "warning", "failed", "error"],
                         var_name="status", value_name="checks")
     figure = px.line(long, x="started_at", y="checks", color="status", markers=True,
@@ -305,7 +302,17 @@ def history_panel(db: str, token: tuple, products: list[str], preferred: list[st
                      labels={"started_at": "run started (UTC)", "checks": "results"},
                      title=f"Check results per run — {plotly_text(product)}")
     figure.update_layout(height=320, margin={"l": 10, "r": 10, "t": 40, "b": 10}, legend_title_text="")
-    st.plotly_chart(figure, width="stretch", key="history_chart")
+    return figure
+
+
+def history_panel(db: str, token: tuple, products: list[str], preferred: list[str]) -> None:
+    default = preferred[0] if preferred else products[0]
+    product = st.selectbox("Product", products, index=products.index(default), key="history_product")
+    history = _history(db, token, product)
+    if history.empty:
+        st.info(f"{md(product)} has not been checked yet.")
+        return
+    st.plotly_chart(_history_figure(db, token, product), width="stretch", key="history_chart")
     runs = history[["run_id", "started_at", "state", "status", "triggered_by", "passed", "warning", "failed",
                     "error", "skipped"]].iloc[::-1]
     st.dataframe(shown_frame(runs).style.map(_status_style, subset=["status"]), hide_index=True, width="stretch")
