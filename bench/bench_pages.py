@@ -145,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
         db = work / "meshgov.duckdb"
         if args.db:
             shutil.copyfile(args.db, db)
+            # The copy's data files stay where the seed wrote them, beside the original store.
+            os.environ.setdefault("MESHGOV_DATA_ROOTS", str(args.db.resolve().parent))
         else:
             build_bulk(db, work, args.bulk)
         with connect(db) as con:
