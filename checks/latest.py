@@ -66,9 +66,9 @@ def matching(summary_of: dict, *, statuses: Sequence[str] = (), kinds: Sequence[
 
 def page(con: duckdb.DuckDBPyConnection, *, product_ids: Sequence[str] | None = None,
          statuses: Sequence[str] = (), kinds: Sequence[str] = (), limit: int = 200,
-         offset: int = 0) -> tuple[pd.DataFrame, int]:
+         offset: int = 0) -> pd.DataFrame:
     """One page of the latest results in scope with these statuses and kinds (none = all),
-    worst first as latest_results orders them, and how many rows match in all."""
+    worst first as latest_results orders them (how many match in all: matching(summary()))."""
     sql, params = _scoped(product_ids)
     where, extra = [], []
     if statuses:
@@ -78,12 +78,10 @@ def page(con: duckdb.DuckDBPyConnection, *, product_ids: Sequence[str] | None = 
         where.append("list_contains(?::VARCHAR[], kind)")
         extra.append(list(kinds))
     filtered = f"SELECT * FROM ({sql}){' WHERE ' + ' AND '.join(where) if where else ''}"
-    total = con.execute(f"SELECT count(*) FROM ({filtered})", [*params, *extra]).fetchone()[0]
-    frame = con.execute(
+    return con.execute(
         f"SELECT {', '.join(PAGE_COLUMNS)} FROM ({filtered}) "
         f"ORDER BY {severity_sql()} DESC, product_id NULLS LAST, check_id LIMIT ? OFFSET ?",
         [*params, *extra, int(limit), int(offset)]).df()
-    return frame, int(total)
 
 
 def policy_outcomes(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:

@@ -17,6 +17,7 @@ import socket
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -223,13 +224,25 @@ def _clipped(reason: str | None) -> str | None:
     return reason[:MAX_STORED_REASON] + f"… (cut: {len(reason):,} characters)"
 
 
+def _result_columns(results: list[CheckResult]) -> dict[str, list]:
+    """The stored form of the results, column by column (a run over 10k products writes ~370k
+    results: row by row this took ~5 s of CPU, column by column ~1 s)."""
+    columns: dict[str, list] = {}
+    for name in _RESULT_COLUMNS:
+        values = list(map(attrgetter(name), results))
+        if name in ("measured", "threshold"):
+            values = [_text(v) for v in values]
+        elif name == "diagnostics":
+            values = ["{}" if type(v) is dict and not v else json.dumps(v, default=str) for v in values]
+        elif name == "reason":
+            values = [_clipped(v) for v in values]
+        columns[name] = values
+    return columns
+
+
 def _persist(con: duckdb.DuckDBPyConnection, run: Run, *, note: str | None = None,
              actor: access.User | None = None) -> None:
-    rows = [[_text(getattr(r, c)) if c in ("measured", "threshold") else
-             json.dumps(r.diagnostics, default=str) if c == "diagnostics" else
-             _clipped(r.reason) if c == "reason" else getattr(r, c)
-             for c in _RESULT_COLUMNS] for r in run.results]
-    frame = pd.DataFrame(rows, columns=list(_RESULT_COLUMNS), dtype=object)
+    frame = pd.DataFrame(_result_columns(run.results), columns=list(_RESULT_COLUMNS), dtype=object)
     for column in ("started_at", "finished_at"):
         frame[column] = pd.to_datetime(frame[column])
 

@@ -58,7 +58,7 @@ def _summary(db: str, token: tuple, selection: tuple[str, ...]) -> dict:
 
 @st.cache_data(ttl=600, show_spinner=False, max_entries=32)
 def _page(db: str, token: tuple, selection: tuple[str, ...], statuses: tuple[str, ...],
-          kinds: tuple[str, ...], number: int) -> tuple[pd.DataFrame, int]:
+          kinds: tuple[str, ...], number: int) -> pd.DataFrame:
     del token
     with conn(db) as con:
         return latest.page(con, product_ids=selection, statuses=statuses, kinds=kinds,
@@ -205,7 +205,7 @@ def results_table(db: str, token: tuple, selection: tuple[str, ...]) -> pd.DataF
         number = int(st.number_input(f"Page (of {pages:,}, {PAGE_ROWS} rows each)", min_value=1,
                                      max_value=pages, value=1, step=1, key="results_page"))
     number = min(number, pages)  # the page number may outlive a narrower filter
-    shown, total = _page(db, token, selection, statuses, kinds, number)
+    shown = _page(db, token, selection, statuses, kinds, number)
     first = (number - 1) * PAGE_ROWS + 1
     st.caption(f"Rows {first:,}–{first + len(shown) - 1:,} of {total:,}, worst first.")
     table = shown_frame(shown[_TABLE_COLUMNS].reset_index(drop=True))
