@@ -237,28 +237,37 @@ def dataset_locations(con: duckdb.DuckDBPyConnection, contract_id: str) -> dict[
     source = con.execute(
         "SELECT source_file FROM contracts WHERE contract_id = ? ORDER BY revision DESC LIMIT 1",
         [contract_id]).fetchone()
-    source_file = source[0] if source else None
     servers = [json.loads(d) for (d,) in con.execute(
         "SELECT details FROM servers WHERE contract_id = ?", [contract_id]).fetchall()]
     datasets = con.execute(
         "SELECT dataset, physical_name FROM datasets WHERE contract_id = ?", [contract_id]).fetchall()
-    store = store_file(con)
+    marked = con.execute("SELECT value FROM contract_properties WHERE contract_id = ? AND property = ?",
+                         [contract_id, server_kinds.ENGINE_PROPERTY]).fetchone()
+    properties = {server_kinds.ENGINE_PROPERTY: marked[0]} if marked else {}
+    return dataset_locations_from(contract_id, source[0] if source else None, servers, datasets,
+                                  store_file(con), properties)
+
+
+def dataset_locations_from(contract_id: str, source_file: str | None, servers: list[dict],
+                           datasets: list[tuple[str, str | None]], store: str | None,
+                           properties: dict[str, str]) -> dict[str, Location | None]:
+    """dataset_locations from rows already read: the contract's servers (parsed `details`),
+    its (dataset, physical_name) pairs, the store file and its contract-level properties (a
+    run over many contracts reads them for all at once)."""
     found: dict[str, Location | None] = {}
     for dataset, physical in datasets:
         found[dataset] = next(
             (loc for server in servers
              if (loc := resolve(server, dataset, physical, len(datasets), source_file,
                                 contract_id=contract_id, store=store))), None)
-    return _on_spark(con, contract_id, servers, found)
+    return _on_spark(properties.get(server_kinds.ENGINE_PROPERTY), servers, found)
 
 
-def _on_spark(con: duckdb.DuckDBPyConnection, contract_id: str, servers: list[dict],
+def _on_spark(marked: str | None, servers: list[dict],
               found: dict[str, Location | None]) -> dict[str, Location | None]:
     """File locations of a contract whose server (or the contract) says
     `meshgov.engine: spark` run on Spark (catalog.servers)."""
-    marked = con.execute("SELECT value FROM contract_properties WHERE contract_id = ? AND property = ?",
-                         [contract_id, server_kinds.ENGINE_PROPERTY]).fetchone()
-    wanted = (marked[0] or "").strip().lower() == "spark" if marked else False
+    wanted = (marked or "").strip().lower() == "spark"
     wanted = wanted or any(server_kinds.custom_property(s, server_kinds.ENGINE_PROPERTY) == "spark"
                            for s in servers if (s.get("type") or "").lower() == "local")
     if not wanted:

@@ -314,7 +314,8 @@ def run_policies(con: duckdb.DuckDBPyConnection | None, *, product_ids: list[str
         except duckdb.Error as exc:
             return _engine_errors(pack, f"the catalog snapshot failed: {_why(exc)}", started)
     all_products = sorted(snapshot["products"].column("product_id").to_pylist())
-    wanted = all_products if product_ids is None else [p for p in all_products if p in set(product_ids)]
+    chosen = set(product_ids or ())
+    wanted = all_products if product_ids is None else [p for p in all_products if p in chosen]
     results: list[CheckResult] = []
     with IsolatedSandbox(worker, memory_limit=memory_limit, timeout_s=timeout_s) as box:
         try:
@@ -345,7 +346,8 @@ def _run_one(box: IsolatedSandbox, policy: Policy, wanted: list[str]) -> _Outcom
         outcome.scope = list(wanted)
     else:
         try:
-            outcome.scope = [p for p in _scope(box, policy.applies_to) if p in set(wanted)]
+            in_run = set(wanted)
+            outcome.scope = [p for p in _scope(box, policy.applies_to) if p in in_run]
         except SandboxError as exc:
             outcome.scope = list(wanted)
             outcome.error = f"applies_to {policy.applies_to!r} could not be evaluated: {_why(exc)}"

@@ -27,6 +27,7 @@ import socket
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +35,12 @@ import duckdb
 import pandas as pd
 
 from catalog import access, audit, odcs, queries
-from catalog.locations import Location, dataset_locations
+from catalog.locations import Location
 from catalog.status import severity_sql
 from catalog.store import StoreError, connect, retrying, transaction
 from checks import compiler, consent, measure, reuse
 from checks.result import SEVERITY, CheckResult, worst
+from checks.run_all import DocumentCache, StoredContract, read_contracts
 from checks.sandbox_process import SandboxWorker
 from checks.specs import CheckSpec, contract_specs
 from checks.sql_rules import SANDBOX_MEMORY, expand_placeholders, run_sql_rules  # noqa: F401 - part of the runner's API
@@ -106,45 +108,17 @@ class ContractWork:
     problem: str | None = None
 
 
-@dataclass
-class _StoredContract:
-    """What the store holds about one contract, read while the store is open; parsed later."""
-    contract_id: str
-    product_id: str
-    version: str | None
-    raw_yaml: str
-    previous_yaml: str | None
-    locations: dict[str, Location | None]
-    columns: pd.DataFrame
-    datasets: list[tuple[str, str]]
-    content_hash: str | None = None
-
-
-def _read_work(con: duckdb.DuckDBPyConnection, product_ids: list[str]) -> list[_StoredContract]:
+def _read_work(con: duckdb.DuckDBPyConnection, product_ids: list[str]) -> list[StoredContract]:
     """Contracts (latest revision + the one before), datasets, locations, declared columns:
-    queries only, so the store is held for as short as possible."""
-    rows = con.execute(
-        """SELECT contract_id, product_id, revision, version, raw_yaml,
-                  lag(raw_yaml) OVER (PARTITION BY contract_id ORDER BY revision) AS previous_yaml,
-                  content_hash
-           FROM contracts WHERE list_contains(?, product_id)
-           QUALIFY revision = max(revision) OVER (PARTITION BY contract_id)
-           ORDER BY product_id, contract_id""", [product_ids]).fetchall()
-    stored = []
-    for contract_id, product_id, _revision, version, raw_yaml, previous_yaml, content_hash in rows:
-        columns = con.execute(
-            "SELECT dataset, column_name, coalesce(physical_name, column_name) AS physical, "
-            "classification, pii, tags FROM columns WHERE contract_id = ? ORDER BY dataset, position",
-            [contract_id]).df()
-        datasets = con.execute("SELECT dataset, coalesce(physical_name, dataset) FROM datasets WHERE contract_id = ?",
-                               [contract_id]).fetchall()
-        stored.append(_StoredContract(contract_id, product_id, version, raw_yaml, previous_yaml,
-                                      dataset_locations(con, contract_id), columns, datasets, content_hash))
-    return stored
+    queries only (a fixed number for any scope: checks.run_all), so the store is held for as
+    short as possible."""
+    return read_contracts(con, product_ids)
 
 
-def _build_work(stored: list[_StoredContract], product_ids: list[str]) -> tuple[list[ContractWork], list[CheckResult]]:
+def _build_work(stored: list[StoredContract], product_ids: list[str],
+                documents: DocumentCache | None = None) -> tuple[list[ContractWork], list[CheckResult]]:
     """Parse what _read_work read into the work of a run (no store needed)."""
+    documents = documents or DocumentCache()
     work: list[ContractWork] = []
     notes: list[CheckResult] = []
     with_contract = {item.product_id for item in stored}
@@ -154,22 +128,19 @@ def _build_work(stored: list[_StoredContract], product_ids: list[str]) -> tuple[
     for raw in stored:
         item = ContractWork(raw.product_id, raw.contract_id, raw.version, raw.content_hash)
         try:
-            model = odcs.parse(odcs.load_yaml(raw.raw_yaml))
-            previous = odcs.parse(odcs.load_yaml(raw.previous_yaml)) if raw.previous_yaml else None
+            model = odcs.parse(documents.load(raw.raw_yaml, raw.cached_document))
+            previous = odcs.parse(documents.load(raw.previous_yaml, raw.cached_previous)) \
+                if raw.previous_yaml else None
         except odcs.ContractError as exc:
             item.problem = f"stored contract {raw.contract_id} no longer parses: {exc}"
             work.append(item)
             continue
         item.specs = contract_specs(model, product_id=raw.product_id, previous=previous)
-        columns = raw.columns
         for dataset, physical in raw.datasets:
-            declared = columns[columns["dataset"] == dataset]
-            # The scanner matches declarations to the data's columns: use the physical names.
-            as_in_data = declared.assign(column_name=declared["physical"])
+            # The scanner matches declarations to the data's columns: physical names (run_all).
             item.datasets[dataset] = DatasetWork(
                 name=dataset, physical_name=physical, location=raw.locations.get(dataset),
-                declared=as_in_data[["column_name", "classification", "pii", "tags"]].reset_index(drop=True),
-                pii_columns=set(declared.loc[declared["pii"].astype(bool), "physical"]))
+                declared=raw.declared[dataset], pii_columns=set(raw.pii[dataset]))
         work.append(item)
     return work, notes
 
@@ -266,13 +237,25 @@ def _clipped(reason: str | None) -> str | None:
     return reason[:MAX_STORED_REASON] + f"… (cut: {len(reason):,} characters)"
 
 
+def _result_columns(results: list[CheckResult]) -> dict[str, list]:
+    """The stored form of the results, column by column (a run over 10k products writes ~370k
+    results: row by row this took ~5 s of CPU, column by column ~1 s)."""
+    columns: dict[str, list] = {}
+    for name in _RESULT_COLUMNS:
+        values = list(map(attrgetter(name), results))
+        if name in ("measured", "threshold"):
+            values = [_text(v) for v in values]
+        elif name == "diagnostics":
+            values = ["{}" if type(v) is dict and not v else json.dumps(v, default=str) for v in values]
+        elif name == "reason":
+            values = [_clipped(v) for v in values]
+        columns[name] = values
+    return columns
+
+
 def _persist(con: duckdb.DuckDBPyConnection, run: Run, *, note: str | None = None,
              actor: access.User | None = None) -> None:
-    rows = [[_text(getattr(r, c)) if c in ("measured", "threshold") else
-             json.dumps(r.diagnostics, default=str) if c == "diagnostics" else
-             _clipped(r.reason) if c == "reason" else getattr(r, c)
-             for c in _RESULT_COLUMNS] for r in run.results]
-    frame = pd.DataFrame(rows, columns=list(_RESULT_COLUMNS), dtype=object)
+    frame = pd.DataFrame(_result_columns(run.results), columns=list(_RESULT_COLUMNS), dtype=object)
     for column in ("started_at", "finished_at"):
         frame[column] = pd.to_datetime(frame[column])
 
@@ -366,7 +349,8 @@ def run_checks(db_path: str | Path, *, product_ids: list[str] | None = None, tri
     worker = SandboxWorker(memory_limit=SANDBOX_MEMORY)
     try:
         # 2. Compute with the store closed (parsing the contracts needs no store either).
-        work, run.results = _build_work(stored, scope)
+        documents = DocumentCache()
+        work, run.results = _build_work(stored, scope, documents)
         steps = sum(len(w.specs) + len(w.datasets) + (1 if w.problem else 0) for w in work) + (1 if with_policies else 0)
         steps += consent_plan.steps if consent_plan else 0
         tracker = _Progress(steps, progress)
@@ -387,6 +371,10 @@ def run_checks(db_path: str | Path, *, product_ids: list[str] | None = None, tri
         run.status = worst(r.status for r in run.results)
         with connect(path) as con:
             _persist(con, run, actor=user)
+            try:
+                documents.save(con)  # texts parsed for the first time: the next run reads their JSON
+            except Exception:  # noqa: BLE001 - a cache: the run is stored, the next one parses again
+                pass
     except BaseException as exc:
         # Keep what was measured and say why the run stopped; then let the caller see it.
         run.state = "incomplete"
@@ -612,10 +600,9 @@ def _pii_column(stored_id: str, dataset_check_id: str) -> str | None:
 _STATUS_ORDER = f"{severity_sql()} DESC"  # worst first (catalog.status)
 
 
-def latest_results(con: duckdb.DuckDBPyConnection, product_id: str | None = None) -> pd.DataFrame:
-    """Per product, all results of the newest complete run that checked it; without a
-    product, also the catalog-wide results (product_id NULL) of the newest complete run over
-    all products (a catalog-wide finding that a later full run no longer reports is gone)."""
+def latest_results_sql(product_id: str | None = None) -> tuple[str, list]:
+    """The query of latest_results, unordered, and its parameters (checks.latest pages and
+    counts it in SQL at catalog scale)."""
     catalog_wide = "" if product_id else """
         UNION ALL BY NAME
         SELECT r.*, cr.started_at AS run_started_at
@@ -626,9 +613,16 @@ def latest_results(con: duckdb.DuckDBPyConnection, product_id: str | None = None
     sql = f"""
         SELECT * FROM (
             SELECT * FROM ({queries.LATEST_RESULTS_SQL}) {product_filter}
-            {catalog_wide})
-        ORDER BY {_STATUS_ORDER}, product_id NULLS LAST, check_id"""
-    return con.execute(sql, [product_id] if product_id else []).df()
+            {catalog_wide})"""
+    return sql, [product_id] if product_id else []
+
+
+def latest_results(con: duckdb.DuckDBPyConnection, product_id: str | None = None) -> pd.DataFrame:
+    """Per product, all results of the newest complete run that checked it; without a
+    product, also the catalog-wide results (product_id NULL) of the newest complete run over
+    all products (a catalog-wide finding that a later full run no longer reports is gone)."""
+    sql, params = latest_results_sql(product_id)
+    return con.execute(f"{sql} ORDER BY {_STATUS_ORDER}, product_id NULLS LAST, check_id", params).df()
 
 
 def run_results(con: duckdb.DuckDBPyConnection, run_id: str) -> pd.DataFrame:
@@ -673,29 +667,3 @@ def list_runs(con: duckdb.DuckDBPyConnection, limit: int = 20) -> pd.DataFrame:
                cr.scope, cr.pid, cr.host, cr.note, {_COUNTS}
         FROM check_runs cr LEFT JOIN check_results r USING (run_id)
         GROUP BY ALL ORDER BY cr.started_at DESC LIMIT ?""", [int(limit)]).df()
-
-
-def policy_outcomes(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    """Every policy of the pack with its SQL and its last outcome (worst over the products of
-    their latest runs): policy_id, title, severity, description, sql, source, problem,
-    status, failing, checked, last_run."""
-    from checks import policies
-
-    pack = pd.DataFrame([{"policy_id": p.id, "title": p.title, "severity": p.severity,
-                          "description": p.description, "applies_to": p.applies_to, "sql": p.sql,
-                          "source": p.source, "problem": p.problem} for p in policies.load_pack()],
-                        columns=["policy_id", "title", "severity", "description", "applies_to", "sql",
-                                 "source", "problem"])
-    latest = latest_results(con)
-    latest = latest[latest["kind"] == "policy"] if not latest.empty else latest
-    outcome = pd.DataFrame(columns=["policy_id", "status", "failing", "checked", "last_run"])
-    if not latest.empty:
-        latest = latest.assign(policy_id=[json.loads(d).get("policy") if d else None for d in latest["diagnostics"]],
-                               rank=latest["status"].map(SEVERITY))
-        outcome = latest.groupby("policy_id").agg(
-            rank=("rank", "max"), failing=("status", lambda s: int(s.isin(["failed", "warning", "error"]).sum())),
-            checked=("status", "size"), last_run=("finished_at", "max")).reset_index()
-        by_rank = {v: k for k, v in SEVERITY.items()}
-        outcome["status"] = outcome["rank"].map(by_rank)
-        outcome = outcome.drop(columns=["rank"])
-    return pack.merge(outcome, on="policy_id", how="left")

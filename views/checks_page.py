@@ -14,7 +14,7 @@ import streamlit as st
 
 from catalog import access
 from catalog.store import StoreError
-from checks import runner
+from checks import latest, runner
 from ui.auth import page_user
 from ui.db import conn, db_path
 from ui.status import NO_STATUS_ICON, STATUS_COLOURS, STATUS_ICONS, icon_label, label
@@ -28,42 +28,66 @@ RUNNING_KEY = "checks_running"
 _STATUS_ORDER = ["error", "failed", "warning", "passed", "skipped"]
 # What matters first: at 1440 px the Reason column takes the rest of the width.
 _TABLE_COLUMNS = ["status", "check_id", "measured", "threshold", "finished_at", "kind", "reason"]
+# Rows of the results table per page: a styled table of 20k rows took ~5 s to build per rerun.
+PAGE_ROWS = 200
 
 
-# --- loaders (cached per DB path; cleared after a run) -----------------------------------------
+# --- loaders: one cheap change token per rerun; the rest cached under it --------------------------
+# At 10k products the latest results are ~370k rows: they are counted, filtered and paged in
+# SQL (checks.latest), and nothing is read again until a run finishes or the catalog changes.
 
-@st.cache_data(ttl=5, show_spinner=False)
-def _products(db: str) -> list[str]:
+@st.cache_data(ttl=2, show_spinner=False)
+def _token(db: str) -> tuple:
+    with conn(db) as con:
+        return latest.change_token(con)
+
+
+@st.cache_data(ttl=600, show_spinner=False, max_entries=4)
+def _products(db: str, token: tuple) -> list[str]:
+    del token  # part of the cache key only
     with conn(db) as con:
         return runner.known_products(con)
 
 
-@st.cache_data(ttl=5, show_spinner=False)
-def _latest(db: str) -> pd.DataFrame:
+@st.cache_data(ttl=600, show_spinner=False, max_entries=16)
+def _summary(db: str, token: tuple, selection: tuple[str, ...]) -> dict:
+    del token
     with conn(db) as con:
-        return runner.latest_results(con)
+        return latest.summary(con, selection)
 
 
-@st.cache_data(ttl=5, show_spinner=False)
-def _history(db: str, product_id: str) -> pd.DataFrame:
+@st.cache_data(ttl=600, show_spinner=False, max_entries=32)
+def _page(db: str, token: tuple, selection: tuple[str, ...], statuses: tuple[str, ...],
+          kinds: tuple[str, ...], number: int) -> pd.DataFrame:
+    del token
+    with conn(db) as con:
+        return latest.page(con, product_ids=selection, statuses=statuses, kinds=kinds,
+                           limit=PAGE_ROWS, offset=(number - 1) * PAGE_ROWS)
+
+
+@st.cache_data(ttl=600, show_spinner=False, max_entries=32)
+def _history(db: str, token: tuple, product_id: str) -> pd.DataFrame:
+    del token
     with conn(db) as con:
         return runner.run_history(con, product_id)
 
 
-@st.cache_data(ttl=5, show_spinner=False)
+@st.cache_data(ttl=600, show_spinner=False, max_entries=64)
 def _detail(db: str, run_id: str, check_id: str) -> dict | None:
     with conn(db) as con:
         return runner.result_detail(con, run_id, check_id)
 
 
-@st.cache_data(ttl=5, show_spinner=False)
-def _policies(db: str) -> pd.DataFrame:
+# The pack is files: re-read at least every minute even when the store did not change.
+@st.cache_data(ttl=60, show_spinner=False, max_entries=4)
+def _policies(db: str, token: tuple) -> pd.DataFrame:
+    del token
     with conn(db) as con:
-        return runner.policy_outcomes(con)
+        return latest.policy_outcomes(con)
 
 
 def _clear_caches() -> None:
-    for loader in (_products, _latest, _history, _detail, _policies):
+    for loader in (_token, _products, _summary, _page, _history, _history_figure, _detail, _policies):
         loader.clear()
 
 
@@ -159,24 +183,31 @@ def _status_style(value: Any) -> str:
     return f"background-color: {colour}; color: white; font-weight: 600" if colour else ""
 
 
-def results_table(results: pd.DataFrame) -> None:
-    counts = results["status"].value_counts()
+def results_table(db: str, token: tuple, selection: tuple[str, ...]) -> pd.DataFrame | None:
+    """Counts by status, the filters, and one page of the filtered results (worst first);
+    returns that page (for the drill-down), or None when nothing matches."""
+    summary = _summary(db, token, selection)
     cols = st.columns(len(_STATUS_ORDER))
     for col, status in zip(cols, _STATUS_ORDER, strict=True):
-        col.metric(icon_label(status), int(counts.get(status, 0)))
-    kinds = sorted(results["kind"].dropna().unique())
+        col.metric(icon_label(status), int(summary["counts"].get(status, 0)))
     left, right = st.columns([2, 3])
     chosen_status = left.multiselect("Status", _STATUS_ORDER, default=["error", "failed", "warning"],
                                      key="status_filter", placeholder="all statuses")
-    chosen_kinds = right.multiselect("Kind", kinds, key="kind_filter", placeholder="all kinds")
-    shown = results
-    if chosen_status:
-        shown = shown[shown["status"].isin(chosen_status)]
-    if chosen_kinds:
-        shown = shown[shown["kind"].isin(chosen_kinds)]
-    if shown.empty:
+    chosen_kinds = right.multiselect("Kind", summary["kinds"], key="kind_filter", placeholder="all kinds")
+    statuses, kinds = tuple(chosen_status), tuple(chosen_kinds)
+    total = latest.matching(summary, statuses=statuses, kinds=kinds)
+    if total == 0:
         st.success("Nothing matches these filters: every shown check passed.")
-        return
+        return None
+    pages = -(-total // PAGE_ROWS)
+    number = 1
+    if pages > 1:
+        number = int(st.number_input(f"Page (of {pages:,}, {PAGE_ROWS} rows each)", min_value=1,
+                                     max_value=pages, value=1, step=1, key="results_page"))
+    number = min(number, pages)  # the page number may outlive a narrower filter
+    shown = _page(db, token, selection, statuses, kinds, number)
+    first = (number - 1) * PAGE_ROWS + 1
+    st.caption(f"Rows {first:,}–{first + len(shown) - 1:,} of {total:,}, worst first.")
     table = shown_frame(shown[_TABLE_COLUMNS].reset_index(drop=True))
     st.dataframe(
         table.style.map(_status_style, subset=["status"]), hide_index=True, width="stretch",
@@ -189,6 +220,7 @@ def results_table(results: pd.DataFrame) -> None:
             "kind": st.column_config.TextColumn("Kind", width=90),
             "reason": st.column_config.TextColumn("Reason", width="large"),
         })
+    return shown
 
 
 def render_detail(detail: dict) -> None:
@@ -227,10 +259,10 @@ def render_detail(detail: dict) -> None:
 
 
 def drill_down(db: str, results: pd.DataFrame) -> None:
-    ordered = results.sort_values("status", key=lambda s: s.map({v: i for i, v in enumerate(_STATUS_ORDER)}))
-    options = list(ordered["check_id"])
-    run_of = dict(zip(ordered["check_id"], ordered["run_id"], strict=True))
-    status_of = dict(zip(ordered["check_id"], ordered["status"], strict=True))
+    """Pick one result of the table's page (already worst first) and show everything about it."""
+    options = list(results["check_id"])
+    run_of = dict(zip(results["check_id"], results["run_id"], strict=True))
+    status_of = dict(zip(results["check_id"], results["status"], strict=True))
     chosen = st.selectbox("Inspect a result", options, key="inspect",
                           format_func=lambda cid: f"{label(status_of[cid])} · {cid}")
     if not chosen:
@@ -243,15 +275,26 @@ def drill_down(db: str, results: pd.DataFrame) -> None:
         render_detail(detail)
 
 
+def results_section(db: str, token: tuple, selection: tuple[str, ...]) -> None:
+    try:
+        if not _summary(db, token, selection)["total"]:
+            st.info("No check runs yet. Choose products (or none for all) and press **Run checks**, "
+                    "or run the CI gate: `python -m checks run --all`.")
+            return
+        shown = results_table(db, token, selection)
+    except StoreError as exc:
+        st.error(f"Cannot read check results: {md(exc)}")
+        return
+    if shown is not None:
+        drill_down(db, shown)
+
+
 # --- history ----------------------------------------------------------------------------------------
 
-def history_panel(db: str, products: list[str], preferred: list[str]) -> None:
-    default = preferred[0] if preferred else products[0]
-    product = st.selectbox("Product", products, index=products.index(default), key="history_product")
-    history = _history(db, product)
-    if history.empty:
-        st.info(f"{md(product)} has not been checked yet.")
-        return
+# Building the trend figure took ~0.25 s of every rerun: it is built once per product and token.
+@st.cache_resource(ttl=600, show_spinner=False, max_entries=16)
+def _history_figure(db: str, token: tuple, product: str):
+    history = _history(db, token, product)
     long = history.melt(id_vars=["run_id", "started_at"], value_vars=["passed", "warning", "failed", "error"],
                         var_name="status", value_name="checks")
     figure = px.line(long, x="started_at", y="checks", color="status", markers=True,
@@ -259,7 +302,17 @@ def history_panel(db: str, products: list[str], preferred: list[str]) -> None:
                      labels={"started_at": "run started (UTC)", "checks": "results"},
                      title=f"Check results per run — {plotly_text(product)}")
     figure.update_layout(height=320, margin={"l": 10, "r": 10, "t": 40, "b": 10}, legend_title_text="")
-    st.plotly_chart(figure, width="stretch", key="history_chart")
+    return figure
+
+
+def history_panel(db: str, token: tuple, products: list[str], preferred: list[str]) -> None:
+    default = preferred[0] if preferred else products[0]
+    product = st.selectbox("Product", products, index=products.index(default), key="history_product")
+    history = _history(db, token, product)
+    if history.empty:
+        st.info(f"{md(product)} has not been checked yet.")
+        return
+    st.plotly_chart(_history_figure(db, token, product), width="stretch", key="history_chart")
     runs = history[["run_id", "started_at", "state", "status", "triggered_by", "passed", "warning", "failed",
                     "error", "skipped"]].iloc[::-1]
     st.dataframe(shown_frame(runs).style.map(_status_style, subset=["status"]), hide_index=True, width="stretch")
@@ -267,9 +320,9 @@ def history_panel(db: str, products: list[str], preferred: list[str]) -> None:
 
 # --- policies --------------------------------------------------------------------------------------
 
-def policies_panel(db: str) -> None:
+def policies_panel(db: str, token: tuple) -> None:
     try:
-        pack = _policies(db)
+        pack = _policies(db, token)
     except Exception as exc:  # noqa: BLE001 - a broken pack must not take the page down
         st.error(f"Cannot load the policy pack: {md(exc)}")
         return
@@ -301,7 +354,8 @@ def main() -> None:
                "the same engine as the CI gate `python -m checks run`.")
     db = db_path()
     try:
-        products = _products(db)
+        token = _token(db)
+        products = _products(db, token)
     except StoreError as exc:
         st.error(f"Cannot open the catalog: {md(exc)}")
         return
@@ -309,33 +363,23 @@ def main() -> None:
         st.info("The catalog has no products yet. Seed the demo mesh with `python -m sample_data seed`, "
                 "or ingest contracts with `python -m catalog ingest PATH`.")
         return
-    wanted = [p for p in st.query_params.get_all("product") if p in products]
-    unknown = [p for p in st.query_params.get_all("product") if p not in products]
+    known = set(products)
+    linked = st.query_params.get_all("product")
+    wanted = [p for p in linked if p in known]
+    unknown = [p for p in linked if p not in known]
     if unknown:
         st.warning(f"Unknown product in the link: {md_join(unknown)}")
     selection = st.multiselect("Products", products, default=wanted, key="products",
                                placeholder="All products")
     run_panel(db, selection, user)
     last_run_banner()
-    try:
-        latest = _latest(db)
-    except StoreError as exc:
-        st.error(f"Cannot read check results: {md(exc)}")
-        return
-    if selection and not latest.empty:
-        latest = latest[latest["product_id"].isin(selection) | latest["product_id"].isna()]
     results_tab, history_tab, policies_tab = st.tabs(["Results", "History", "Policies"])
     with results_tab:
-        if latest.empty:
-            st.info("No check runs yet. Choose products (or none for all) and press **Run checks**, "
-                    "or run the CI gate: `python -m checks run --all`.")
-        else:
-            results_table(latest)
-            drill_down(db, latest)
+        results_section(db, token, tuple(selection))
     with history_tab:
-        history_panel(db, products, selection)
+        history_panel(db, token, products, selection)
     with policies_tab:
-        policies_panel(db)
+        policies_panel(db, token)
 
 
 main()

@@ -1,0 +1,186 @@
+"""Every page at catalog scale (server side, AppTest: first render and rerun), and the
+`python -m checks run --all` gate as a whole process.
+
+    .venv/bin/python bench/bench_pages.py --db seeded10k.duckdb              # a store to copy
+    .venv/bin/python bench/bench_pages.py --bulk 10000                      # demo + 10k inserted products
+    .venv/bin/python bench/bench_pages.py --db seeded10k.duckdb --checks-run # plus the gate, timed
+    .venv/bin/python bench/bench_pages.py --db x.duckdb --pages checks,overview --reruns 7
+
+Targets (issue 15, item 3): at 10k products every page renders in < 1 s on a rerun and < 2 s
+on a first render; `checks run --all` over the 10k products takes < 60 s.
+
+The store is copied into a temporary folder first, so the original is left alone.
+
+- `--db FILE`: the honest fixture is `python -m sample_data seed --products 10000` (the real
+  ingest path: 10k ODCS contracts, owners, ~20 columns each, no data behind the synthetic
+  products) followed by `python -m checks run --all` on it (real results for every product:
+  the PII scan's `skipped`, the catalog policies' results, the demo's data checks).
+- `--bulk N`: a fast stand-in when seeding is too slow: the demo mesh is seeded in the
+  temporary folder, N products are added by INSERTs (bench_search's generator: products,
+  owners, one dataset, 20 columns; no contract rows, no lineage) and one complete check run
+  with 8 results per product (bench_overview.add_run).
+- `--checks-run`: after the pages, `python -m checks run --all --db COPY` is started as its own
+  process (imports, store reads, data checks, policies, the write) and timed: wall, and the CPU
+  seconds of the child (user + sys), since the 2 cores are shared with other work.
+
+Per page: the app (app.py, the frame, as the admin persona, who may open every page) is
+started and run once on its default page; then every st.cache_data / st.cache_resource entry is
+cleared, the page is switched to and run (the first render: cold caches, warm imports), then
+rerun `--reruns` times (what a click or a widget change costs); the median and the worst
+rerun are printed. The load average is printed beside them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from catalog import access  # noqa: E402
+from catalog.store import connect  # noqa: E402
+
+TARGET_RERUN_S = 1.0
+TARGET_FIRST_S = 2.0
+TARGET_RUN_ALL_S = 60.0
+
+
+def _load() -> str:
+    return " / ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def build_bulk(db: Path, work: Path, n: int) -> None:
+    """Demo mesh + n inserted products + one complete run with 8 results each (see module doc)."""
+    import bench_overview
+    import bench_search
+
+    from sample_data import generate
+
+    started = time.perf_counter()
+    generate.seed(db, out_dir=work / "sample")
+    frames = bench_search.build_frames(n, 20)
+    with connect(db) as con:
+        known = {r[0] for r in con.execute("SELECT domain_id FROM domains").fetchall()}
+        frames["domains"] = frames["domains"][~frames["domains"]["domain_id"].isin(known)]
+        bench_search.load(con, frames)
+    from datetime import datetime, timedelta
+
+    now = datetime.utcnow().replace(microsecond=0)  # noqa: DTZ003 - the store keeps naive UTC
+    results = bench_overview.add_run(db, run_id="bench-run-1", at=now - timedelta(hours=1))
+    print(f"built: demo + {n:,} inserted products, {results:,} results, in {time.perf_counter() - started:.1f} s")
+
+
+def time_page(page: access.Page, reruns: int) -> tuple[tuple[float, float], list[tuple[float, float]], str | None]:
+    """((wall, CPU) of the first render, (wall, CPU) of each rerun, problem) of one page
+    through the frame, as the admin persona. CPU is this process's (the script thread's work
+    plus AppTest's polling), the steadier figure on a shared machine."""
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+    from streamlit.testing.v1.util import patch_config_options
+
+    from ui.auth import PERSONA_KEY
+
+    with patch_config_options({"server.address": "127.0.0.1"}):
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=600)
+        at.session_state[PERSONA_KEY] = "admin"
+        at.run()
+        st.cache_data.clear()
+        st.cache_resource.clear()
+        at.switch_page(page.file)
+        started, cpu = time.perf_counter(), time.process_time()
+        at.run()
+        first = (time.perf_counter() - started, time.process_time() - cpu)
+        if at.exception:
+            return first, [], "; ".join(str(e.value)[:200] for e in at.exception)
+        times = []
+        for _ in range(reruns):
+            started, cpu = time.perf_counter(), time.process_time()
+            at.run()
+            times.append((time.perf_counter() - started, time.process_time() - cpu))
+        if at.exception:
+            return first, times, "; ".join(str(e.value)[:200] for e in at.exception)
+    return first, times, None
+
+
+def time_run_all(db: Path, *, timeout: float) -> tuple[float, float, int]:
+    """(wall s, child CPU s, exit code) of `python -m checks run --all` as its own process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "checks", "run", "--all", "--db", str(db), "--as", "bench"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    if done.returncode not in (0, 1):
+        print(f"checks run --all exited {done.returncode}: {done.stderr.strip()[-500:]}")
+    else:
+        print("   ", done.stdout.strip().splitlines()[-1][:200])
+    return wall, cpu, done.returncode
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db", type=Path, help="a store to copy (left unchanged)")
+    parser.add_argument("--bulk", type=int, default=0, help="without --db: demo + N inserted products")
+    parser.add_argument("--pages", default="", help="comma list of page keys (default: every page)")
+    parser.add_argument("--reruns", type=int, default=5)
+    parser.add_argument("--checks-run", action="store_true", help="also time `python -m checks run --all`")
+    parser.add_argument("--no-pages", action="store_true", help="only the checks run")
+    parser.add_argument("--timeout", type=float, default=3600.0, help="limit for the checks run process (s)")
+    args = parser.parse_args(argv)
+    if not args.db and not args.bulk:
+        parser.error("give --db FILE or --bulk N")
+    work = Path(tempfile.mkdtemp(prefix="bench-pages-"))
+    try:
+        db = work / "meshgov.duckdb"
+        if args.db:
+            shutil.copyfile(args.db, db)
+            # The copy's data files stay where the seed wrote them, beside the original store.
+            os.environ.setdefault("MESHGOV_DATA_ROOTS", str(args.db.resolve().parent))
+        else:
+            build_bulk(db, work, args.bulk)
+        with connect(db) as con:
+            products, results = con.execute(
+                "SELECT (SELECT count(*) FROM products), (SELECT count(*) FROM check_results)").fetchone()
+        print(f"products: {products:,}   stored results: {results:,}   load average: {_load()}")
+        os.environ["MESHGOV_DB"] = str(db)
+        wanted = [p.strip() for p in args.pages.split(",") if p.strip()]
+        pages = [p for p in access.PAGE_TABLE if not wanted or p.key in wanted]
+        met = True
+        if not args.no_pages:
+            print(f"{'page':<10} {'first':>7} {'(CPU)':>7} {'rerun p50':>10} {'(CPU)':>7} {'worst':>7}   load")
+            for page in pages:
+                first, reruns, problem = time_page(page, args.reruns)
+                median = statistics.median(t for t, _ in reruns) if reruns else float("nan")
+                median_cpu = statistics.median(c for _, c in reruns) if reruns else float("nan")
+                worst = max(t for t, _ in reruns) if reruns else float("nan")
+                ok = problem is None and first[0] < TARGET_FIRST_S and median < TARGET_RERUN_S
+                met &= ok
+                print(f"{page.key:<10} {first[0]:>6.2f}s {first[1]:>6.2f}s {median:>9.3f}s {median_cpu:>6.3f}s "
+                      f"{worst:>6.2f}s   {_load()}"
+                      f"{'' if ok else '   <- over target' if problem is None else '   RAISED: ' + problem}")
+        if args.checks_run:
+            wall, cpu, code = time_run_all(db, timeout=args.timeout)
+            ok = wall < TARGET_RUN_ALL_S and code in (0, 1)
+            met &= ok
+            print(f"checks run --all: {wall:.1f} s wall, {cpu:.1f} s CPU (exit {code})   load {_load()}"
+                  f"{'' if ok else '   <- over target'}")
+        print(f"targets (rerun < {TARGET_RERUN_S:.0f} s, first < {TARGET_FIRST_S:.0f} s, run --all < "
+              f"{TARGET_RUN_ALL_S:.0f} s) at {products:,} products: {'met' if met else 'NOT met'}")
+        return 0 if met else 1
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
