@@ -7,11 +7,12 @@ Anchor (issue 9.4): with the app up, 20 concurrent runs and 5 ingests, 6 of 60 r
 after waiting 60 s for the lock. Target: every run completes — N complete runs, 0 lock
 errors, 0 lost results (each run's stored result count equals what it printed).
 
-- **DB.** `python -m catalog seed` (the demo mesh: ~300 checks a run, contract SQL rules and
+- **DB.** `python -m sample_data seed` (the demo mesh: ~300 checks a run, contract SQL rules and
   the policy pack), unless `--db` names a seeded file.
 - **App.** One process renders the app's default page (the overview) with Streamlit's
-  AppTest in a loop, so it opens the store the way the app does (ui.db.conn: a short
-  connection per use) — there is no browser here to drive a served app.
+  AppTest in a loop, so it opens the store the way the app does (ui.db.conn: a cursor per
+  use on the instance the process holds, let go when another process queues or after
+  `MESHGOV_STORE_HOLD` idle seconds) — there is no browser here to drive a served app.
 - **Runs.** `--runs` processes of `python -m checks run --all --json`, started together,
   `MESHGOV_LOCK_WAIT` at its default (60 s).
 - **Ingests.** `--ingests` processes of `python -m catalog ingest <contracts folder>`, each
