@@ -25,6 +25,9 @@ transaction, so writes still fail as with a read-only open.
 Every instance has extension auto-install and auto-load off (set before any use): meshgov
 needs only the statically linked extensions, and a query naming `https://` or
 `CREATE SECRET` must not make the host download anything.
+
+Over ~400 lines on purpose: the held instance, its release rules and the schema check it
+carries are one state machine guarding one file; the cross-process queue is catalog.store_queue.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from catalog import access
 from catalog.cli_args import EXIT_USAGE, MAX_TIMEOUT_S, Parser, bounded_int, timeout_seconds
 from catalog.settings import resolve_db_path
 from catalog.store import StoreError, connect
-from checks import runner
+from checks import runner, stored_results
 from checks.result import SEVERITY
 
 EXIT_OK, EXIT_FINDINGS = 0, 1
@@ -138,7 +138,7 @@ def _runs(args) -> int:
         print(f"error: {db} does not exist", file=sys.stderr)
         return EXIT_USAGE
     with connect(db) as con:
-        frame = runner.list_runs(con, args.limit)
+        frame = stored_results.list_runs(con, args.limit)
     if args.json:
         print(frame.to_json(orient="records", date_format="iso"))
     elif frame.empty:

@@ -4,7 +4,7 @@ A run over 10k products leaves ~370k latest results: loading them all into panda
 filter and show a page of them (and to parse every policy result's diagnostics) took seconds
 on every rerun of the Checks page. These functions answer what the page shows — the counts
 by status, the kinds, one page of the filtered table, the policy outcomes — over the one
-definition of the latest results (checks.runner.latest_results_sql), and a cheap token that
+definition of the latest results (checks.stored_results.latest_results_sql), and a cheap token that
 changes whenever a run finishes or the catalog changes, for pages to cache them under.
 """
 
@@ -16,7 +16,7 @@ import duckdb
 import pandas as pd
 
 from catalog.status import NOT_PASSING, SEVERITY, in_sql, severity_sql, status_of_severity_sql
-from checks import runner
+from checks import stored_results
 
 # What a page of the results table carries: its columns plus the run of each row (drill-down).
 PAGE_COLUMNS = ("status", "check_id", "measured", "threshold", "finished_at", "kind", "reason",
@@ -36,7 +36,7 @@ def change_token(con: duckdb.DuckDBPyConnection) -> tuple:
 
 def _scoped(product_ids: Sequence[str] | None) -> tuple[str, list]:
     """The latest results, narrowed to `product_ids` (plus the catalog-wide rows) when given."""
-    sql, params = runner.latest_results_sql()
+    sql, params = stored_results.latest_results_sql()
     if product_ids:
         sql = f"SELECT * FROM ({sql}) WHERE product_id IS NULL OR list_contains(?::VARCHAR[], product_id)"
         params = [*params, list(product_ids)]
@@ -95,7 +95,7 @@ def policy_outcomes(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
                           "source": p.source, "problem": p.problem} for p in policies.load_pack()],
                         columns=["policy_id", "title", "severity", "description", "applies_to", "sql",
                                  "source", "problem"])
-    sql, params = runner.latest_results_sql()
+    sql, params = stored_results.latest_results_sql()
     outcome = con.execute(f"""
         SELECT json_extract_string(diagnostics, '$.policy') AS policy_id,
                {status_of_severity_sql(f"max({severity_sql()})")} AS status,

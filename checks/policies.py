@@ -28,6 +28,10 @@ table), pii_products (product_id, pii_columns) and model_products (product_id, w
 
 The pack is `checks/policies/*.sql` plus every folder in `MESHGOV_POLICY_DIR` (os.pathsep
 separated): stewards add files there; a file whose id matches a starter policy replaces it.
+
+Over ~400 lines because a policy's whole life is here: its file format (documented above),
+its scopes, the catalog snapshot it reads and how its violations become results; the
+sandbox that runs it is checks.sandbox.
 """
 
 from __future__ import annotations

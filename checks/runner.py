@@ -11,36 +11,34 @@ Data-only results (data checks and the PII sample scan) of a dataset whose file 
 text did not change since the product's last complete run are reused from it (checks.reuse);
 `reuse=False` measures everything again.
 
-Longer than the ~400 lines a module should be, on purpose for now: the reading-back half
-(`latest_results` ... `policy_outcomes`) is the natural second module, but the pages and the
-`--all` loop are being reworked in parallel (issue 15), and moving those functions under them
-would turn small merges into conflicts. Split it once that work has landed.
+Runs and results as stored: checks.run_records; read back for pages and the CLI:
+checks.stored_results. What stays here (~450 lines) is one sequence, kept together on purpose:
+reading the work, planning the steps, running contract checks, PII samples, consent and the
+policy pack with one progress count, and writing the run, whose ordering and store windows
+are the point of this module.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import random
 import socket
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pandas as pd
 
-from catalog import access, audit, odcs, queries
+from catalog import access, odcs
 from catalog.locations import Location
-from catalog.status import severity_sql
-from catalog.store import StoreError, connect, retrying, transaction
+from catalog.store import StoreError, connect, retrying
 from checks import compiler, consent, measure, reuse
-from checks.result import SEVERITY, CheckResult, worst
+from checks.result import CheckResult, worst
 from checks.run_all import DocumentCache, StoredContract, read_contracts
+from checks.run_records import Run, mark_dead_runs_incomplete, new_run_id, persist
 from checks.sandbox_process import SandboxWorker
 from checks.specs import CheckSpec, contract_specs
 from checks.sql_rules import SANDBOX_MEMORY, expand_placeholders, run_sql_rules  # noqa: F401 - part of the runner's API
@@ -49,12 +47,6 @@ PII_SAMPLE_ROWS = 1000
 PII_SAMPLE_SEED = 42
 CLUSTER_SAMPLE_FROM = 1_000_000  # rows of a Parquet file above which the PII sample reads runs of rows
 CLUSTER_RUNS = 20
-# The stored reason of one result: a reason is for people, and a rule or policy must not
-# fill the store (a 20 MB policy reason was once stored in full).
-MAX_STORED_REASON = 4000
-_RESULT_COLUMNS = ("run_id", "check_id", "kind", "product_id", "dataset", "column_name", "target",
-                   "status", "measured", "threshold", "reason", "diagnostics", "sql", "contract_id",
-                   "contract_version", "started_at", "finished_at", "triggered_by")
 
 
 class UnknownProducts(ValueError):
@@ -65,24 +57,6 @@ class UnknownProducts(ValueError):
         hint = f" (known: {', '.join(known[:20])}{' ...' if len(known) > 20 else ''})" if known else \
             " (the catalog has no products: seed or ingest contracts first)"
         super().__init__(f"unknown product id{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}{hint}")
-
-
-@dataclass
-class Run:
-    run_id: str
-    status: str
-    results: list[CheckResult]
-    state: str
-    started_at: dt.datetime | None = None
-    finished_at: dt.datetime | None = None
-    triggered_by: str | None = None
-    scope: list[str] | None = None
-
-    def counts(self) -> dict[str, int]:
-        found = dict.fromkeys(SEVERITY, 0)
-        for result in self.results:
-            found[result.status] = found.get(result.status, 0) + 1
-        return found
 
 
 # --- what to check (read from the store) ------------------------------------------------------
@@ -164,119 +138,6 @@ def resolve_products(con: duckdb.DuckDBPyConnection, product_ids: list[str] | No
     if unknown:
         raise UnknownProducts(unknown, known)
     return wanted
-
-
-# --- run bookkeeping ---------------------------------------------------------------------------
-
-
-def _process_alive(pid: int | None, *, since: dt.datetime | None = None) -> bool:
-    """Whether `pid` is still the process that started a run at `since` (UTC, naive)."""
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    stat = Path(f"/proc/{pid}/stat")
-    try:
-        fields = stat.read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return True  # no /proc: trust the signal probe
-    if fields[0] in ("Z", "X"):  # exited, not yet reaped
-        return False
-    if since is not None:
-        try:
-            ticks = os.sysconf("SC_CLK_TCK")
-            boot = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
-                        if line.startswith("btime"))
-            started = dt.datetime.fromtimestamp(boot + int(fields[19]) / ticks, dt.UTC).replace(tzinfo=None)
-            if started > since + dt.timedelta(seconds=2):  # the pid was reused by a newer process
-                return False
-        except (OSError, ValueError, StopIteration, IndexError):
-            return True
-    return True
-
-
-def mark_dead_runs_incomplete(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """Runs left `running` by a process of this host that is gone -> `incomplete`."""
-    host = socket.gethostname()
-    rows = con.execute("SELECT run_id, pid, started_at FROM check_runs WHERE state = 'running' AND host = ?",
-                       [host]).fetchall()
-    dead = [run_id for run_id, pid, started in rows if not _process_alive(pid, since=started)]
-    now = compiler.now_utc()
-
-    def write() -> None:
-        with transaction(con):
-            for run_id in dead:
-                con.execute(
-                    "UPDATE check_runs SET state = 'incomplete', finished_at = ?, note = ? "
-                    "WHERE run_id = ? AND state = 'running'",
-                    [now, "the process running this check run ended before it finished "
-                          "(crash or kill); its results were never written", run_id])
-
-    if dead:
-        retrying(write)
-    return dead
-
-
-def new_run_id() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
-
-
-def _text(value: Any) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
-    return json.dumps(value, default=str)
-
-
-def _clipped(reason: str | None) -> str | None:
-    if reason is None or len(reason) <= MAX_STORED_REASON:
-        return reason
-    return reason[:MAX_STORED_REASON] + f"… (cut: {len(reason):,} characters)"
-
-
-def _result_columns(results: list[CheckResult]) -> dict[str, list]:
-    """The stored form of the results, column by column (a run over 10k products writes ~370k
-    results: row by row this took ~5 s of CPU, column by column ~1 s)."""
-    columns: dict[str, list] = {}
-    for name in _RESULT_COLUMNS:
-        values = list(map(attrgetter(name), results))
-        if name in ("measured", "threshold"):
-            values = [_text(v) for v in values]
-        elif name == "diagnostics":
-            values = ["{}" if type(v) is dict and not v else json.dumps(v, default=str) for v in values]
-        elif name == "reason":
-            values = [_clipped(v) for v in values]
-        columns[name] = values
-    return columns
-
-
-def _persist(con: duckdb.DuckDBPyConnection, run: Run, *, note: str | None = None,
-             actor: access.User | None = None) -> None:
-    frame = pd.DataFrame(_result_columns(run.results), columns=list(_RESULT_COLUMNS), dtype=object)
-    for column in ("started_at", "finished_at"):
-        frame[column] = pd.to_datetime(frame[column])
-
-    def write() -> None:
-        with transaction(con):
-            con.execute("UPDATE check_runs SET state = ?, status = ?, finished_at = ?, note = ? WHERE run_id = ?",
-                        [run.state, run.status, run.finished_at, note, run.run_id])
-            if len(frame):
-                con.register("new_check_results", frame)
-                try:
-                    con.execute(f"INSERT INTO check_results ({', '.join(_RESULT_COLUMNS)}) "
-                                f"SELECT {', '.join(_RESULT_COLUMNS)} FROM new_check_results")
-                finally:
-                    con.unregister("new_check_results")
-            if actor is not None:
-                # In the run's transaction: the trail names exactly the runs that were stored.
-                audit.record(con, actor=actor, action="check_run", target=f"run:{run.run_id}",
-                             after={"state": run.state, "status": run.status, "counts": run.counts(),
-                                    "scope": run.scope or "all"})
-
-    audit.retry_write(con, write)  # also retries an audit seq taken by a concurrent writer
 
 
 # --- the run -------------------------------------------------------------------------------------
@@ -370,7 +231,7 @@ def run_checks(db_path: str | Path, *, product_ids: list[str] | None = None, tri
         run.state = "complete"
         run.status = worst(r.status for r in run.results)
         with connect(path) as con:
-            _persist(con, run, actor=user)
+            persist(con, run, actor=user)
             try:
                 documents.save(con)  # texts parsed for the first time: the next run reads their JSON
             except Exception:  # noqa: BLE001 - a cache: the run is stored, the next one parses again
@@ -382,7 +243,7 @@ def run_checks(db_path: str | Path, *, product_ids: list[str] | None = None, tri
         run.status = worst(r.status for r in run.results)
         try:
             with connect(path) as con:
-                _persist(con, run, note=f"run stopped by {type(exc).__name__}: {exc}"[:500], actor=user)
+                persist(con, run, note=f"run stopped by {type(exc).__name__}: {exc}"[:500], actor=user)
         except Exception:  # noqa: BLE001 - the original error matters more
             pass
         raise
@@ -593,77 +454,3 @@ def _scan_pii(item: ContractWork, dataset: DatasetWork, prior: reuse.PriorResult
 def _pii_column(stored_id: str, dataset_check_id: str) -> str | None:
     """The column of a stored per-column PII result id (`pii:product/dataset/column`)."""
     return stored_id.removeprefix(dataset_check_id + "/") if stored_id.startswith(dataset_check_id + "/") else None
-
-
-# --- reading runs back (pages, CLI) --------------------------------------------------------------
-
-_STATUS_ORDER = f"{severity_sql()} DESC"  # worst first (catalog.status)
-
-
-def latest_results_sql(product_id: str | None = None) -> tuple[str, list]:
-    """The query of latest_results, unordered, and its parameters (checks.latest pages and
-    counts it in SQL at catalog scale)."""
-    catalog_wide = "" if product_id else """
-        UNION ALL BY NAME
-        SELECT r.*, cr.started_at AS run_started_at
-        FROM check_results r JOIN check_runs cr USING (run_id)
-        WHERE r.product_id IS NULL AND r.run_id = (
-            SELECT arg_max(run_id, started_at) FROM check_runs WHERE state = 'complete' AND products IS NULL)"""
-    product_filter = "WHERE product_id = ?" if product_id else ""
-    sql = f"""
-        SELECT * FROM (
-            SELECT * FROM ({queries.LATEST_RESULTS_SQL}) {product_filter}
-            {catalog_wide})"""
-    return sql, [product_id] if product_id else []
-
-
-def latest_results(con: duckdb.DuckDBPyConnection, product_id: str | None = None) -> pd.DataFrame:
-    """Per product, all results of the newest complete run that checked it; without a
-    product, also the catalog-wide results (product_id NULL) of the newest complete run over
-    all products (a catalog-wide finding that a later full run no longer reports is gone)."""
-    sql, params = latest_results_sql(product_id)
-    return con.execute(f"{sql} ORDER BY {_STATUS_ORDER}, product_id NULLS LAST, check_id", params).df()
-
-
-def run_results(con: duckdb.DuckDBPyConnection, run_id: str) -> pd.DataFrame:
-    return con.execute(f"SELECT * FROM check_results WHERE run_id = ? ORDER BY {_STATUS_ORDER}, check_id",
-                       [run_id]).df()
-
-
-def result_detail(con: duckdb.DuckDBPyConnection, run_id: str, check_id: str) -> dict | None:
-    """One result with its diagnostics parsed (failing-row sample, SQL, ...)."""
-    frame = con.execute("SELECT * FROM check_results WHERE run_id = ? AND check_id = ?", [run_id, check_id]).df()
-    if frame.empty:
-        return None
-    row = frame.iloc[0].to_dict()
-    try:
-        row["diagnostics"] = json.loads(row["diagnostics"]) if row.get("diagnostics") else {}
-    except (TypeError, ValueError):
-        row["diagnostics"] = {"raw": row.get("diagnostics")}
-    return row
-
-
-_COUNTS = ", ".join(f"count(r.check_id) FILTER (WHERE r.status = '{s}') AS {s}" for s in SEVERITY)
-
-
-def run_history(con: duckdb.DuckDBPyConnection, product_id: str) -> pd.DataFrame:
-    """Every run that covered the product, oldest first, with its status counts for it."""
-    return con.execute(f"""
-        SELECT cr.run_id, cr.started_at, cr.finished_at, cr.state, cr.triggered_by,
-               CASE WHEN count(r.check_id) = 0 THEN cr.status
-                    ELSE arg_max(r.status, CASE r.status WHEN 'error' THEN 4 WHEN 'failed' THEN 3
-                                 WHEN 'warning' THEN 2 WHEN 'passed' THEN 1 ELSE 0 END) END AS status,
-               {_COUNTS}
-        FROM check_runs cr LEFT JOIN check_results r ON r.run_id = cr.run_id AND r.product_id = ?
-        WHERE cr.products IS NULL OR list_contains(cr.products, ?)
-        GROUP BY cr.run_id, cr.started_at, cr.finished_at, cr.state, cr.triggered_by, cr.status
-        ORDER BY cr.started_at""", [product_id, product_id]).df()
-
-
-def list_runs(con: duckdb.DuckDBPyConnection, limit: int = 20) -> pd.DataFrame:
-    """Newest runs first, with their result counts."""
-    return con.execute(f"""
-        SELECT cr.run_id, cr.started_at, cr.finished_at, cr.state, cr.status, cr.triggered_by,
-               cr.scope, cr.pid, cr.host, cr.note, {_COUNTS}
-        FROM check_runs cr LEFT JOIN check_results r USING (run_id)
-        GROUP BY ALL ORDER BY cr.started_at DESC LIMIT ?""", [int(limit)]).df()

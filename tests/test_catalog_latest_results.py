@@ -14,7 +14,7 @@ import pytest
 from catalog import lineage, queries
 from catalog.ingest import ingest_paths
 from catalog.store import connect
-from checks import runner
+from checks import stored_results
 from tests.fixtures.lineage import mesh
 
 PRODUCT = "raw-orders"
@@ -42,7 +42,7 @@ def two_runs(tmp_path):
 def test_every_reader_takes_the_run_started_last(two_runs):
     with connect(two_runs, read_only=True) as con:
         overview = queries.compliance_by_product(con).set_index("product_id")
-        checks_page = runner.latest_results(con, PRODUCT)
+        checks_page = stored_results.latest_results(con, PRODUCT)
         statuses = lineage.latest_statuses(con)
         failing = lineage.failing_products(con)
         graph = lineage.build_graph(con)

@@ -1,5 +1,5 @@
 """The Checks page's SQL answers (checks.latest) against the reference: the same numbers and
-rows computed in pandas from runner.latest_results, over a real run with policies."""
+rows computed in pandas from stored_results.latest_results, over a real run with policies."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from catalog.store import connect
-from checks import latest, runner
+from checks import latest, runner, stored_results
 from checks.result import SEVERITY
 from tests.test_checks_engine_fixtures import NOW, build_mesh, orders_frame
 
@@ -24,7 +24,7 @@ def checked_db(tmp_path_factory):
 
 def test_summary_counts_what_latest_results_holds(checked_db):
     with connect(checked_db) as con:
-        reference = runner.latest_results(con)
+        reference = stored_results.latest_results(con)
         summary = latest.summary(con)
         narrowed = latest.summary(con, ["shop-orders"])
         nothing = latest.summary(con, ["no-such-product"])
@@ -41,7 +41,7 @@ def test_summary_counts_what_latest_results_holds(checked_db):
                                                   (("passed",), ("schema", "quality")), ((), ("policy",))])
 def test_pages_are_latest_results_filtered_in_order(checked_db, statuses, kinds):
     with connect(checked_db) as con:
-        reference = runner.latest_results(con)
+        reference = stored_results.latest_results(con)
         summary = latest.summary(con)
         if statuses:
             reference = reference[reference["status"].isin(statuses)]
@@ -60,7 +60,7 @@ def test_pages_are_latest_results_filtered_in_order(checked_db, statuses, kinds)
 
 def _reference_policy_outcomes(con) -> pd.DataFrame:
     """What the page computed before (pandas over every latest result)."""
-    frame = runner.latest_results(con)
+    frame = stored_results.latest_results(con)
     frame = frame[frame["kind"] == "policy"]
     frame = frame.assign(policy_id=[json.loads(d).get("policy") if d else None for d in frame["diagnostics"]],
                          rank=frame["status"].map(SEVERITY))

@@ -10,7 +10,7 @@ import pytest
 
 from catalog.ingest import ingest_paths
 from catalog.store import connect
-from checks import cli, reuse, runner
+from checks import cli, reuse, runner, stored_results
 from tests.test_checks_engine_fixtures import NOW, build_mesh, by_id, orders_frame
 
 
@@ -46,7 +46,7 @@ def test_checks_unchanged_data_reuses_data_only_results(shop):
     assert set(_reused(third).values()) == {first.run_id}, "a reuse of a reuse still names the measuring run"
     assert by_id(third.results)[sample.check_id].reason == sample.reason, "the reason does not grow"
     with connect(db, read_only=True) as con:
-        stored = runner.result_detail(con, third.run_id, sample.check_id)
+        stored = stored_results.result_detail(con, third.run_id, sample.check_id)
     assert stored["diagnostics"]["reused_from"]["run_id"] == first.run_id, "the store keeps the marker"
 
 

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from catalog.store import StoreError, connect
-from checks import runner
+from checks import run_records, runner, stored_results
 from tests.test_checks_engine_fixtures import NOW, build_mesh, by_id, fixture_text, orders_frame
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -143,9 +143,9 @@ def test_checks_crash_leaves_incomplete_run(shop_db):
 def test_checks_pid_reuse_is_not_mistaken_for_the_run():
     from datetime import UTC, datetime, timedelta
     now = datetime.now(UTC).replace(tzinfo=None)
-    assert runner._process_alive(os.getpid(), since=now - timedelta(days=3650)) is False, \
+    assert run_records.process_alive(os.getpid(), since=now - timedelta(days=3650)) is False, \
         "a process that started long after the run began has only reused the run's pid"
-    assert runner._process_alive(os.getpid(), since=now) is True, "the process that started the run is alive"
+    assert run_records.process_alive(os.getpid(), since=now) is True, "the process that started the run is alive"
 
 
 def test_checks_interrupted_run_is_recorded_incomplete(shop_db, monkeypatch):
@@ -208,11 +208,11 @@ def test_checks_read_back_helpers(shop_db):
     first = runner.run_checks(shop_db, triggered_by="a", now=NOW)
     second = runner.run_checks(shop_db, product_ids=["shop-orders"], triggered_by="b", now=NOW)
     with connect(shop_db, read_only=True) as con:
-        latest = runner.latest_results(con, "shop-orders")
-        everything = runner.latest_results(con)
-        history = runner.run_history(con, "shop-orders")
-        runs = runner.list_runs(con, 10)
-        detail = runner.result_detail(con, second.run_id, "shop-orders/orders/email/quality/email_format")
+        latest = stored_results.latest_results(con, "shop-orders")
+        everything = stored_results.latest_results(con)
+        history = stored_results.run_history(con, "shop-orders")
+        runs = stored_results.list_runs(con, 10)
+        detail = stored_results.result_detail(con, second.run_id, "shop-orders/orders/email/quality/email_format")
     assert set(latest["run_id"]) == {second.run_id}, "latest results come from the newest run"
     assert len(latest) == len([r for r in second.results if r.product_id == "shop-orders"])
     assert latest.iloc[0]["status"] in ("error", "failed"), "worst first"

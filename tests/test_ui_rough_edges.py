@@ -19,7 +19,7 @@ from streamlit.testing.v1.util import patch_config_options
 
 from catalog import access
 from catalog.store import connect
-from checks import runner
+from checks import runner, stored_results
 from sample_data import generate
 from tests.test_checks_engine_fixtures import build_mesh, orders_frame
 from ui.auth import PERSONA_KEY
@@ -96,7 +96,7 @@ def test_no_table_on_the_seeded_demo_shows_none(demo, file, params):
 
 def test_pii_scan_results_carry_their_times(demo):
     with connect(demo) as con:
-        latest = runner.latest_results(con)
+        latest = stored_results.latest_results(con)
     pii = latest[latest["kind"] == "pii"]
     assert len(pii) > 10, "the seeded demo's run scans every dataset for PII"
     untimed = pii[pii["started_at"].isna() | pii["finished_at"].isna()]["check_id"].tolist()

@@ -7,7 +7,7 @@ import streamlit as st
 
 from catalog import access, contract_diff, queries, search
 from catalog.store import StoreError
-from checks import runner
+from checks import stored_results
 from checks.preview import PreviewUnavailable, dataset_preview
 from ui.auth import page_user
 from ui.db import conn, db_path
@@ -50,7 +50,7 @@ def _product_bundle(db: str, product_id: str) -> dict | None:
             "columns": queries.columns(con, product_id),
             "slos": queries.slos(con, product_id),
             "servers": queries.servers(con, product_id),
-            "results": runner.latest_results(con, product_id),
+            "results": stored_results.latest_results(con, product_id),
         }
 
 

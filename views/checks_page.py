@@ -14,7 +14,7 @@ import streamlit as st
 
 from catalog import access
 from catalog.store import StoreError
-from checks import latest, runner
+from checks import latest, runner, stored_results
 from ui.auth import page_user
 from ui.db import conn, db_path
 from ui.status import NO_STATUS_ICON, STATUS_COLOURS, STATUS_ICONS, icon_label, label
@@ -69,13 +69,13 @@ def _page(db: str, token: tuple, selection: tuple[str, ...], statuses: tuple[str
 def _history(db: str, token: tuple, product_id: str) -> pd.DataFrame:
     del token
     with conn(db) as con:
-        return runner.run_history(con, product_id)
+        return stored_results.run_history(con, product_id)
 
 
 @st.cache_data(ttl=600, show_spinner=False, max_entries=64)
 def _detail(db: str, run_id: str, check_id: str) -> dict | None:
     with conn(db) as con:
-        return runner.result_detail(con, run_id, check_id)
+        return stored_results.result_detail(con, run_id, check_id)
 
 
 # The pack is files: re-read at least every minute even when the store did not change.
