@@ -9,7 +9,7 @@ the run with all its results in one short transaction. Opens queue fairly across
 
 Data-only results (data checks and the PII sample scan) of a dataset whose file and contract
 text did not change since the product's last complete run are reused from it (checks.reuse);
-`reuse=False` measures everything again.
+`reuse_unchanged=False` (`checks run --no-reuse`) measures everything again.
 
 Runs and results as stored: checks.run_records; read back for pages and the CLI:
 checks.stored_results. What stays here (~450 lines) is one sequence, kept together on purpose:
