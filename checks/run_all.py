@@ -5,7 +5,7 @@ A run over the whole catalog (10k products) used to read each contract with four
 ~25 ms a product before any check ran. Here the store is read with one query per table for
 every contract in scope, the declared columns are split by dataset once, and the YAML of a
 contract is parsed only the first time that text is seen: its document is kept as JSON in
-`contract_documents` (migration 0010), keyed by the text's SHA-256, and written after the run.
+`contract_documents` (migration 0009), keyed by the text's SHA-256, and written after the run.
 """
 
 from __future__ import annotations

@@ -258,13 +258,13 @@ def _write(path, text):
     return path
 
 
-def test_an_index_built_before_0011_is_rebuilt_by_the_first_search(tmp_path, monkeypatch):
-    """0011 adds what scoring reads from each posting (named, doc_length, doc) and the filter
+def test_an_index_built_before_0010_is_rebuilt_by_the_first_search(tmp_path, monkeypatch):
+    """0010 adds what scoring reads from each posting (named, doc_length, doc) and the filter
     facets; it marks the old index stale, and the first search that may write rebuilds it."""
     everything = store._migrations()
-    monkeypatch.setattr(store, "_migrations", lambda: [m for m in everything if m[0] < 11])
-    path = tmp_path / "v10.duckdb"
-    with store.connect(path) as con:  # an index as search.py wrote it before 0011
+    monkeypatch.setattr(store, "_migrations", lambda: [m for m in everything if m[0] < 10])
+    path = tmp_path / "v9.duckdb"
+    with store.connect(path) as con:  # an index as search.py wrote it before 0010
         con.execute("INSERT INTO domains VALUES ('commerce', 'Commerce', NULL)")
         con.execute("INSERT INTO products (product_id, name, domain_id, created_at, updated_at) "
                     "VALUES ('order-lines', 'Order Lines', 'commerce', now(), now())")
@@ -275,7 +275,7 @@ def test_an_index_built_before_0011_is_rebuilt_by_the_first_search(tmp_path, mon
         con.execute("INSERT INTO search_vocab VALUES ('order', 5), ('lines', 5)")
     monkeypatch.setattr(store, "_migrations", lambda: everything)
     with store.connect(path) as con:
-        assert search.stale_products(con) == ["order-lines"], "0011 marks the old index stale"
+        assert search.stale_products(con) == ["order-lines"], "0010 marks the old index stale"
         assert ids(con, "lines", owner="lopez") == ["order-lines"], "the first search rebuilds, facets included"
         named = con.execute("SELECT term, named FROM search_terms WHERE term IN ('order', 'lines', 'ana') "
                             "ORDER BY 1").fetchall()
