@@ -2,7 +2,8 @@
 
 st.dataframe prints a null cell as the word "None" (or "NaT"), which read as data on the
 Checks page ("Checked: None"). `shown(df)` turns every missing cell into MISSING; columns
-that hold one become text, the others keep their type (and their numeric sorting).
+that hold one become text (every cell, so Arrow gets one type), the others keep their type
+(and their numeric sorting).
 Timestamps become "YYYY-MM-DD HH:MM" text, which sorts the same way.
 """
 
@@ -34,7 +35,10 @@ def shown(frame: pd.DataFrame, *, timestamp_format: str = "%Y-%m-%d %H:%M") -> p
         else:
             missing = column.map(_missing)
             if missing.any():
-                out[name] = column.astype(object).where(~missing, MISSING)
+                # The whole column as text: numbers beside "—" made Arrow's conversion fail,
+                # and Streamlit logged a traceback before turning the column into text itself.
+                out[name] = [MISSING if gone else value if isinstance(value, str) else str(value)
+                             for value, gone in zip(column.tolist(), missing.tolist(), strict=True)]
     return out
 
 
