@@ -49,6 +49,11 @@ def _check_chunk(check: Callable[[Path], Outcome], paths: list[str]) -> list[Out
     return [check(Path(p)) for p in paths]
 
 
+# Why the last pooled batch fell back to the parent (for tests and debugging; the outcome of
+# every file is the same either way).
+last_fallback: str | None = None
+
+
 def _pooled(paths: list[Path]) -> bool:
     return len(paths) >= POOL_MIN_FILES
 
@@ -93,7 +98,9 @@ def _in_order(pool: ProcessPoolExecutor, check: Callable[[Path], Outcome], paths
             chunk, future = pending.popleft()
             try:
                 results = future.result() if not broken else _check_chunk(check, chunk)
-            except Exception:  # noqa: BLE001 - a broken pool (worker killed): the parent goes on alone
+            except Exception as exc:  # noqa: BLE001 - a broken pool (worker killed): the parent goes on alone
+                global last_fallback
+                last_fallback = f"{type(exc).__name__}: {exc}"
                 broken = True
                 results = _check_chunk(check, chunk)
             if not broken:

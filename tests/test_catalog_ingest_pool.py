@@ -104,11 +104,21 @@ def test_the_pooled_files_are_checked_in_other_processes(tmp_path, monkeypatch):
     folder = _folder(tmp_path)
     files = sorted(folder.iterdir())
     monkeypatch.setattr(ingest_pool, "POOL_MIN_FILES", 1)
-    with ingest_pool.checked_in_workers(files, check=checked_with_pid, suffixes=ingest.CONTRACT_SUFFIXES,
-                                        workers=2) as take:
-        outcomes = [take(f) for f in files]
+    # A pool whose worker dies falls back to the parent by design (same outcomes). Under a full
+    # parallel suite that happened once in three runs, so a fallback is retried twice, with
+    # its reason in the message if the workers never take the files.
+    reasons = []
+    for _attempt in range(3):
+        ingest_pool.last_fallback = None
+        with ingest_pool.checked_in_workers(files, check=checked_with_pid, suffixes=ingest.CONTRACT_SUFFIXES,
+                                            workers=2) as take:
+            outcomes = [take(f) for f in files]
+        if ingest_pool.last_fallback is None:
+            break
+        reasons.append(ingest_pool.last_fallback)
     assert all(o is not None for o in outcomes), "every .yaml/.yml file is checked by a worker"
-    assert os.getpid() not in {pid for pid, _ in outcomes}, "the parent must not check the pooled files itself"
+    assert os.getpid() not in {pid for pid, _ in outcomes}, \
+        f"the parent must not check the pooled files itself (pool fell back: {reasons})"
     assert sum(isinstance(o, ingest.CheckedContract) for _, o in outcomes) == 16, \
         "the workers' outcomes: the 16 loadable, valid documents come back checked"
 
