@@ -17,6 +17,8 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import sys
+import types
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -71,7 +73,8 @@ def checked_in_workers(files: list[Path], *, check: Callable[[Path], Outcome], s
         yield lambda path: None
         return
     wanted = set(pooled)
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with _bare_main(), ProcessPoolExecutor(max_workers=workers,
+                                           mp_context=multiprocessing.get_context("spawn")) as pool:
         outcomes = _in_order(pool, check, [str(p) for p in pooled])
 
         def take(path: Path) -> Outcome | None:
@@ -81,6 +84,22 @@ def checked_in_workers(files: list[Path], *, check: Callable[[Path], Outcome], s
             yield take
         finally:
             outcomes.close()  # cancels what is still queued
+
+
+@contextlib.contextmanager
+def _bare_main() -> Iterator[None]:
+    """A spawned worker first re-runs the parent's `__main__` file. Streamlit (the app, AppTest)
+    puts the page script it runs there, and a worker that runs a page dies: the pool broke
+    and the parent checked every file alone. The check function is imported by its module
+    name, so the workers get an empty `__main__` while the pool lives (workers start on
+    demand, on the first submits)."""
+    main = sys.modules.get("__main__")
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        if main is not None:
+            sys.modules["__main__"] = main
 
 
 def _in_order(pool: ProcessPoolExecutor, check: Callable[[Path], Outcome], paths: list[str]) -> Iterator[Outcome]:

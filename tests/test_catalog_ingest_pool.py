@@ -5,6 +5,7 @@ order, and the same rows in the store."""
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -104,21 +105,13 @@ def test_the_pooled_files_are_checked_in_other_processes(tmp_path, monkeypatch):
     folder = _folder(tmp_path)
     files = sorted(folder.iterdir())
     monkeypatch.setattr(ingest_pool, "POOL_MIN_FILES", 1)
-    # A pool whose worker dies falls back to the parent by design (same outcomes). Under a full
-    # parallel suite that happened once in three runs, so a fallback is retried twice, with
-    # its reason in the message if the workers never take the files.
-    reasons = []
-    for _attempt in range(3):
-        ingest_pool.last_fallback = None
-        with ingest_pool.checked_in_workers(files, check=checked_with_pid, suffixes=ingest.CONTRACT_SUFFIXES,
-                                            workers=2) as take:
-            outcomes = [take(f) for f in files]
-        if ingest_pool.last_fallback is None:
-            break
-        reasons.append(ingest_pool.last_fallback)
+    ingest_pool.last_fallback = None
+    with ingest_pool.checked_in_workers(files, check=checked_with_pid, suffixes=ingest.CONTRACT_SUFFIXES,
+                                        workers=2) as take:
+        outcomes = [take(f) for f in files]
     assert all(o is not None for o in outcomes), "every .yaml/.yml file is checked by a worker"
     assert os.getpid() not in {pid for pid, _ in outcomes}, \
-        f"the parent must not check the pooled files itself (pool fell back: {reasons})"
+        f"the parent must not check the pooled files itself (pool fell back: {ingest_pool.last_fallback})"
     assert sum(isinstance(o, ingest.CheckedContract) for _, o in outcomes) == 16, \
         "the workers' outcomes: the 16 loadable, valid documents come back checked"
 
@@ -147,3 +140,28 @@ def test_official_fixtures_have_the_same_outcome_through_the_workers(shared_fixt
         f"18 accepted (3 warned), 28 rejected: {got['rejected']}"
     assert all("v3.1.0" in w for _, warnings in got["warned"] for w in warnings), got["warned"]
     assert got == summary(alone), "workers and the parent alone must agree on every official file"
+
+
+def test_workers_do_not_run_the_parents_main_script(tmp_path, monkeypatch):
+    """Streamlit (the app, AppTest) leaves the page script it ran as `__main__`; a spawned
+    worker re-runs that file first. Here it is a script that kills its process, as a page
+    run bare did: the workers must still check the files (no fallback to the parent)."""
+    import types
+
+    from catalog import ingest
+
+    script = tmp_path / "page.py"
+    script.write_text("import os\nif __name__ == '__mp_main__':\n    os._exit(3)\n")
+    page = types.ModuleType("__main__")
+    page.__file__ = str(script)
+    monkeypatch.setitem(sys.modules, "__main__", page)
+    folder = _folder(tmp_path)
+    files = sorted(folder.iterdir())
+    monkeypatch.setattr(ingest_pool, "POOL_MIN_FILES", 1)
+    ingest_pool.last_fallback = None
+    with ingest_pool.checked_in_workers(files, check=checked_with_pid, suffixes=ingest.CONTRACT_SUFFIXES,
+                                        workers=2) as take:
+        outcomes = [take(f) for f in files]
+    assert ingest_pool.last_fallback is None, f"the pool fell back to the parent: {ingest_pool.last_fallback}"
+    assert os.getpid() not in {pid for pid, _ in outcomes}, "the workers checked the files"
+    assert sys.modules["__main__"] is page, "the parent's __main__ is given back"
