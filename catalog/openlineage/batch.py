@@ -11,16 +11,18 @@ import duckdb
 
 from catalog.openlineage import limits
 from catalog.openlineage.reading import key_of
-from catalog.openlineage.records import TERMINAL_STATES, Dataset, Event
+from catalog.openlineage.records import Dataset, Event
 from catalog.openlineage.rows import (
     COLUMN_EDGE_CONFLICT,
     column_lineage_edges,
     description_of,
     flatten_fields,
+    fold_run,
     json_or_none,
     merge_facets,
     owners_of,
     quality_rows,
+    run_facet_fields,
     text_or_none,
 )
 from catalog.store import insert_rows, registered, transaction
@@ -170,25 +172,9 @@ class _Fold:
 
     def _run(self, event: Event) -> None:
         row = self.runs.get(event.run_id)
-        state, started, ended, last = (row["state"], row["started_at"], row["ended_at"],
-                                       row["last_event_time"]) if row else (None, None, None, None)
-        t = event.event_time
-        kind = event.event_type or "OTHER"
-        if kind == "START":
-            started = min(started, t) if started else t
-        if kind in TERMINAL_STATES:
-            ended = max(ended, t) if ended else t
-        if last is None or t > last or (t == last and kind in TERMINAL_STATES):
-            if not (state in TERMINAL_STATES and kind in ("START", "RUNNING")):
-                state = kind
-            last = t if last is None else max(last, t)
-        facets = event.run_facets
-        nominal = facets.get("nominalTime") or {}
-        parent = ((facets.get("parent") or {}).get("run") or {}).get("runId")
-        error = (facets.get("errorMessage") or {}).get("message")
-        new = {"nominal_start": text_or_none(nominal.get("nominalStartTime")),
-               "nominal_end": text_or_none(nominal.get("nominalEndTime")),
-               "parent_run_id": text_or_none(parent), "error_message": text_or_none(error)}
+        state, started, ended, last = fold_run(
+            (row["state"], row["started_at"], row["ended_at"], row["last_event_time"]) if row else None, event)
+        new = run_facet_fields(event)
         self.runs[event.run_id] = {
             "run_id": event.run_id, "job_namespace": event.job_namespace, "job_name": event.job_name,
             "state": state, "started_at": started, "ended_at": ended,

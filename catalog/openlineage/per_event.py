@@ -12,17 +12,19 @@ from datetime import UTC, datetime
 import duckdb
 
 from catalog.openlineage import limits
-from catalog.openlineage.records import TERMINAL_STATES, Dataset, Event
+from catalog.openlineage.records import Dataset, Event
 from catalog.openlineage.rows import (
     COLUMN_EDGE_CONFLICT,
     column_lineage_rows,
     description_of,
     flatten_fields,
+    fold_run,
     json_or_none,
     last_per_key,
     merge_facets,
     owners_of,
     quality_rows,
+    run_facet_fields,
     text_or_none,
 )
 from catalog.store import transaction
@@ -86,25 +88,8 @@ def _upsert_job(con, event: Event) -> None:
 def _upsert_run(con, event: Event) -> None:
     row = con.execute("SELECT state, started_at, ended_at, last_event_time FROM lineage_runs WHERE run_id = ?",
                       [event.run_id]).fetchone()
-    state, started, ended, last = row if row else (None, None, None, None)
-    t = event.event_time
-    kind = event.event_type or "OTHER"
-    if kind == "START":
-        started = min(started, t) if started else t
-    if kind in TERMINAL_STATES:
-        ended = max(ended, t) if ended else t
-    # The state is the latest event's, but a terminal state is not undone by a late START.
-    if last is None or t > last or (t == last and kind in TERMINAL_STATES):
-        if not (state in TERMINAL_STATES and kind in ("START", "RUNNING")):
-            state = kind
-        last = t if last is None else max(last, t)
-    facets = event.run_facets
-    nominal = facets.get("nominalTime") or {}
-    parent = ((facets.get("parent") or {}).get("run") or {}).get("runId")
-    error = (facets.get("errorMessage") or {}).get("message")
-    values = [event.job_namespace, event.job_name, state, started, ended,
-              text_or_none(nominal.get("nominalStartTime")), text_or_none(nominal.get("nominalEndTime")),
-              text_or_none(parent), text_or_none(error), last]
+    state, started, ended, last = fold_run(row, event)
+    values = [event.job_namespace, event.job_name, state, started, ended, *run_facet_fields(event).values(), last]
     if row:
         con.execute("""UPDATE lineage_runs SET job_namespace = ?, job_name = ?, state = ?, started_at = ?,
                          ended_at = ?, nominal_start = coalesce(?, nominal_start),

@@ -8,7 +8,7 @@ import unicodedata
 from datetime import datetime
 from typing import Any
 
-from catalog.openlineage.records import Dataset, Event
+from catalog.openlineage.records import TERMINAL_STATES, Dataset, Event
 
 
 def last_per_key(rows: list[list], key) -> list[list]:
@@ -161,3 +161,32 @@ def finite_number(value: Any) -> float | None:
         return None
     number = float(value)
     return number if number == number and abs(number) != float("inf") else None
+
+
+def fold_run(stored: tuple | None, event: Event) -> tuple:
+    """(state, started_at, ended_at, last_event_time) of a run after `event`, from what was
+    stored (None: a new run). The state is the latest event's, but a terminal state is not
+    undone by a late START or RUNNING; both storing paths fold runs with this one rule."""
+    state, started, ended, last = stored if stored else (None, None, None, None)
+    t = event.event_time
+    kind = event.event_type or "OTHER"
+    if kind == "START":
+        started = min(started, t) if started else t
+    if kind in TERMINAL_STATES:
+        ended = max(ended, t) if ended else t
+    if last is None or t > last or (t == last and kind in TERMINAL_STATES):
+        if not (state in TERMINAL_STATES and kind in ("START", "RUNNING")):
+            state = kind
+        last = t if last is None else max(last, t)
+    return state, started, ended, last
+
+
+def run_facet_fields(event: Event) -> dict[str, str | None]:
+    """What a run's facets add to its row (None: the event does not say)."""
+    facets = event.run_facets
+    nominal = facets.get("nominalTime") or {}
+    parent = ((facets.get("parent") or {}).get("run") or {}).get("runId")
+    error = (facets.get("errorMessage") or {}).get("message")
+    return {"nominal_start": text_or_none(nominal.get("nominalStartTime")),
+            "nominal_end": text_or_none(nominal.get("nominalEndTime")),
+            "parent_run_id": text_or_none(parent), "error_message": text_or_none(error)}
