@@ -169,9 +169,10 @@ def load(con, frames: dict[str, pd.DataFrame]) -> None:
         frame = frame.dropna(axis="columns", how="all")  # all-NULL columns: DuckDB cannot type them
         names = ", ".join(frame.columns)
         # via Arrow: pandas' sampling types a list column whose first rows are [] as NULL[]
-        con.register("frame", pa.Table.from_pandas(frame, preserve_index=False))
-        con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM frame")  # noqa: S608
-        con.unregister("frame")
+        # (read by a replacement scan: duckdb 2 refuses register() while the connection holds
+        # an unfinished result, as store.connect's cursor can)
+        rows = pa.Table.from_pandas(frame, preserve_index=False)  # noqa: F841 - read by name in the SQL
+        con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM rows").fetchall()  # noqa: S608
 
 
 def typo(word: str, rng: random.Random) -> str:

@@ -2,23 +2,33 @@
 
 Each product is one document built from weighted fields; `search_terms` holds one row per
 (product, term) with the weighted term frequency, whether the term is a word of the
-product's name or id, and the document's length; it is refreshed per product on ingest.
-Query terms match exactly, as a prefix, or within one or two edits (typos), with decreasing
-weight.
+product's name or id, the document's length and `doc` = hash(product_id); it is refreshed
+per product on ingest. Query words match terms exactly, as a prefix, or within one or two
+edits (typos), with decreasing weight.
 
-A query runs in two steps. First each of its terms is expanded against `search_vocab` (one
-row per known term) with filters DuckDB pushes into the scan: a prefix, or for typos a
-length window and a cheap first-letters test before any edit distance is computed. Then the
-postings of just those terms are read from `search_terms` with an IN list of constants (zone
-maps skip the row groups that cannot hold them: a full reindex writes `search_terms` ordered
-by term) and scored in one pass; only the best `limit` products are joined back to
-`products` for their names.
+A query runs in three steps.
+1. Each word is expanded against `search_vocab` (one row per known term) by filters DuckDB
+   pushes into its scan: a prefix, or for typos a length window and a letter-set test (an
+   integer) before any edit distance is computed.
+2. Per matched term one scan of its postings (zone maps: a full reindex writes
+   `search_terms` ordered by term) gives its document frequency, whether any product names
+   it and its best length-normalised frequency.
+3. The postings are scored with constant BM25 weights and grouped per product; the best
+   `limit` (and the products tied with the last of them) are looked up in `search_docs` by
+   `doc`, ordered by name, and only those are read from `products`, by id.
 
-At 100k products / 2M columns (9.4M postings, a common word in every product) the previous
-version spent its time on an edit distance over the whole vocabulary, a join of every
-posting with `search_docs`, a regular expression over the name of every matching product to
-rank name matches first, a 2M-row scan for the classification filter and a join of
-`products` with `search_docs` for the freshness check of every query (bench/bench_search.py).
+Grouping postings per product is what costs: a term in every product ("status", or "and" as
+a typo of "band") has 100k postings at 100k products. So when some matched terms are common
+(in more than COMMON_SHARE of the products) and others are not, step 3 first scores only
+the candidates: products holding a rarer term, with their postings of the common terms too.
+A product outside the candidates holds common terms only; from step 2 its key (words
+matched, words named, score) is bounded above. When the `limit`-th candidate is strictly
+above that bound (the usual case: it matches more words), the candidates' ranking is the
+ranking; otherwise every posting is scored, as without pruning. Results are the same either
+way (tests/test_catalog_search_pruning.py).
+
+At 100k products / 2M columns (9.4M postings) see bench/bench_search.py and its section of
+bench/README.md for what each part cost before.
 """
 
 from __future__ import annotations
@@ -26,6 +36,7 @@ from __future__ import annotations
 import contextlib
 import math
 import re
+from dataclasses import dataclass
 
 import duckdb
 import pandas as pd
@@ -48,8 +59,10 @@ _FIELDS = [
     (1.0, False, "SELECT product_id, concat_ws(' ', column_name, physical_name, array_to_string(tags, ' ')) FROM columns"),
     (0.5, False, "SELECT product_id, description FROM columns"),
 ]
-# What the owner and classification filters match, one row per product and value.
+# What the domain, owner and classification filters match, one row per product and value.
 _FACETS = [
+    "SELECT product_id, 'domain', value FROM (SELECT p.product_id, unnest([lower(d.name), d.domain_id]) AS value "
+    "FROM products p JOIN domains d USING (domain_id)) WHERE value IS NOT NULL",
     "SELECT product_id, 'owner', lower(concat_ws(' ', team, username, name, email)) FROM owners",
     "SELECT DISTINCT product_id, 'classification', lower(classification) FROM columns WHERE classification IS NOT NULL",
 ]
@@ -57,6 +70,22 @@ _TOKEN_SPLIT = r"[^\pL\pN]+"
 # A prefix of a few letters can start thousands of terms (at 100k products, "12" starts
 # 1,111 numbers): the shortest PREFIX_EXPANSIONS are searched, as other engines cap them.
 PREFIX_EXPANSIONS = 50
+# A term in more than this share of the products is common: its postings are scored for
+# candidates only (see the module docstring) ...
+COMMON_SHARE = 0.25
+# ... when the common terms have at least this many postings (below it, scoring them all is
+# cheaper than scoring twice when the candidates do not settle the ranking).
+PRUNE_FROM_POSTINGS = 20_000
+# The set of a term's letters as 64 bits (a-z, 0-9, then the rest folded into 28 bits), the
+# same expression for the vocabulary and for a query word, so both sides agree by
+# construction. Each edit adds or removes at most one member of the set (a substitution
+# both), so within k edits two sets differ in at most 2k members; folding letters together
+# only shrinks differences.
+_LETTERS_SQL = """list_reduce(list_transform(string_split({0}, ''),
+    lambda c: 1::UBIGINT << CASE WHEN c BETWEEN 'a' AND 'z' THEN unicode(c) - 97
+                                 WHEN c BETWEEN '0' AND '9' THEN unicode(c) - 22
+                                 ELSE 36 + unicode(c) % 28 END),
+    lambda a, b: a | b, 0::UBIGINT)"""
 
 
 def tokenize(text: str) -> list[str]:
@@ -94,26 +123,30 @@ def reindex(con: duckdb.DuckDBPyConnection, product_ids: list[str] | None = None
     # Every product gets a document (length 0 when it has no text), stamped with the
     # updated_at it was built from: `stale_products` compares the two.
     con.execute(f"""
-        INSERT INTO search_docs (product_id, doc_length, indexed_updated_at)
-        SELECT p.product_id, coalesce(t.doc_length, 0), p.updated_at
+        INSERT INTO search_docs (product_id, doc_length, indexed_updated_at, doc, name)
+        SELECT p.product_id, coalesce(t.doc_length, 0), p.updated_at, hash(p.product_id), p.name
         FROM (SELECT * FROM products {scope}) p
         LEFT JOIN (SELECT product_id, any_value(doc_length) AS doc_length FROM search_terms {scope} GROUP BY ALL) t
             USING (product_id)
     """, params + params)  # noqa: S608
     facets = " UNION ALL ".join(_FACETS)
-    con.execute(f"INSERT INTO search_facets SELECT * FROM ({facets}) f(product_id, facet, value) {scope}",  # noqa: S608
-                params)
+    order = "ORDER BY facet, value" if product_ids is None else ""
+    con.execute(f"INSERT INTO search_facets (product_id, facet, value, doc) "  # noqa: S608
+                f"SELECT *, hash(product_id) FROM ({facets}) f(product_id, facet, value) {scope} {order}", params)
     # The vocabulary only grows between full rebuilds: rows are appended, never updated, so
     # writers of different products never conflict over a shared row. A term no product
     # holds any more expands to no postings and so changes no result.
     if product_ids is None:
         con.execute("DELETE FROM search_vocab")
-        con.execute("INSERT INTO search_vocab SELECT DISTINCT term, length(term) FROM search_terms ORDER BY 1")
+        con.execute(f"INSERT INTO search_vocab (term, len, letters) "  # noqa: S608
+                    f"SELECT term, length(term), {_LETTERS_SQL.format('term')} "
+                    "FROM (SELECT DISTINCT term FROM search_terms) ORDER BY 1")
     else:
         con.execute(f"""
-            INSERT INTO search_vocab
-            SELECT DISTINCT term, length(term) FROM search_terms {scope}
-            AND term NOT IN (SELECT term FROM search_vocab)
+            INSERT INTO search_vocab (term, len, letters)
+            SELECT term, length(term), {_LETTERS_SQL.format('term')}
+            FROM (SELECT DISTINCT term FROM search_terms {scope}
+                  AND term NOT IN (SELECT term FROM search_vocab))
         """, params)  # noqa: S608
 
 
@@ -153,12 +186,16 @@ def refresh(con: duckdb.DuckDBPyConnection, *, full: bool = False) -> int:
     return len(stale)
 
 
-# Products and index documents as two fingerprints (count and a sum of hashes of id and
-# timestamp): equal when nothing is stale, at the cost of two scans instead of a join.
+# Products and index documents as two fingerprints, equal when nothing is stale: the count,
+# how many are stamped, and the sum of the timestamps. Only timestamps are read: reading the
+# ids of 100k products cost 9 ms a side. A product written without its index rows is new
+# (the counts differ) or has a later updated_at than the one indexed (the sums differ: an
+# ingest stamps the time it runs), and products are never deleted without their index rows
+# outside a crash, which the count sees.
 _FRESH_SQL = """
-    SELECT (SELECT (count(*), sum(hash(product_id, updated_at))) FROM products)
+    SELECT (SELECT (count(*), count(updated_at), sum(epoch_us(updated_at))) FROM products)
            IS NOT DISTINCT FROM
-           (SELECT (count(*), sum(hash(product_id, indexed_updated_at))) FROM search_docs)"""
+           (SELECT (count(*), count(indexed_updated_at), sum(epoch_us(indexed_updated_at))) FROM search_docs)"""
 
 
 def _refresh_quietly(con: duckdb.DuckDBPyConnection) -> None:
@@ -171,6 +208,19 @@ def _refresh_quietly(con: duckdb.DuckDBPyConnection) -> None:
 
 
 _RESULT = "p.product_id, p.name, d.name AS domain, p.status, p.description"
+_ORDER = "matched DESC, named_terms DESC, score DESC"
+
+
+@dataclass(frozen=True)
+class _Term:
+    """One matched vocabulary term of query word `qi`, scored with a constant weight."""
+    qi: int
+    term: str
+    weight: float  # match weight x idf x (K1 + 1)
+    names_it: bool  # exact or prefix: a name holding it counts as "named"
+    df: int
+    any_named: bool  # some product's name or id holds it
+    best_ratio: float  # max of tf / (tf + K1 * (1 - B + B * doc_length / avgdl)) over its postings
 
 
 def search(con: duckdb.DuckDBPyConnection, query: str = "", *, limit: int = 50,
@@ -185,70 +235,145 @@ def search(con: duckdb.DuckDBPyConnection, query: str = "", *, limit: int = 50,
     """
     _refresh_quietly(con)
     terms = sorted(set(tokenize(query or "")))
-    filters, params = _filters(domain, owner, classification)
-    where = " AND ".join(filters) or "TRUE"
-    products = f"products p LEFT JOIN domains d USING (domain_id) WHERE {where}"
     expanded = _expand(con, terms) if terms else []
     if not terms or not expanded:
         # no words: the listing by name; words that match no term (or only punctuation): nothing
+        filters, params = _filters(domain, owner, classification)
+        where = " AND ".join(filters) or "TRUE"
         nothing = "" if not (query or "").strip() else "AND FALSE"
-        return con.execute(f"SELECT {_RESULT}, 0.0 AS score FROM {products} {nothing} "  # noqa: S608
-                           "ORDER BY p.name LIMIT ?", params + [limit]).df()
-    unique_terms = sorted({term for _, term, _, _ in expanded})
-    rows = con.execute(f"""
-        SELECT term, count(*), any_value(s.n), any_value(s.avgdl)
-        FROM search_terms, (SELECT count(*) AS n, avg(doc_length) AS avgdl FROM search_docs) s
-        WHERE term IN ({', '.join('?' * len(unique_terms))}) GROUP BY term""", unique_terms).fetchall()  # noqa: S608
-    df = {term: count for term, count, _, _ in rows}
-    n, avgdl = rows[0][2:] if rows else (0, 1.0)
-    # BM25 per posting: w * tf / (tf + K1 * (1 - B + B * doc_length / avgdl)), with w = the
-    # match weight x idf x (K1 + 1) of its term — a constant per term, worked out here, so
-    # each term's postings are read by a scan of their own (zone maps) and joined to nothing.
+        return con.execute(f"SELECT {_RESULT}, 0.0 AS score FROM products p LEFT JOIN domains d "  # noqa: S608
+                           f"USING (domain_id) WHERE {where} {nothing} ORDER BY p.name LIMIT ?",
+                           params + [limit]).df()
     qindex = {q: i for i, q in enumerate(terms)}
-    hits, hit_params = [], []
-    for qterm, term, match_weight, names_it in expanded:
-        if term not in df:
+    scored_terms, n, avgdl = _weigh(con, [(qindex[q], term, w, names) for q, term, w, names in expanded])
+    narrowed, narrow_params = _facet_filters(domain, owner, classification)
+    common = [t for t in scored_terms if t.df > COMMON_SHARE * n]
+    rare = [t for t in scored_terms if t.df <= COMMON_SHARE * n]
+    hits = None
+    if rare and common and sum(t.df for t in common) >= PRUNE_FROM_POSTINGS:
+        hits = _scored(con, rare, common, avgdl, narrowed, narrow_params, limit)
+        if not (len(hits) >= limit and _above(hits.iloc[-1], _bound(common))):
+            hits = None  # the candidates do not settle the ranking: score every posting
+    if hits is None:
+        hits = _scored(con, scored_terms, [], avgdl, narrowed, narrow_params, limit)
+    return hits.drop(columns=["_matched", "_named", "_score"])
+
+
+def _weigh(con, expanded: list[tuple[int, str, float, bool]]) -> tuple[list[_Term], int, float]:
+    """The matched terms with their BM25 weights, the number of documents and their
+    average length.
+
+    One scan of each term's postings gives its document frequency, whether any product's
+    name holds it, and its best length-normalised frequency (for the bound on what common
+    terms alone can score)."""
+    unique = sorted({term for _, term, _, _ in expanded})
+    rows = con.execute(f"""
+        WITH s AS (SELECT count(*) AS n, coalesce(nullif(avg(doc_length), 0), 1.0) AS avgdl FROM search_docs)
+        SELECT t.term, count(*), bool_or(t.named),
+               max(t.tf / (t.tf + {K1 * (1 - B)!r} + {K1 * B!r} * t.doc_length / s.avgdl)),
+               any_value(s.n), any_value(s.avgdl)
+        FROM search_terms t, s WHERE t.term IN ({', '.join('?' * len(unique))}) GROUP BY t.term
+    """, unique).fetchall()  # noqa: S608 - composed from constants
+    if not rows:
+        return [], 0, 1.0
+    stats = {term: (df, bool(named), ratio) for term, df, named, ratio, _, _ in rows}
+    n, avgdl = rows[0][4], rows[0][5]
+    out = []
+    for qi, term, match_weight, names_it in expanded:
+        if term not in stats:
             continue  # in the vocabulary, but no product holds it any more
-        idf = math.log(1 + (n - df[term] + 0.5) / (df[term] + 0.5))
-        hits.append(f"SELECT doc, {qindex[qterm]} AS qi, ? * tf / (tf + ? + ? * doc_length) AS s, "
-                    f"{'named' if names_it else 'false'} AS named FROM search_terms WHERE term = ?")
-        hit_params += [float(match_weight) * idf * (K1 + 1), K1 * (1 - B), K1 * B / (avgdl or 1.0), term]
-    if not hits:
-        return con.execute(f"SELECT {_RESULT}, 0.0 AS score FROM {products} AND FALSE", params).df()  # noqa: S608
-    # Per product and query word: whether it matched, whether it named it, its best score.
-    used = sorted({qindex[q] for q, term, _, _ in expanded if term in df})
-    per_word = [sum(1 for q, term, _, _ in expanded if qindex[q] == i and term in df) for i in used]
-    if max(per_word) == 1:  # one posting per product and query word: plain sums, no FILTERs
-        matched, named, score = "count(*)", "count(*) FILTER (WHERE named)", "sum(s)"
-    else:
-        matched = " + ".join(f"(count(*) FILTER (WHERE qi = {i}) > 0)::INT" for i in used)
-        named = " + ".join(f"coalesce(bool_or(named) FILTER (WHERE qi = {i}), false)::INT" for i in used)
-        score = " + ".join(f"coalesce(max(s) FILTER (WHERE qi = {i}), 0)" for i in used)
+        df, any_named, ratio = stats[term]
+        idf = math.log(1 + (n - df + 0.5) / (df + 0.5))
+        out.append(_Term(qi, term, float(match_weight) * idf * (K1 + 1), names_it, df, any_named, ratio))
+    return out, n, avgdl
+
+
+def _bound(common: list[_Term]) -> tuple[int, int, float]:
+    """Highest (words matched, words named, score) a product holding only these terms can
+    have: per word, its best common term."""
+    words: dict[int, list[_Term]] = {}
+    for t in common:
+        words.setdefault(t.qi, []).append(t)
+    matched = len(words)
+    named = sum(any(t.names_it and t.any_named for t in ts) for ts in words.values())
+    score = sum(max(t.weight * t.best_ratio for t in ts) for ts in words.values())
+    return matched, named, score
+
+
+def _above(row, bound: tuple[int, int, float]) -> bool:
+    """Whether a result row's key is strictly above the bound (its score by a margin wider
+    than the rounding between SQL and Python)."""
+    key, (matched, named, score) = (int(row["_matched"]), int(row["_named"])), bound
+    if key != (matched, named):
+        return key > (matched, named)
+    return float(row["_score"]) > score * (1 + 1e-9) + 1e-12
+
+
+def _scored(con, terms: list[_Term], common: list[_Term], avgdl: float,
+            narrowed: list[str], narrow_params: list, limit: int) -> pd.DataFrame:
+    """The best `limit` products from the postings of `terms` — and, for the products those
+    postings hold (the candidates), of `common` too — ties broken by name."""
+    def scans(group: list[_Term]) -> tuple[str, list]:
+        # BM25 per posting: w * tf / (tf + K1 * (1 - B + B * doc_length / avgdl)), w a
+        # constant per term: each term's postings are read by a scan of their own (zone maps).
+        parts, params = [], []
+        for t in group:
+            parts.append(f"SELECT doc, {t.qi} AS qi, ? * tf / (tf + ? + ? * doc_length) AS s, "
+                         f"{'named' if t.names_it else 'false'} AS named FROM search_terms WHERE term = ?")
+            params += [t.weight, K1 * (1 - B), K1 * B / avgdl, t.term]
+        return " UNION ALL ".join(parts) or "SELECT 0::UBIGINT AS doc, 0 AS qi, 0.0 AS s, false AS named WHERE false", params
+
     # Filters narrow the postings before they are scored; df and the averages stay those of
     # the whole catalog, so a filter never changes a product's score.
-    narrowed = f"WHERE doc IN (SELECT hash(p.product_id) FROM {products})" if filters else ""
+    where = " AND ".join(narrowed) or "TRUE"
+    first, params = scans(terms)
+    # read twice when there are common terms (the candidates): computed once
+    ctes = [f"first AS {'MATERIALIZED ' if common else ''}(SELECT * FROM ({first}) h WHERE {where})"]
+    params += narrow_params
+    hits = "SELECT * FROM first"
+    if common:
+        more, more_params = scans(common)
+        ctes.append(f"more AS (SELECT * FROM ({more}) h WHERE doc IN (SELECT doc FROM first))")
+        params += more_params
+        hits += " UNION ALL SELECT * FROM more"
+    everything = terms + common
+    per_word = {t.qi: 0 for t in everything}
+    for t in everything:
+        per_word[t.qi] += 1
+    if len(everything) <= 1:  # one term: one posting per product, no grouping
+        scored = "SELECT doc, 1 AS matched, named::INT AS named_terms, s AS score FROM hits"
+    else:
+        if max(per_word.values()) == 1:  # one posting per product and word: plain sums
+            matched, named, score = "count(*)", "count(*) FILTER (WHERE named)", "sum(s)"
+        else:  # per product and word: whether it matched, whether it named it, its best score
+            used = sorted(per_word)
+            matched = " + ".join(f"(count(*) FILTER (WHERE qi = {i}) > 0)::INT" for i in used)
+            named = " + ".join(f"coalesce(bool_or(named) FILTER (WHERE qi = {i}), false)::INT" for i in used)
+            score = " + ".join(f"coalesce(max(s) FILTER (WHERE qi = {i}), 0)" for i in used)
+        scored = f"SELECT doc, {matched} AS matched, {named} AS named_terms, {score} AS score FROM hits GROUP BY doc"
     sql = f"""
-    WITH hits AS ({' UNION ALL '.join(hits)}),
-    scored AS MATERIALIZED (
-        SELECT doc, {matched} AS matched, {named} AS named_terms, {score} AS score
-        FROM hits {narrowed} GROUP BY doc),
+    WITH {', '.join(ctes)},
+    hits AS ({hits}),
+    scored AS MATERIALIZED ({scored}),
     -- The best `limit` products and every product tied with the last of them, so that ties
-    -- are broken by name, as the listing is sorted, after only these are joined to products.
-    kth AS (SELECT matched, named_terms, score FROM scored
-            ORDER BY matched DESC, named_terms DESC, score DESC LIMIT 1 OFFSET ?),
+    -- are broken by name, as the listing is sorted; only these are looked up by doc.
+    kth AS (SELECT matched, named_terms, score FROM scored ORDER BY {_ORDER} LIMIT 1 OFFSET ?),
     best AS (
         SELECT s.* FROM scored s LEFT JOIN kth k ON TRUE
         WHERE k.matched IS NULL OR s.matched > k.matched OR (s.matched = k.matched
-              AND (s.named_terms > k.named_terms OR (s.named_terms = k.named_terms AND s.score >= k.score))))
-    SELECT {_RESULT}, round(best.score, 4) AS score
-    FROM best JOIN products p ON hash(p.product_id) = best.doc LEFT JOIN domains d USING (domain_id)
+              AND (s.named_terms > k.named_terms OR (s.named_terms = k.named_terms AND s.score >= k.score)))),
+    top AS (
+        SELECT best.*, x.product_id, x.name FROM best JOIN search_docs x USING (doc)
+        ORDER BY {_ORDER}, x.name, x.product_id LIMIT ?)
     -- All query words first; then a product whose name or id holds a query word (or a word
     -- starting with it): what the user named outranks products that only mention the word
     -- in descriptions or columns; then BM25.
-    ORDER BY best.matched DESC, best.named_terms DESC, best.score DESC, p.name, p.product_id
-    LIMIT ?
+    SELECT {_RESULT}, round(top.score, 4) AS score,
+           top.matched AS _matched, top.named_terms AS _named, top.score AS _score
+    FROM top JOIN products p USING (product_id) LEFT JOIN domains d USING (domain_id)
+    ORDER BY top.matched DESC, top.named_terms DESC, top.score DESC, top.name, top.product_id
     """  # noqa: S608 - composed from constants; values are parameters
-    return con.execute(sql, [*hit_params, *(params if filters else []), max(limit - 1, 0), limit]).df()
+    return con.execute(sql, [*params, max(limit - 1, 0), limit]).df()
 
 
 def _expand(con: duckdb.DuckDBPyConnection, terms: list[str]) -> list[tuple[str, str, float, bool]]:
@@ -256,9 +381,9 @@ def _expand(con: duckdb.DuckDBPyConnection, terms: list[str]) -> list[tuple[str,
     PREFIX_EXPANSIONS shortest), typo 0.5 — one or, from 8 letters, two edits (Damerau).
 
     Each part is a filter on the vocabulary that DuckDB pushes into its scan. The edit
-    distance is computed only where a cheap test passes: within k edits the first k+1
-    letters of the two words share a letter (an unedited letter stays among them), and the
-    lengths differ by at most k."""
+    distance is computed only where cheap tests pass: the lengths differ by at most k, the
+    letter sets (`_LETTERS_SQL`) by at most 2k members, and the first k+1 letters of the two
+    words share a letter (an unedited letter stays among them)."""
     parts, params = [], []
     for q in terms:
         if len(q) < 2:
@@ -271,12 +396,27 @@ def _expand(con: duckdb.DuckDBPyConnection, terms: list[str]) -> list[tuple[str,
         if len(q) >= 4:
             k = 2 if len(q) >= 8 else 1
             head = " OR ".join(f"contains(?, substr(term, {i + 1}, 1))" for i in range(k + 1))
+            # the edit distance inside CASE: DuckDB may reorder the conjuncts of a filter
             parts.append(f"""(SELECT ?, term, 0.5, false FROM search_vocab
-                WHERE len BETWEEN ? AND ? AND NOT starts_with(term, ?)
+                WHERE len BETWEEN ? AND ? AND bit_count(xor(letters, {_LETTERS_SQL.format('?')})) <= ?
+                  AND NOT starts_with(term, ?)
                   AND CASE WHEN {head} THEN damerau_levenshtein(term, ?) <= ? ELSE false END)""")
-            params += [q, len(q) - k, len(q) + k, q, *[q[:k + 1]] * (k + 1), q, k]
+            params += [q, len(q) - k, len(q) + k, q, 2 * k, q, *[q[:k + 1]] * (k + 1), q, k]
     sql = " UNION ALL ".join(parts) + " ORDER BY 1, 2"
     return con.execute(sql, params).fetchall()
+
+
+def _facet_filters(domain, owner, classification) -> tuple[list[str], list]:
+    """Conditions on a posting's `doc` from `search_facets`, and their parameters: the same
+    matches as `_filters` on products."""
+    filters, params = [], []
+    for facet, value, test in (("domain", domain, "value = lower(?)"),
+                               ("owner", owner, "contains(value, lower(?))"),
+                               ("classification", classification, "value = lower(?)")):
+        if value:
+            filters.append(f"doc IN (SELECT doc FROM search_facets WHERE facet = '{facet}' AND {test})")
+            params.append(value)
+    return filters, params
 
 
 def _filters(domain, owner, classification) -> tuple[list[str], list]:
