@@ -76,16 +76,25 @@ COMMON_SHARE = 0.25
 # ... when the common terms have at least this many postings (below it, scoring them all is
 # cheaper than scoring twice when the candidates do not settle the ranking).
 PRUNE_FROM_POSTINGS = 20_000
-# The set of a term's letters as 64 bits (a-z, 0-9, then the rest folded into 28 bits), the
-# same expression for the vocabulary and for a query word, so both sides agree by
-# construction. Each edit adds or removes at most one member of the set (a substitution
-# both), so within k edits two sets differ in at most 2k members; folding letters together
-# only shrinks differences.
+# The set of a term's letters as 64 bits (a-z, 0-9, then the rest folded into 28 bits):
+# `letters` here for a query word, `_LETTERS_SQL` for the vocabulary (string_split(.., '')
+# splits by code point, as Python iterates; tests/test_catalog_search_pruning.py checks the
+# two agree). Each edit adds or removes at most one member of the set (a substitution both),
+# so within k edits two sets differ in at most 2k members; folding letters together only
+# shrinks differences.
 _LETTERS_SQL = """list_reduce(list_transform(string_split({0}, ''),
     lambda c: 1::UBIGINT << CASE WHEN c BETWEEN 'a' AND 'z' THEN unicode(c) - 97
                                  WHEN c BETWEEN '0' AND '9' THEN unicode(c) - 22
                                  ELSE 36 + unicode(c) % 28 END),
     lambda a, b: a | b, 0::UBIGINT)"""
+
+
+def letters(term: str) -> int:
+    """The letter set of `term` as `_LETTERS_SQL` computes it."""
+    mask = 0
+    for c in term:
+        mask |= 1 << (ord(c) - 97 if "a" <= c <= "z" else ord(c) - 22 if "0" <= c <= "9" else 36 + ord(c) % 28)
+    return mask
 
 
 def tokenize(text: str) -> list[str]:
@@ -247,12 +256,12 @@ def search(con: duckdb.DuckDBPyConnection, query: str = "", *, limit: int = 50,
     qindex = {q: i for i, q in enumerate(terms)}
     scored_terms, n, avgdl = _weigh(con, [(qindex[q], term, w, names) for q, term, w, names in expanded])
     narrowed, narrow_params = _facet_filters(domain, owner, classification)
-    common = [t for t in scored_terms if t.df > COMMON_SHARE * n]
-    rare = [t for t in scored_terms if t.df <= COMMON_SHARE * n]
+    first = _candidate_terms(scored_terms, n)
     hits = None
-    if rare and common and sum(t.df for t in common) >= PRUNE_FROM_POSTINGS:
-        hits = _scored(con, rare, common, avgdl, narrowed, narrow_params, limit)
-        if not (len(hits) >= limit and _above(hits.iloc[-1], _bound(common))):
+    if first:
+        rest = [t for t in scored_terms if t not in first]
+        hits = _scored(con, first, rest, avgdl, narrowed, narrow_params, limit)
+        if not (len(hits) >= limit and _above(hits.iloc[-1], _bound(rest))):
             hits = None  # the candidates do not settle the ranking: score every posting
     if hits is None:
         hits = _scored(con, scored_terms, [], avgdl, narrowed, narrow_params, limit)
@@ -267,13 +276,16 @@ def _weigh(con, expanded: list[tuple[int, str, float, bool]]) -> tuple[list[_Ter
     name holds it, and its best length-normalised frequency (for the bound on what common
     terms alone can score)."""
     unique = sorted({term for _, term, _, _ in expanded})
+    # one scan per term (zone maps), as scoring reads them: an IN list read every row group
+    # holding one of the terms and tested each row against all of them
+    per_term = " UNION ALL ".join(
+        f"SELECT ? AS term, count(*) AS df, bool_or(named) AS any_named, "
+        f"max(tf / (tf + {K1 * (1 - B)!r} + {K1 * B!r} * doc_length / s.avgdl)) AS best_ratio "
+        f"FROM search_terms, s WHERE term = ?" for _ in unique)
     rows = con.execute(f"""
         WITH s AS (SELECT count(*) AS n, coalesce(nullif(avg(doc_length), 0), 1.0) AS avgdl FROM search_docs)
-        SELECT t.term, count(*), bool_or(t.named),
-               max(t.tf / (t.tf + {K1 * (1 - B)!r} + {K1 * B!r} * t.doc_length / s.avgdl)),
-               any_value(s.n), any_value(s.avgdl)
-        FROM search_terms t, s WHERE t.term IN ({', '.join('?' * len(unique))}) GROUP BY t.term
-    """, unique).fetchall()  # noqa: S608 - composed from constants
+        SELECT t.*, s.n, s.avgdl FROM ({per_term}) t, s WHERE t.df > 0
+    """, [v for term in unique for v in (term, term)]).fetchall()  # noqa: S608 - composed from constants
     if not rows:
         return [], 0, 1.0
     stats = {term: (df, bool(named), ratio) for term, df, named, ratio, _, _ in rows}
@@ -288,11 +300,34 @@ def _weigh(con, expanded: list[tuple[int, str, float, bool]]) -> tuple[list[_Ter
     return out, n, avgdl
 
 
-def _bound(common: list[_Term]) -> tuple[int, int, float]:
-    """Highest (words matched, words named, score) a product holding only these terms can
-    have: per word, its best common term."""
+def _candidate_terms(terms: list[_Term], n: int) -> list[_Term] | None:
+    """The terms whose postings pick the candidates, or None to score every posting.
+
+    Either the terms that are not common (a product holding none of them holds common terms
+    only, whose idf is low), or — for several words — the terms of the word with the fewest
+    postings (a product holding none of them misses a word, and matching every word ranks
+    first). Whichever has fewer postings; pruning only when the other terms have many."""
+    options = []
+    rare = [t for t in terms if t.df <= COMMON_SHARE * n]
+    if rare and len(rare) < len(terms):
+        options.append(rare)
     words: dict[int, list[_Term]] = {}
-    for t in common:
+    for t in terms:
+        words.setdefault(t.qi, []).append(t)
+    if len(words) > 1:
+        options.append(min(words.values(), key=lambda ts: sum(t.df for t in ts)))
+    if not options:
+        return None
+    first = min(options, key=lambda ts: sum(t.df for t in ts))
+    rest = sum(t.df for t in terms) - sum(t.df for t in first)
+    return first if rest >= PRUNE_FROM_POSTINGS else None
+
+
+def _bound(rest: list[_Term]) -> tuple[int, int, float]:
+    """Highest (words matched, words named, score) a product holding only these terms can
+    have: per word, its best term."""
+    words: dict[int, list[_Term]] = {}
+    for t in rest:
         words.setdefault(t.qi, []).append(t)
     matched = len(words)
     named = sum(any(t.names_it and t.any_named for t in ts) for ts in words.values())
@@ -309,10 +344,10 @@ def _above(row, bound: tuple[int, int, float]) -> bool:
     return float(row["_score"]) > score * (1 + 1e-9) + 1e-12
 
 
-def _scored(con, terms: list[_Term], common: list[_Term], avgdl: float,
+def _scored(con, terms: list[_Term], rest: list[_Term], avgdl: float,
             narrowed: list[str], narrow_params: list, limit: int) -> pd.DataFrame:
     """The best `limit` products from the postings of `terms` — and, for the products those
-    postings hold (the candidates), of `common` too — ties broken by name."""
+    postings hold (the candidates), of `rest` too — ties broken by name."""
     def scans(group: list[_Term]) -> tuple[str, list]:
         # BM25 per posting: w * tf / (tf + K1 * (1 - B + B * doc_length / avgdl)), w a
         # constant per term: each term's postings are read by a scan of their own (zone maps).
@@ -327,16 +362,16 @@ def _scored(con, terms: list[_Term], common: list[_Term], avgdl: float,
     # the whole catalog, so a filter never changes a product's score.
     where = " AND ".join(narrowed) or "TRUE"
     first, params = scans(terms)
-    # read twice when there are common terms (the candidates): computed once
-    ctes = [f"first AS {'MATERIALIZED ' if common else ''}(SELECT * FROM ({first}) h WHERE {where})"]
+    # read twice when there are candidates: computed once
+    ctes = [f"first AS {'MATERIALIZED ' if rest else ''}(SELECT * FROM ({first}) h WHERE {where})"]
     params += narrow_params
     hits = "SELECT * FROM first"
-    if common:
-        more, more_params = scans(common)
+    if rest:
+        more, more_params = scans(rest)
         ctes.append(f"more AS (SELECT * FROM ({more}) h WHERE doc IN (SELECT doc FROM first))")
         params += more_params
         hits += " UNION ALL SELECT * FROM more"
-    everything = terms + common
+    everything = terms + rest
     per_word = {t.qi: 0 for t in everything}
     for t in everything:
         per_word[t.qi] += 1
@@ -398,10 +433,10 @@ def _expand(con: duckdb.DuckDBPyConnection, terms: list[str]) -> list[tuple[str,
             head = " OR ".join(f"contains(?, substr(term, {i + 1}, 1))" for i in range(k + 1))
             # the edit distance inside CASE: DuckDB may reorder the conjuncts of a filter
             parts.append(f"""(SELECT ?, term, 0.5, false FROM search_vocab
-                WHERE len BETWEEN ? AND ? AND bit_count(xor(letters, {_LETTERS_SQL.format('?')})) <= ?
+                WHERE len BETWEEN ? AND ? AND bit_count(xor(letters, ?::UBIGINT)) <= ?
                   AND NOT starts_with(term, ?)
                   AND CASE WHEN {head} THEN damerau_levenshtein(term, ?) <= ? ELSE false END)""")
-            params += [q, len(q) - k, len(q) + k, q, 2 * k, q, *[q[:k + 1]] * (k + 1), q, k]
+            params += [q, len(q) - k, len(q) + k, letters(q), 2 * k, q, *[q[:k + 1]] * (k + 1), q, k]
     sql = " UNION ALL ".join(parts) + " ORDER BY 1, 2"
     return con.execute(sql, params).fetchall()
 
