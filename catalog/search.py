@@ -61,7 +61,7 @@ _FIELDS = [
 ]
 # What the domain, owner and classification filters match, one row per product and value.
 _FACETS = [
-    "SELECT product_id, 'domain', value FROM (SELECT p.product_id, unnest([lower(d.name), d.domain_id]) AS value "
+    "SELECT DISTINCT product_id, 'domain', value FROM (SELECT p.product_id, unnest([lower(d.name), d.domain_id]) AS value "
     "FROM products p JOIN domains d USING (domain_id)) WHERE value IS NOT NULL",
     "SELECT product_id, 'owner', lower(concat_ws(' ', team, username, name, email)) FROM owners",
     "SELECT DISTINCT product_id, 'classification', lower(classification) FROM columns WHERE classification IS NOT NULL",

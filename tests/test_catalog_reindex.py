@@ -37,7 +37,7 @@ def test_products_committed_without_their_index_rows_are_found_and_repaired(tmp_
 
         con.execute("UPDATE products SET updated_at = updated_at + INTERVAL 1 SECOND")
         assert search.stale_products(con) == [product_id], "a product changed after its indexing is stale"
-        con.execute("INSERT INTO search_docs VALUES ('gone-product', 3, NULL)")
+        con.execute("INSERT INTO search_docs (product_id, doc_length, indexed_updated_at) VALUES ('gone-product', 3, NULL)")
         assert "gone-product" in search.stale_products(con), "index rows of a removed product are stale"
 
     assert catalog_main(["reindex", "--db", str(tmp_db)]) == 0

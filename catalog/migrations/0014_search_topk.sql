@@ -22,7 +22,7 @@ FROM products p WHERE p.product_id = search_docs.product_id;
 ALTER TABLE search_facets ADD COLUMN doc UBIGINT;
 UPDATE search_facets SET doc = hash(product_id);
 INSERT INTO search_facets (product_id, facet, value, doc)
-SELECT product_id, 'domain', value, hash(product_id)
+SELECT DISTINCT product_id, 'domain', value, hash(product_id)
 FROM (SELECT p.product_id, unnest([lower(d.name), d.domain_id]) AS value
       FROM products p JOIN domains d USING (domain_id)
       WHERE p.product_id IN (SELECT product_id FROM search_docs))
