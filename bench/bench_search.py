@@ -17,6 +17,7 @@ this process, DuckDB's threads included) are both printed: the machines are shar
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import statistics
 import sys
@@ -223,7 +224,8 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
-def run_round(con, workload, cpu: list[float] | None = None) -> dict[str, list[float]]:
+def run_round(con, workload, cpu: list[float] | None = None,
+              cpu_by_kind: dict[str, list[float]] | None = None) -> dict[str, list[float]]:
     times: dict[str, list[float]] = {}
     for kind, q, filters in workload:
         started, cpu_started = time.perf_counter(), time.process_time()
@@ -231,7 +233,13 @@ def run_round(con, workload, cpu: list[float] | None = None) -> dict[str, list[f
         times.setdefault(kind, []).append((time.perf_counter() - started) * 1000)
         if cpu is not None:
             cpu.append((time.process_time() - cpu_started) * 1000)
+        if cpu_by_kind is not None:
+            cpu_by_kind.setdefault(kind, []).append(cpu[-1] if cpu is not None else 0.0)
     return times
+
+
+def load_average() -> str:
+    return "load average " + " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 def main() -> int:
@@ -266,10 +274,11 @@ def main() -> int:
                 build(con, args)
             workload = queries(args.queries)
             run_round(con, workload[:20])  # warm caches
-            rounds = []
+            print(f"queries start: {load_average()}")
+            rounds, cpu_by_kind = [], {}
             for r in range(args.rounds):
                 cpu: list[float] = []
-                times = run_round(con, workload, cpu)
+                times = run_round(con, workload, cpu, cpu_by_kind)
                 every = [t for ts in times.values() for t in ts]
                 rounds.append((percentile(every, 50), percentile(every, 95), max(every), times))
                 print(f"round {r + 1}: {len(every)} queries  p50 {rounds[-1][0]:6.1f} ms  "
@@ -279,11 +288,12 @@ def main() -> int:
             for *_, times in rounds:
                 for kind, ts in times.items():
                     merged.setdefault(kind, []).extend(ts)
-            print("\nper kind (all rounds)          n     p50     p95     max")
+            print(f"queries end:   {load_average()}")
+            print("\nper kind (all rounds)          n     p50     p95     max   CPU p50  CPU p95")
             for kind in sorted(merged):
-                ts = merged[kind]
+                ts, cs = merged[kind], cpu_by_kind[kind]
                 print(f"  {kind:<26} {len(ts):5d} {percentile(ts, 50):7.1f} {percentile(ts, 95):7.1f} "
-                      f"{max(ts):7.1f}")
+                      f"{max(ts):7.1f}   {percentile(cs, 50):7.1f}  {percentile(cs, 95):7.1f}")
     p50 = statistics.median(r[0] for r in rounds)
     p95 = statistics.median(r[1] for r in rounds)
     verdict = "meets" if p95 < target else "MISSES"
@@ -300,6 +310,7 @@ def build(con, args) -> None:
     load(con, frames)
     loaded = time.perf_counter()
     cpu_started = time.process_time()
+    print(f"index build start: {load_average()}")
     con.execute("BEGIN TRANSACTION")
     search.reindex(con)
     con.execute("COMMIT")

@@ -18,14 +18,15 @@ A query runs in three steps.
    `doc`, ordered by name, and only those are read from `products`, by id.
 
 Grouping postings per product is what costs: a term in every product ("status", or "and" as
-a typo of "band") has 100k postings at 100k products. So when some matched terms are common
-(in more than COMMON_SHARE of the products) and others are not, step 3 first scores only
-the candidates: products holding a rarer term, with their postings of the common terms too.
-A product outside the candidates holds common terms only; from step 2 its key (words
-matched, words named, score) is bounded above. When the `limit`-th candidate is strictly
-above that bound (the usual case: it matches more words), the candidates' ranking is the
-ranking; otherwise every posting is scored, as without pruning. Results are the same either
-way (tests/test_catalog_search_pruning.py).
+a typo of "band") has 100k postings at 100k products. So step 3 first scores candidates
+only, when the other postings are many (`_candidate_terms`): the products holding a term
+that is not common (in at most COMMON_SHARE of the products) or, for several words, a term
+of the word with the fewest postings; with their postings of the other terms too. A product
+outside the candidates holds only the other terms, so from step 2 its key (words matched,
+words named, score) is bounded above (`_bound`). When the `limit`-th candidate is strictly
+above that bound (the usual case: it matches more words, or a rarer term), the candidates'
+ranking is the ranking; otherwise every posting is scored, as without pruning. Results are
+the same either way (tests/test_catalog_search_pruning.py).
 
 At 100k products / 2M columns (9.4M postings) see bench/bench_search.py and its section of
 bench/README.md for what each part cost before.
@@ -258,7 +259,7 @@ def search(con: duckdb.DuckDBPyConnection, query: str = "", *, limit: int = 50,
     narrowed, narrow_params = _facet_filters(domain, owner, classification)
     first = _candidate_terms(scored_terms, n)
     hits = None
-    if first:
+    if first and limit > 0:
         rest = [t for t in scored_terms if t not in first]
         hits = _scored(con, first, rest, avgdl, narrowed, narrow_params, limit)
         if not (len(hits) >= limit and _above(hits.iloc[-1], _bound(rest))):
