@@ -108,6 +108,7 @@ class _Batch:
     who: str
     events: list[Flat] = field(default_factory=list)
     quarantine: list[tuple[int, str, str]] = field(default_factory=list)     # (index, raw, reason)
+    pieces_memo: dict[str, dict] = field(default_factory=dict)                # see batch.store_events
 
     def take(self, report: IngestReport, outcome: Flat | Bad) -> None:
         if type(outcome) is Flat:
@@ -121,7 +122,8 @@ class _Batch:
             return
         try:
             unchanged = audit.retry_write(con, lambda: store_events(
-                con, self.events, source=self.source, actor=self.who, quarantine=self.quarantine))
+                con, self.events, source=self.source, actor=self.who, quarantine=self.quarantine,
+                pieces_memo=self.pieces_memo))
         except Exception:  # noqa: BLE001 - rolled back whole: each event is stored on its own below
             unchanged = None
         if unchanged is None:
