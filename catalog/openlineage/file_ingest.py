@@ -48,9 +48,11 @@ def ingest_text(con: duckdb.DuckDBPyConnection, text: str, *, source: str,
     who = actor or getpass.getuser()
     count = 0
     batch = _Batch(source=source, who=who)
-    with _checkpoint_once(con, large=len(text) > BULK_TEXT_CHARS), pool.without_cyclic_gc():
+    outcomes = _outcomes(text, file_warnings, workers)
+    with (_checkpoint_once(con, large=len(text) > BULK_TEXT_CHARS), pool.without_cyclic_gc(),
+          contextlib.closing(outcomes)):  # closing: a pool of workers ends with the file, whatever happens
         try:
-            for outcome in _outcomes(text, file_warnings, workers):
+            for outcome in outcomes:
                 count += 1
                 batch.take(report, outcome)
                 if len(batch.events) + len(batch.quarantine) >= BATCH_EVENTS:
