@@ -80,3 +80,22 @@ def test_by_default_workers_are_used_only_while_the_cores_are_free(monkeypatch):
     monkeypatch.setattr(pool.os, "getloadavg", lambda: (9.5, 9.0, 8.0))
     monkeypatch.setenv(ingest_pool.ENV_WORKERS, "2")
     assert pool.pooled(big, None), "MESHGOV_INGEST_WORKERS set: workers whatever the load"
+
+
+def test_killed_workers_leave_the_parent_to_judge_the_rest(monkeypatch):
+    import psutil
+
+    n = 400
+    text = "\n".join(json.dumps(e) for e in synthetic.lineage_events(n, jobs=20, tables=50, bad_at=300))
+    monkeypatch.setattr(pool, "PART_CHARS", 2_000)  # a couple of events a part: most are still to send
+    pool.last_fallback = None
+    outcomes = pool.flattened_in_workers(text, [], 2)
+    first = next(outcomes)
+    workers = [p for p in psutil.Process().children(recursive=True) if "spawn_main" in " ".join(p.cmdline())]
+    assert workers, "the workers must be running"
+    for worker in workers:
+        worker.kill()
+    got = [first, *outcomes]
+    assert [o.index for o in got] == list(range(n)), "every event has its outcome, in file order"
+    assert [o.index for o in got if isinstance(o, pool.Bad)] == [300], "the bad event stays the only one rejected"
+    assert pool.last_fallback, "the broken pool is noted"

@@ -115,9 +115,18 @@ def flattened_in_workers(text: str, warnings: list[str], workers: int | None) ->
         broken = False
 
         def submit() -> None:
+            nonlocal broken
             part = next(parts, None)
-            if part is not None:
-                pending.append((*part, None if broken else pool.submit(flatten_part, *part, limit_values)))
+            if part is None:
+                return
+            future = None
+            if not broken:
+                try:
+                    future = pool.submit(flatten_part, *part, limit_values)
+                except Exception as exc:  # noqa: BLE001 - the pool broke since the last result
+                    global last_fallback
+                    last_fallback, broken = f"{type(exc).__name__}: {exc}", True
+            pending.append((*part, future))
 
         with _bare_main():  # the workers are spawned by the first submits, and only then
             for _ in range(workers * PARTS_IN_FLIGHT):
