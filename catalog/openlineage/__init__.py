@@ -17,22 +17,32 @@ Modules, in the order an event goes through them:
   judging      a decoded event -> Event, or the reason it is quarantined
   facets       facet validation against the official or the structural facet schemas
   rows         what an event says as rows of the lineage tables (shared rules)
+  flatten      a read event -> judged, keyed and flattened into plain values (Flat), or Bad
+  pool         a large NDJSON file flattened in worker processes while the parent stores
   per_event    storing one event in its own transaction (the reference; the fallback)
-  batch        storing a batch of events in one transaction, rows folded in memory
-  file_ingest  one file in: judge each event, store in batches, report per event
+  batch        storing a batch of flattened events in one transaction, rows folded in memory
+  file_ingest  one file in: flatten each event, store in batches, report per event
   queries      reading back runs and quarantined events
 """
 
+from __future__ import annotations
+
+import importlib
+
 from catalog.openlineage import limits
-from catalog.openlineage.batch import store_events
-from catalog.openlineage.facets import facet_validators, schema_dir, validate_facet
-from catalog.openlineage.file_ingest import ingest_text
-from catalog.openlineage.judging import check_event, parse_event_time
-from catalog.openlineage.limits import file_too_big
-from catalog.openlineage.per_event import quarantine_one, store_event
-from catalog.openlineage.queries import quarantined, runs
-from catalog.openlineage.reading import canonical, iter_events, split_events
-from catalog.openlineage.records import Dataset, Event, EventError
+
+# Names this package offers, by the module that defines them. Imported on first use: a worker
+# process (openlineage.pool) imports this package to judge events, and importing the storing
+# modules too (DuckDB, pandas through the audit chain) cost each worker ~1.5 s of CPU.
+_EXPORTS = {
+    "store_events": "batch", "facet_validators": "facets", "schema_dir": "facets", "validate_facet": "facets",
+    "ingest_text": "file_ingest", "check_event": "judging", "parse_event_time": "judging",
+    "file_too_big": "limits", "quarantine_one": "per_event", "store_event": "per_event",
+    "quarantined": "queries", "runs": "queries", "canonical": "reading", "iter_events": "reading",
+    "split_events": "reading", "Dataset": "records", "Event": "records", "EventError": "records",
+}
+_MODULES = {"batch", "facets", "file_ingest", "flatten", "judging", "per_event", "pool", "queries", "reading",
+            "records", "rows"}
 
 __all__ = ["Dataset", "Event", "EventError", "canonical", "check_event", "facet_validators", "file_too_big",
            "ingest_text", "iter_events", "limits", "parse_event_time", "quarantine_one", "quarantined", "runs",
@@ -44,4 +54,8 @@ def __getattr__(name: str):
     # limit set there holds for every reader (catalog.ingest checks a file's size with it).
     if name.startswith("MAX_") and hasattr(limits, name):
         return getattr(limits, name)
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    if name in _MODULES:  # `openlineage.file_ingest` without importing it first, as before
+        return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

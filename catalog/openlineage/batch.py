@@ -1,60 +1,64 @@
 """Storing a batch of judged events in one transaction: the rows the batch touches are read
 once, folded event by event in memory with the rules of per_event, and written back in one
-statement per table."""
+statement per table. Events arrive flattened (flatten.Flat: judged, keyed, their rows made
+and their facets encoded, possibly in another process): the fold only merges."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 from datetime import UTC, datetime
 
 import duckdb
 
 from catalog.openlineage import limits
-from catalog.openlineage.reading import key_of
-from catalog.openlineage.records import Dataset, Event
+from catalog.openlineage.flatten import Flat
 from catalog.openlineage.rows import (
     COLUMN_EDGE_CONFLICT,
-    column_lineage_edges,
     description_of,
-    flatten_fields,
+    facet_pieces,
     fold_run,
     json_or_none,
     merge_facets,
     owners_of,
-    quality_rows,
-    run_facet_fields,
+    piece_is_deletion,
+    pieces_json,
+    pieces_values,
     text_or_none,
 )
 from catalog.store import insert_rows, registered, transaction
 
 
-def store_events(con: duckdb.DuckDBPyConnection, events: list[tuple[Event, str]], *, source: str,
-                 actor: str, quarantine: list[tuple[int, str, str]] = ()) -> list[bool]:
-    """Store judged events (event, raw JSON) in one transaction, in their order, leaving the
-    rows that storing each on its own (store_event) would leave; return per event whether it
-    was already stored. The batch's quarantined events (index, raw text, reason) are kept in
-    the same transaction. Raises, having written nothing, on any write error.
+def store_events(con: duckdb.DuckDBPyConnection, events: list[Flat], *, source: str,
+                 actor: str, quarantine: list[tuple[int, str, str]] = (),
+                 pieces_memo: dict[str, dict] | None = None) -> list[bool]:
+    """Store judged, flattened events in one transaction, in their order, leaving the rows
+    that storing each on its own (store_event) would leave; return per event whether it was
+    already stored. The batch's quarantined events (index, raw text, reason) are kept in the
+    same transaction. Raises, having written nothing, on any write error.
 
     The rows an event updates (its job, run, datasets, job<->dataset edges) are read once for
     the batch, folded event by event in Python with the same rules as store_event, and
-    written back in one statement per table.
+    written back in one statement per table. `pieces_memo` (stored facets JSON -> its facet
+    pieces) carries what one batch wrote to the next of the same file.
     """
     now = datetime.now(UTC).replace(tzinfo=None)
-    keys = [key_of(raw) for _, raw in events]
+    keys = [flat.key for flat in events]
     with transaction(con):
         known = {k for (k,) in con.execute(
             "SELECT event_key FROM lineage_events WHERE event_key IN (SELECT unnest(?::TEXT[]))",
             [keys]).fetchall()} if keys else set()
         unchanged, fresh = [], []
-        for (event, raw), key in zip(events, keys, strict=True):
+        for flat in events:
+            key = flat.key
             unchanged.append(key in known)
             if key not in known:
                 known.add(key)
-                fresh.append((event, raw, key))
+                fresh.append(flat)
         if fresh:
-            fold = _Fold.load(con, [event for event, _, _ in fresh])
-            for event, raw, key in fresh:
-                fold.apply(event, raw_json=raw, key=key, source=source, actor=actor, now=now)
+            fold = _Fold.load(con, fresh, {} if pieces_memo is None else pieces_memo)
+            for flat in fresh:
+                fold.apply(flat, source=source, actor=actor, now=now)
             fold.write(con)
         if quarantine:
             _quarantine_many(con, quarantine, source, actor, now)
@@ -72,20 +76,27 @@ def _semi_join(con, table: str, columns: list[str], keys: set[tuple], select: st
 
 
 class _Stored:
-    """A job's or dataset's row while a batch is folded. Its facets stay the JSON text read
-    from the store until an event brings facets to merge: most events name datasets without
-    facets (inputs), and parsing then re-serialising unchanged facets was a third of a
-    backfill's fold."""
-    __slots__ = ("facets", "text", "last", "columns")
+    """A job's or dataset's row while a batch is folded. Its facets are pieces
+    (rows.facet_pieces); they stay the JSON text read from the store until an event brings
+    facets to merge: most events name datasets without facets (inputs), and parsing then
+    re-serialising unchanged facets was a third of a backfill's fold."""
+    __slots__ = ("pieces", "text", "last", "columns")
 
-    def __init__(self, facets: dict | None, text: str | None, last: datetime | None, columns: tuple = ()):
-        self.facets, self.text, self.last, self.columns = facets, text, last, columns
+    def __init__(self, pieces: dict | None, text: str | None, last: datetime | None, columns: tuple = ()):
+        self.pieces, self.text, self.last, self.columns = pieces, text, last, columns
 
-    def merge(self, new: dict, event_time: datetime) -> None:
+    def merge(self, new: dict, event_time: datetime, memo: dict[str, dict]) -> None:
         if new or self.text is None:
-            old = self.facets if self.facets is not None else self.text
-            self.facets = merge_facets(old, self.last, new, event_time)
-            self.text = None  # written from self.facets
+            if self.pieces is not None:
+                old = self.pieces
+            elif self.text:
+                old = memo.get(self.text)
+                if old is None:
+                    old = facet_pieces(json.loads(self.text))
+            else:
+                old = {}
+            self.pieces = merge_facets(old, self.last, new, event_time, deleted=piece_is_deletion)
+            self.text = None  # written from self.pieces
         self.last = max(event_time, self.last) if self.last else event_time
 
 
@@ -94,7 +105,11 @@ class _Fold:
     rules of per_event (_upsert_job, _upsert_run, _upsert_datasets, _record_io,
     _record_column_lineage)."""
 
-    def __init__(self):
+    def __init__(self, pieces_memo: dict[str, dict]):
+        # Stored facets JSON -> its pieces, filled as rows are written: a backfill rewrites
+        # the same datasets' facets batch after batch, and splitting the text read back into
+        # pieces again (decode, then encode each facet) was ~8% of the writer's time.
+        self.pieces_memo = pieces_memo
         self.jobs: dict[tuple, _Stored] = {}
         self.runs: dict[str, dict] = {}
         self.datasets: dict[tuple, _Stored] = {}
@@ -110,8 +125,8 @@ class _Fold:
         self.quality_rows: list[list] = []
 
     @classmethod
-    def load(cls, con, events: list[Event]) -> _Fold:
-        fold = cls()
+    def load(cls, con, events: list[Flat], pieces_memo: dict[str, dict]) -> _Fold:
+        fold = cls(pieces_memo)
         job_keys = {(e.job_namespace, e.job_name) for e in events if e.job_name is not None}
         for ns, name, facets, last, *columns in _semi_join(
                 con, "lineage_jobs", ["namespace", "name"], job_keys,
@@ -122,14 +137,12 @@ class _Fold:
             for row in con.execute(f"SELECT {', '.join(_RUN_COLUMNS)} FROM lineage_runs "  # noqa: S608 - constants
                                    "WHERE run_id IN (SELECT unnest(?::TEXT[]))", [run_ids]).fetchall():
                 fold.runs[row[0]] = dict(zip(_RUN_COLUMNS, row, strict=True))
-        dataset_keys = {(ds.namespace, ds.name) for e in events for ds in _datasets_of(e)}
+        dataset_keys = {(ds[0], ds[1]) for e in events for ds in e.datasets}
         for ns, name, facets, last, *columns in _semi_join(
                 con, "lineage_datasets", ["namespace", "name"], dataset_keys,
                 "namespace, name, facets, last_event_time, dataset_type, description, owners"):
             fold.datasets[(ns, name)] = _Stored(None if facets else {}, facets or None, last, tuple(columns))
-        io_keys = {(e.job_namespace, e.job_name, ds.namespace, ds.name, direction) for e in events
-                   if e.job_name is not None
-                   for direction, group in (("input", e.inputs), ("output", e.outputs)) for ds in group}
+        io_keys = {(e.job_namespace, e.job_name, *io) for e in events for io in e.io}
         for *key, first, last, run in _semi_join(
                 con, "lineage_io", ["job_namespace", "job_name", "dataset_namespace", "dataset_name", "direction"],
                 io_keys, "job_namespace, job_name, dataset_namespace, dataset_name, direction, first_seen, "
@@ -137,93 +150,88 @@ class _Fold:
             fold.io[tuple(key)] = [first, last, run]
         return fold
 
-    def apply(self, event: Event, *, raw_json: str, key: str, source: str, actor: str, now: datetime) -> None:
-        self.event_rows.append([key, event.kind, event.event_type, event.event_time, event.run_id,
+    def apply(self, event: Flat, *, source: str, actor: str, now: datetime) -> None:
+        t = event.event_time
+        self.event_rows.append([event.key, event.kind, event.event_type, t, event.run_id,
                                 event.job_namespace, event.job_name, event.producer, event.schema_url,
-                                raw_json, source, now, actor])
+                                event.raw_json, source, now, actor])
         if event.job_name is not None:
             self._job(event)
         if event.run_id is not None:
             self._run(event)
-        datasets = _datasets_of(event)
-        self._datasets(datasets, event.event_time)
-        if event.job_name is not None:
+        self._datasets(event.datasets, t)
+        if event.io:
             self._io(event)
-        edges, known = self.edges, self.datasets
-        for edge, row in column_lineage_edges(datasets, event).items():
-            source_key = edge[3:5]
+        edges, known, placeholders = self.edges, self.datasets, self.placeholders
+        for row in event.edges:
+            source_key = (row[3], row[4])
             if source_key not in known:  # as INSERT ... ON CONFLICT DO NOTHING
-                known[source_key] = _Stored(None, None, event.event_time)
-                self.placeholders[source_key] = [*source_key, None, None, None, None, event.event_time]
+                known[source_key] = _Stored(None, None, t)
+                placeholders[source_key] = [*source_key, None, None, None, None, t]
+            edge = (row[0], row[1], row[2], row[3], row[4], row[5])
             earlier = edges.get(edge)
-            if earlier is not None:
-                row[11] = max(row[11], earlier[11])
+            if earlier is not None and earlier[11] > row[11]:
+                row = [*row[:11], earlier[11]]
             edges[edge] = row
-        if any(ds.facets or ds.input_facets or ds.output_facets for ds in datasets):
-            self.quality_rows += quality_rows(datasets, event, key)
+        if event.quality:
+            self.quality_rows += event.quality
 
-    def _job(self, event: Event) -> None:
+    def _job(self, event: Flat) -> None:
         job = (event.job_namespace, event.job_name)
         stored = self.jobs.get(job)
         if stored is None:
             stored = self.jobs[job] = _Stored(None, None, None)
-        stored.merge(event.job_facets, event.event_time)
+        stored.merge(event.job_facets, event.event_time, self.pieces_memo)
         self.dirty_jobs.add(job)
 
-    def _run(self, event: Event) -> None:
+    def _run(self, event: Flat) -> None:
         row = self.runs.get(event.run_id)
         state, started, ended, last = fold_run(
             (row["state"], row["started_at"], row["ended_at"], row["last_event_time"]) if row else None, event)
-        new = run_facet_fields(event)
         self.runs[event.run_id] = {
             "run_id": event.run_id, "job_namespace": event.job_namespace, "job_name": event.job_name,
             "state": state, "started_at": started, "ended_at": ended,
-            **{k: v if v is not None or not row else row[k] for k, v in new.items()},
+            **{k: v if v is not None or not row else row[k] for k, v in zip(_RUN_FACET_COLUMNS, event.run_fields,
+                                                                             strict=True)},
             "last_event_time": last}
         self.dirty_runs.add(event.run_id)
 
-    def _datasets(self, datasets: list[Dataset], event_time: datetime) -> None:
-        facets_of: dict[tuple[str, str], dict] = {}
-        for ds in datasets:  # one dataset may appear as input and output: merge its facets
-            new = facets_of.setdefault((ds.namespace, ds.name), {})
-            if ds.facets:
-                new.update(ds.facets)
-        for key, new in facets_of.items():
+    def _datasets(self, datasets: list[tuple], event_time: datetime) -> None:
+        for namespace, name, new, fields in datasets:
+            key = (namespace, name)
             stored = self.datasets.get(key)
             if stored is None:
                 stored = self.datasets[key] = _Stored(None, None, None)
             last = stored.last
-            stored.merge(new, event_time)
+            stored.merge(new, event_time, self.pieces_memo)
             self.dirty_datasets.add(key)  # its row is made once, from the final state (write)
-            schema = new.get("schema")
-            listed = schema.get("fields") if isinstance(schema, dict) else None
-            if isinstance(listed, list) and (last is None or event_time >= last):
-                self.fields[key] = [[*key, name, position, text_or_none(f.get("type")),
-                                     text_or_none(f.get("description"))]
-                                    for position, (name, f) in enumerate(flatten_fields(listed))]
+            if fields is not None and (last is None or event_time >= last):
+                self.fields[key] = [[namespace, name, *f] for f in fields]
 
-    def _io(self, event: Event) -> None:
+    def _io(self, event: Flat) -> None:
         t = event.event_time
-        for direction, group in (("input", event.inputs), ("output", event.outputs)):
-            for ds in group:
-                key = (event.job_namespace, event.job_name, ds.namespace, ds.name, direction)
-                known = self.io.get(key)
-                if known is None:
-                    self.io[key] = [t, t, event.run_id]
-                else:
-                    first, last, run = known
-                    run = (event.run_id if event.run_id is not None else run) if t >= last else run
-                    self.io[key] = [min(first, t), max(last, t), run]
-                self.dirty_io.add(key)
+        for namespace, name, direction in event.io:
+            key = (event.job_namespace, event.job_name, namespace, name, direction)
+            known = self.io.get(key)
+            if known is None:
+                self.io[key] = [t, t, event.run_id]
+            else:
+                first, last, run = known
+                run = (event.run_id if event.run_id is not None else run) if t >= last else run
+                self.io[key] = [min(first, t), max(last, t), run]
+            self.dirty_io.add(key)
 
     def write(self, con) -> None:
         insert_rows(con, "lineage_events", self.event_rows)
-        insert_rows(con, "lineage_jobs", [[*job, *_job_columns(self.jobs[job])] for job in sorted(self.dirty_jobs)],
+        if len(self.pieces_memo) > PIECES_MEMO_SIZE:
+            self.pieces_memo.clear()
+        memo = self.pieces_memo
+        insert_rows(con, "lineage_jobs", [[*job, *_job_columns(self.jobs[job], memo)] for job in sorted(self.dirty_jobs)],
                     tail=_replace_all("namespace, name", ["description", "job_type", "sql_text", "owners",
                                                           "facets", "last_event_time"]))
         insert_rows(con, "lineage_runs", [[self.runs[r][c] for c in _RUN_COLUMNS] for r in sorted(self.dirty_runs)],
                     tail=_replace_all("run_id", _RUN_COLUMNS[1:]))
-        insert_rows(con, "lineage_datasets", [[*key, *_dataset_columns(self.datasets[key])]
+        insert_rows(con, "lineage_datasets", [[*key, *_dataset_columns(self.datasets[key], memo)]
                                               for key in sorted(self.dirty_datasets)], tail=_replace_all(
             "namespace, name", ["dataset_type", "description", "owners", "facets", "last_event_time"]))
         insert_rows(con, "lineage_datasets", [row for key, row in self.placeholders.items()
@@ -240,35 +248,40 @@ class _Fold:
         insert_rows(con, "lineage_dataset_quality", self.quality_rows)
 
 
-def _job_columns(stored: _Stored) -> list:
+def _job_columns(stored: _Stored, memo: dict[str, dict]) -> list:
     """description, job_type, sql_text, owners, facets, last_event_time (as per_event._upsert_job)."""
     if stored.text is not None:  # facets unchanged: so are the columns made from them
         return [*stored.columns, stored.text, stored.last]
-    facets = stored.facets
+    facets = pieces_values(stored.pieces)
     job_type = facets.get("jobType") or {}
     return [description_of(facets), job_type.get("jobType") or job_type.get("processingType"), _sql_text(facets),
-            json_or_none(owners_of(facets)), json_or_none(facets), stored.last]
+            json_or_none(owners_of(facets)), _facets_text(stored.pieces, memo), stored.last]
 
 
-def _dataset_columns(stored: _Stored) -> list:
+def _facets_text(pieces: dict[str, tuple], memo: dict[str, dict]) -> str:
+    text = pieces_json(pieces)
+    memo[text] = pieces  # pieces are never changed in place (merge_facets makes a new dict)
+    return text
+
+
+def _dataset_columns(stored: _Stored, memo: dict[str, dict]) -> list:
     """dataset_type, description, owners, facets, last_event_time (as per_event._upsert_datasets)."""
     if stored.text is not None:
         return [*stored.columns, stored.text, stored.last]
-    facets = stored.facets
+    facets = pieces_values(stored.pieces)
     return [text_or_none((facets.get("datasetType") or {}).get("datasetType")), description_of(facets),
-            json_or_none(owners_of(facets)), json_or_none(facets), stored.last]
+            json_or_none(owners_of(facets)), _facets_text(stored.pieces, memo), stored.last]
 
+
+PIECES_MEMO_SIZE = 10_000  # facets texts remembered across the batches of one file (~30 MB at most)
 
 _RUN_COLUMNS = ("run_id", "job_namespace", "job_name", "state", "started_at", "ended_at", "nominal_start",
                 "nominal_end", "parent_run_id", "error_message", "last_event_time")
+_RUN_FACET_COLUMNS = ("nominal_start", "nominal_end", "parent_run_id", "error_message")  # rows.run_facet_fields
 
 
 def _replace_all(conflict: str, columns) -> str:
     return f"ON CONFLICT ({conflict}) DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in columns)
-
-
-def _datasets_of(event: Event) -> list[Dataset]:
-    return [*event.inputs, *event.outputs, *([event.dataset] if event.dataset else [])]
 
 
 def _sql_text(facets: dict) -> str | None:

@@ -6,20 +6,21 @@ from __future__ import annotations
 
 import contextlib
 import getpass
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 import duckdb
 
 from catalog import audit
 from catalog.ingest_report import Accepted, IngestReport, Rejected, Warning_
-from catalog.openlineage import limits
+from catalog.openlineage import limits, pool
 from catalog.openlineage.batch import store_events
+from catalog.openlineage.flatten import Bad, Flat, flatten
 from catalog.openlineage.judging import check_event
 from catalog.openlineage.per_event import quarantine_one, store_event
-from catalog.openlineage.reading import CanonicalText, canonical, iter_events, key_of
-from catalog.openlineage.records import Event, EventError
+from catalog.openlineage.reading import iter_events
+from catalog.openlineage.records import EventError
 
 # Events judged, then stored per batch: one transaction and ~15 statements for the batch
 # (rows folded in Python, written in multi-row statements), where one transaction of ~12
@@ -30,13 +31,15 @@ BATCH_EVENTS = 5_000
 
 
 def ingest_text(con: duckdb.DuckDBPyConnection, text: str, *, source: str,
-                actor: str | None = None) -> IngestReport:
+                actor: str | None = None, workers: int | None = None) -> IngestReport:
     """Judge and store every event of one file. Each event has its own outcome (landed, or
     quarantined with its reason while the others land); the writes go in batches of
     BATCH_EVENTS events, one transaction each (see store_events).
 
     Events are decoded and judged one at a time: memory follows the largest event and the
-    batch, not the file (an array is walked element by element, NDJSON line by line)."""
+    batch, not the file (an array is walked element by element, NDJSON line by line). A
+    large NDJSON file is judged in `workers` processes (default: one per core, see
+    openlineage.pool) while this one stores, with the same outcome per event."""
     report = IngestReport()
     if len(text) > limits.MAX_FILE_BYTES:
         report.rejected.append(Rejected(source, limits.file_too_big(len(text.encode("utf-8", "replace")))))
@@ -45,11 +48,13 @@ def ingest_text(con: duckdb.DuckDBPyConnection, text: str, *, source: str,
     who = actor or getpass.getuser()
     count = 0
     batch = _Batch(source=source, who=who)
-    with _checkpoint_once(con, large=len(text) > BULK_TEXT_CHARS):
+    outcomes = _outcomes(text, file_warnings, workers)
+    with (_checkpoint_once(con, large=len(text) > BULK_TEXT_CHARS), pool.without_cyclic_gc(),
+          contextlib.closing(outcomes)):  # closing: a pool of workers ends with the file, whatever happens
         try:
-            for index, (event, raw, read_error) in enumerate(iter_events(text, file_warnings)):
+            for outcome in outcomes:
                 count += 1
-                batch.judge(report, event, raw, read_error, index)
+                batch.take(report, outcome)
                 if len(batch.events) + len(batch.quarantine) >= BATCH_EVENTS:
                     batch.flush(con, report)
         except EventError as exc:
@@ -89,57 +94,61 @@ def _checkpoint_once(con: duckdb.DuckDBPyConnection, *, large: bool) -> Iterator
             con.execute(f"SET checkpoint_threshold = '{before.replace(chr(39), '')}'")
 
 
+def _outcomes(text: str, warnings: list[str], workers: int | None) -> Iterator[Flat | Bad]:
+    """Every event of the file judged and flattened, in file order."""
+    if pool.pooled(text, workers):
+        yield from pool.flattened_in_workers(text, warnings, workers)
+        return
+    for index, (event, raw, read_error) in enumerate(iter_events(text, warnings)):
+        yield flatten(event, raw, read_error, index)
+
+
 @dataclass
 class _Batch:
     """Judged events waiting to be stored together, and quarantined ones waiting to be kept."""
     source: str
     who: str
-    events: list[tuple[int, Event, str]] = field(default_factory=list)       # (index, event, raw_json)
+    events: list[Flat] = field(default_factory=list)
     quarantine: list[tuple[int, str, str]] = field(default_factory=list)     # (index, raw, reason)
+    pieces_memo: dict[str, dict] = field(default_factory=dict)                # see batch.store_events
 
-    def judge(self, report: IngestReport, event: Any, raw: str, read_error: str | None, index: int) -> None:
-        where = f"{self.source}#{index}"
-        try:
-            if read_error:
-                raise EventError(read_error)
-            parsed = check_event(event)
-            raw_json = raw if type(raw) is CanonicalText else canonical(event)
-        except EventError as exc:
-            reason = str(exc)
-        except Exception as exc:  # noqa: BLE001 - a producer's event must never crash a batch
-            reason = f"unreadable event ({type(exc).__name__}: {exc})"
-        else:
-            self.events.append((index, parsed, raw_json))
+    def take(self, report: IngestReport, outcome: Flat | Bad) -> None:
+        if type(outcome) is Flat:
+            self.events.append(outcome)
             return
-        self.quarantine.append((index, raw, reason))
-        report.rejected.append(Rejected(where, reason))
+        self.quarantine.append(outcome)
+        report.rejected.append(Rejected(f"{self.source}#{outcome.index}", outcome.reason))
 
     def flush(self, con, report: IngestReport) -> None:
         if not (self.events or self.quarantine):
             return
         try:
             unchanged = audit.retry_write(con, lambda: store_events(
-                con, [(e, raw) for _, e, raw in self.events], source=self.source, actor=self.who,
-                quarantine=self.quarantine))
+                con, self.events, source=self.source, actor=self.who, quarantine=self.quarantine,
+                pieces_memo=self.pieces_memo))
         except Exception:  # noqa: BLE001 - rolled back whole: each event is stored on its own below
             unchanged = None
         if unchanged is None:
             for index, raw, reason in self.quarantine:
                 quarantine_one(con, raw, reason, self.source, index, self.who)
-        for position, (index, parsed, raw_json) in enumerate(self.events):
-            where = f"{self.source}#{index}"
+        source = self.source
+        accepted, warnings = report.accepted, report.warnings
+        for position, flat in enumerate(self.events):
+            where = f"{source}#{flat.index}"
             if unchanged is None:
                 try:
-                    same = store_event(con, parsed, raw_json=raw_json, source=self.source, actor=self.who)
+                    same = store_event(con, check_event(json.loads(flat.raw_json)), raw_json=flat.raw_json,
+                                       source=source, actor=self.who)
                 except Exception as exc:  # noqa: BLE001 - same promise when the store refuses a value
                     reason = f"could not be stored ({type(exc).__name__}: {exc})"
-                    quarantine_one(con, raw_json, reason, self.source, index, self.who)
+                    quarantine_one(con, flat.raw_json, reason, source, flat.index, self.who)
                     report.rejected.append(Rejected(where, reason))
                     continue
             else:
                 same = unchanged[position]
-            report.accepted.append(Accepted(file=where, id=parsed.run_id or key_of(raw_json)[:16],
-                                            version=None, unchanged=same, kind="lineage-event"))
-            report.warnings += [Warning_(where, w) for w in parsed.warnings]
+            accepted.append(Accepted(file=where, id=flat.run_id or flat.key[:16],
+                                     version=None, unchanged=same, kind="lineage-event"))
+            if flat.warnings:
+                warnings += [Warning_(where, w) for w in flat.warnings]
         self.events.clear()
         self.quarantine.clear()

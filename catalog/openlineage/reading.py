@@ -25,12 +25,7 @@ def iter_events(text: str, warnings: list[str]) -> Iterator[tuple[Any, str, str 
     EventError when nothing is JSON. Warnings about the file are appended to `warnings`
     as they are found (complete once the iterator is exhausted)."""
     seen_constants: list[str] = []
-
-    def _constant(name: str) -> None:
-        seen_constants.append(name)
-        return None
-
-    decoder = json.JSONDecoder(parse_constant=_constant)
+    decoder = _decoder(seen_constants)
     stripped = text.strip()
     if not stripped:
         raise EventError("empty file: expected an OpenLineage event, a JSON array of events, or NDJSON")
@@ -47,7 +42,37 @@ def iter_events(text: str, warnings: list[str]) -> Iterator[tuple[Any, str, str 
     else:
         yield from _ndjson_events(text, decoder)
     if seen_constants:
-        warnings.append(f"non-standard JSON values {sorted(set(seen_constants))} were read as null")
+        warnings.append(constants_warning(seen_constants))
+
+
+def _decoder(seen_constants: list[str]) -> json.JSONDecoder:
+    """A decoder reading NaN and Infinity as null, noting them in `seen_constants`."""
+    return json.JSONDecoder(parse_constant=lambda name: seen_constants.append(name))  # None: read as null
+
+
+def constants_warning(seen_constants: list[str]) -> str:
+    return f"non-standard JSON values {sorted(set(seen_constants))} were read as null"
+
+
+def is_ndjson(text: str) -> bool:
+    """Whether iter_events reads `text` as NDJSON (one event per line), without copying it."""
+    match = _FIRST_CONTENT.search(text)
+    if match is None or text[match.start()] == "[":
+        return False
+    end = text.find("\n", match.start())
+    if end < 0 or _FIRST_CONTENT.search(text, end + 1) is None:
+        return False  # one line: a single document
+    first = text[match.start():end]
+    return len(first) > limits.MAX_EVENT_BYTES or _is_json_object(first)
+
+
+_FIRST_CONTENT = re.compile(r"\S")  # str.isspace's whitespace, as str.strip in iter_events
+
+
+def ndjson_part(text: str, seen_constants: list[str], *, first_line: int) -> Iterator[tuple[Any, str, str | None]]:
+    """The events of consecutive whole lines of an NDJSON file, numbered from `first_line`
+    (as iter_events reads them; what worker processes read, see openlineage.pool)."""
+    yield from _ndjson_events(text, _decoder(seen_constants), first_line=first_line)
 
 
 def _decode(decoder: json.JSONDecoder, text: str) -> Any:
@@ -70,9 +95,9 @@ def _is_single_document(text: str, decoder: json.JSONDecoder) -> bool:
     return not _is_json_object(first)
 
 
-def _ndjson_events(text: str, decoder: json.JSONDecoder) -> Iterator[tuple[Any, str, str | None]]:
+def _ndjson_events(text: str, decoder: json.JSONDecoder, *, first_line: int = 1) -> Iterator[tuple[Any, str, str | None]]:
     position = 0
-    number = 0
+    number = first_line - 1
     while position < len(text):
         end = text.find("\n", position)
         end = len(text) if end < 0 else end

@@ -16,14 +16,21 @@ def last_per_key(rows: list[list], key) -> list[list]:
     return list({key(row): row for row in rows}.values())
 
 
-def merge_facets(old_json: str | dict | None, old_time, new: dict, new_time: datetime) -> dict:
-    """Newer facets win per facet; an older event only fills facets not yet known."""
+def _is_deletion(facet: Any) -> bool:
+    return isinstance(facet, dict) and facet.get("_deleted") is True
+
+
+def merge_facets(old_json: str | dict | None, old_time, new: dict, new_time: datetime, *,
+                 deleted=_is_deletion) -> dict:
+    """Newer facets win per facet; an older event only fills facets not yet known.
+    `deleted(facet)`: whether a facet value is a deletion marker (facet pieces say it apart)."""
     old = (json.loads(old_json) if isinstance(old_json, str) else dict(old_json)) if old_json else {}
     newer = old_time is None or new_time >= old_time
     merged = {**old, **new} if newer else {**new, **old}
-    for key, facet in new.items():
-        if newer and isinstance(facet, dict) and facet.get("_deleted") is True:
-            merged.pop(key, None)
+    if newer:
+        for key, facet in new.items():
+            if deleted(facet):
+                merged.pop(key, None)
     return merged
 
 
@@ -32,6 +39,35 @@ _STORED = json.JSONEncoder(ensure_ascii=False, default=str)  # one encoder, not 
 
 def json_or_none(value: Any) -> str | None:
     return None if value is None else _STORED.encode(value)
+
+
+# Facets as pieces: facet key -> (its stored JSON text, its value when a column is read from
+# it, whether it is a deletion marker). A batch folds and writes facets as these pieces, so
+# the facets an event brings are encoded once (where the event is judged, possibly another
+# process) and never decoded or encoded again by the writer. The stored JSON of a facets
+# dict is its pieces joined the way the encoder joins a dict (`pieces_json`).
+READ_FACETS = frozenset({"documentation", "ownership", "datasetType", "jobType", "sql"})
+
+
+def facet_pieces(facets: dict) -> dict[str, tuple]:
+    encode = _STORED.encode
+    return {key: (encode(value), value if key in READ_FACETS else None, _is_deletion(value))
+            for key, value in facets.items()}
+
+
+def pieces_json(pieces: dict[str, tuple]) -> str:
+    """The same text as json_or_none(the facets dict the pieces were made from)."""
+    encode = _STORED.encode
+    return "{" + ", ".join(f"{encode(key)}: {piece[0]}" for key, piece in pieces.items()) + "}"
+
+
+def pieces_values(pieces: dict[str, tuple]) -> dict[str, Any]:
+    """The facets the table columns are read from (READ_FACETS), as values."""
+    return {key: piece[1] for key, piece in pieces.items() if piece[1] is not None}
+
+
+def piece_is_deletion(piece: tuple) -> bool:
+    return piece[2]
 
 
 def owners_of(facets: dict) -> list[dict] | None:
