@@ -126,23 +126,27 @@ def trend(con: duckdb.DuckDBPyConnection, *, days: int = 90, now: dt.datetime | 
     products failing, check pass rate; plus the day's share of good SLO observations. For the
     overview's trend over time (one query over the results, one over SLO observations)."""
     now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    checks = con.execute("""
-        WITH daily AS (
-            SELECT cr.product_id, CAST(r.started_at AS DATE) AS day, cr.status,
-                   dense_rank() OVER (PARTITION BY cr.product_id, CAST(r.started_at AS DATE)
-                                      ORDER BY r.started_at DESC, r.run_id DESC) AS newest
-            FROM check_results cr JOIN check_runs r USING (run_id)
-            WHERE r.state = 'complete' AND cr.product_id IS NOT NULL AND r.started_at >= ?),
+    # Counted per product and run first (one hash aggregate over the results), then the newest
+    # run of each product and day picked among those few rows: ranking every result row in a
+    # window took ~2 s of CPU at 1.1M stored results.
+    checks = con.execute(f"""
+        WITH runs AS (SELECT run_id, started_at FROM check_runs WHERE state = 'complete' AND started_at >= ?),
+        per_run AS (
+            SELECT cr.product_id, cr.run_id, count(*) FILTER (WHERE cr.status <> 'skipped') AS checks,
+                   count(*) FILTER (WHERE cr.status = 'passed') AS passed,
+                   bool_or(cr.status IN {in_sql(FAILING)}) AS failing
+            FROM check_results cr SEMI JOIN runs r USING (run_id)
+            WHERE cr.product_id IS NOT NULL GROUP BY cr.product_id, cr.run_id),
         per_product AS (
-            SELECT product_id, day, count(*) FILTER (WHERE status <> 'skipped') AS checks,
-                   count(*) FILTER (WHERE status = 'passed') AS passed,
-                   bool_or(status IN ('failed', 'error')) AS failing
-            FROM daily WHERE newest = 1 GROUP BY product_id, day)
+            SELECT pr.product_id, CAST(r.started_at AS DATE) AS day, pr.checks, pr.passed, pr.failing
+            FROM per_run pr JOIN runs r USING (run_id)
+            QUALIFY row_number() OVER (PARTITION BY pr.product_id, CAST(r.started_at AS DATE)
+                                       ORDER BY r.started_at DESC, r.run_id DESC) = 1)
         SELECT pp.day, d.name AS domain, count(*) AS products_checked,
                count(*) FILTER (WHERE pp.failing) AS products_failing,
                sum(pp.passed) / nullif(sum(pp.checks), 0) AS check_pass_rate
         FROM per_product pp JOIN products p USING (product_id) LEFT JOIN domains d USING (domain_id)
-        GROUP BY ALL ORDER BY pp.day, domain""", [now - dt.timedelta(days=days)]).df()
+        GROUP BY ALL ORDER BY pp.day, domain""", [now - dt.timedelta(days=days)]).df()  # noqa: S608 - constants
     observed = slo.observations(con, now=now, days=days)
     if observed.empty or checks.empty:
         checks["slo_compliance"] = pd.Series(dtype="float64")
