@@ -232,10 +232,14 @@ def breaches(con: duckdb.DuckDBPyConnection, *, now: dt.datetime | None = None, 
 
 
 def product_compliance(con: duckdb.DuckDBPyConnection, *, now: dt.datetime | None = None,
-                       window: int = BUDGET_WINDOW) -> pd.DataFrame:
+                       window: int = BUDGET_WINDOW, frame: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per product with SLO observations: its worst SLO's compliance over `window` days,
-    SLOs measured, SLOs missing their target, whether one is breaching now."""
-    per_slo = compliance(con, now=now, windows=(window,))
+    SLOs measured, SLOs missing their target, whether one is breaching now. `frame`: observations
+    (at `now`) over at least `window` days, already read for something else."""
+    now = now or compiler.now_utc()
+    if frame is not None:
+        frame = frame[frame["observed_at"] >= now - dt.timedelta(days=window)]
+    per_slo = compliance(con, now=now, windows=(window,), frame=frame)
     if per_slo.empty:
         return pd.DataFrame(columns=["product_id", "slo_compliance", "slos", "slos_missed", "breaching_now"])
     key = f"compliance_{window}d"

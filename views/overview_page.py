@@ -45,8 +45,7 @@ def _version(db: str) -> tuple:
 def _posture(db: str, version: tuple) -> tuple[pd.DataFrame, pd.DataFrame]:
     del version  # part of the cache key only
     with conn(db) as con:
-        scored = posture.scores(posture.components(con))
-        history = posture.trend(con, days=35)
+        scored, history = posture.overview(con, days=35)
     # The table links, worst first, built once here rather than on every rerun (10k products).
     scored = scored.assign(link=["/catalog?product=" + url_param(p) for p in scored["product_id"]],
                            checks_link=["/checks?product=" + url_param(p) for p in scored["product_id"]])
