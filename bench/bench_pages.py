@@ -59,6 +59,7 @@ from catalog.store import connect  # noqa: E402
 
 TARGET_RERUN_S = 1.0
 TARGET_FIRST_S = 2.0
+TARGET_AT_100K_S = 2.0  # issue 15, item 4: from 50k products on, first render and rerun < 2 s
 TARGET_RUN_ALL_S = 60.0
 
 
@@ -176,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
         wanted = [p.strip() for p in args.pages.split(",") if p.strip()]
         pages = [p for p in access.PAGE_TABLE if not wanted or p.key in wanted]
         met = True
+        first_target, rerun_target = ((TARGET_AT_100K_S, TARGET_AT_100K_S) if products >= 50_000
+                                      else (TARGET_FIRST_S, TARGET_RERUN_S))
         if not args.no_pages:
             print(f"{'page':<10} {'first':>7} {'(CPU)':>7} {'rerun p50':>10} {'(CPU)':>7} {'worst':>7}   load")
             for page in pages:
@@ -183,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
                 median = statistics.median(t for t, _ in reruns) if reruns else float("nan")
                 median_cpu = statistics.median(c for _, c in reruns) if reruns else float("nan")
                 worst = max(t for t, _ in reruns) if reruns else float("nan")
-                ok = problem is None and first[0] < TARGET_FIRST_S and median < TARGET_RERUN_S
+                ok = problem is None and first[0] < first_target and median < rerun_target
                 met &= ok
                 print(f"{page.key:<10} {first[0]:>6.2f}s {first[1]:>6.2f}s {median:>9.3f}s {median_cpu:>6.3f}s "
                       f"{worst:>6.2f}s   {_load()}"
@@ -194,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
             met &= ok
             print(f"checks run --all: {wall:.1f} s wall, {cpu:.1f} s CPU (exit {code})   load {_load()}"
                   f"{'' if ok else '   <- over target'}")
-        print(f"targets (rerun < {TARGET_RERUN_S:.0f} s, first < {TARGET_FIRST_S:.0f} s, run --all < "
+        print(f"targets (rerun < {rerun_target:.0f} s, first < {first_target:.0f} s, run --all < "
               f"{TARGET_RUN_ALL_S:.0f} s) at {products:,} products: {'met' if met else 'NOT met'}")
         return 0 if met else 1
     finally:
