@@ -5,9 +5,12 @@
     .venv/bin/python bench/bench_pages.py --bulk 10000                      # demo + 10k inserted products
     .venv/bin/python bench/bench_pages.py --db seeded10k.duckdb --checks-run # plus the gate, timed
     .venv/bin/python bench/bench_pages.py --db x.duckdb --pages checks,overview --reruns 7
+    .venv/bin/python bench/bench_pages.py --bulk 100000 --runs 2 --keep /tmp/pages100k   # build once, keep
+    .venv/bin/python bench/bench_pages.py --db /tmp/pages100k/meshgov.duckdb             # reuse it
 
-Targets (issue 15, item 3): at 10k products every page renders in < 1 s on a rerun and < 2 s
-on a first render; `checks run --all` over the 10k products takes < 60 s.
+Targets (issue 15, items 3 and 4): at 10k products every page renders in < 1 s on a rerun and
+< 2 s on a first render; at 100k products / 2M columns in < 2 s; `checks run --all` over the 10k
+products takes < 60 s.
 
 The store is copied into a temporary folder first, so the original is left alone.
 
@@ -17,8 +20,12 @@ The store is copied into a temporary folder first, so the original is left alone
   the PII scan's `skipped`, the catalog policies' results, the demo's data checks).
 - `--bulk N`: a fast stand-in when seeding is too slow: the demo mesh is seeded in the
   temporary folder, N products are added by INSERTs (bench_search's generator: products,
-  owners, one dataset, 20 columns; no contract rows, no lineage) and one complete check run
-  with 8 results per product (bench_overview.add_run).
+  owners, one dataset, 20 columns; no contract rows, no lineage), the search index rebuilt
+  (catalog.search.reindex, as ingest keeps it), and `--runs` complete check runs (default 1),
+  an hour apart, with 8 results per product each (bench_overview.add_run).
+- `--keep DIR`: with `--bulk`, build the store in DIR (DIR/meshgov.duckdb, its demo data in
+  DIR/sample) and keep it; later benches copy it with `--db DIR/meshgov.duckdb`. At 100k the
+  build takes minutes.
 - `--checks-run`: after the pages, `python -m checks run --all --db COPY` is started as its own
   process (imports, store reads, data checks, policies, the write) and timed: wall, and the CPU
   seconds of the child (user + sys), since the 2 cores are shared with other work.
@@ -47,11 +54,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from catalog import access  # noqa: E402
+from catalog import access, search  # noqa: E402
 from catalog.store import connect  # noqa: E402
 
 TARGET_RERUN_S = 1.0
 TARGET_FIRST_S = 2.0
+TARGET_AT_100K_S = 2.0  # issue 15, item 4: from 50k products on, first render and rerun < 2 s
 TARGET_RUN_ALL_S = 60.0
 
 
@@ -59,8 +67,8 @@ def _load() -> str:
     return " / ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
-def build_bulk(db: Path, work: Path, n: int) -> None:
-    """Demo mesh + n inserted products + one complete run with 8 results each (see module doc)."""
+def build_bulk(db: Path, work: Path, n: int, runs: int = 1) -> None:
+    """Demo mesh + n inserted products + `runs` complete runs with 8 results each (see module doc)."""
     import bench_overview
     import bench_search
 
@@ -73,10 +81,12 @@ def build_bulk(db: Path, work: Path, n: int) -> None:
         known = {r[0] for r in con.execute("SELECT domain_id FROM domains").fetchall()}
         frames["domains"] = frames["domains"][~frames["domains"]["domain_id"].isin(known)]
         bench_search.load(con, frames)
+        search.reindex(con)
     from datetime import datetime, timedelta
 
     now = datetime.utcnow().replace(microsecond=0)  # noqa: DTZ003 - the store keeps naive UTC
-    results = bench_overview.add_run(db, run_id="bench-run-1", at=now - timedelta(hours=1))
+    results = sum(bench_overview.add_run(db, run_id=f"bench-run-{i + 1}", at=now - timedelta(hours=runs - i))
+                  for i in range(runs))
     print(f"built: demo + {n:,} inserted products, {results:,} results, in {time.perf_counter() - started:.1f} s")
 
 
@@ -132,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", type=Path, help="a store to copy (left unchanged)")
     parser.add_argument("--bulk", type=int, default=0, help="without --db: demo + N inserted products")
+    parser.add_argument("--runs", type=int, default=1, help="with --bulk: complete check runs to add")
+    parser.add_argument("--keep", type=Path, help="with --bulk: build the store in this folder and keep it")
     parser.add_argument("--pages", default="", help="comma list of page keys (default: every page)")
     parser.add_argument("--reruns", type=int, default=5)
     parser.add_argument("--checks-run", action="store_true", help="also time `python -m checks run --all`")
@@ -147,8 +159,16 @@ def main(argv: list[str] | None = None) -> int:
             shutil.copyfile(args.db, db)
             # The copy's data files stay where the seed wrote them, beside the original store.
             os.environ.setdefault("MESHGOV_DATA_ROOTS", str(args.db.resolve().parent))
+        elif args.keep:
+            kept = args.keep / "meshgov.duckdb"
+            if kept.exists():
+                parser.error(f"{kept} exists: bench it with --db {kept}, or remove the folder to build again")
+            args.keep.mkdir(parents=True, exist_ok=True)
+            build_bulk(kept, args.keep, args.bulk, args.runs)
+            shutil.copyfile(kept, db)
+            os.environ.setdefault("MESHGOV_DATA_ROOTS", str(args.keep.resolve()))
         else:
-            build_bulk(db, work, args.bulk)
+            build_bulk(db, work, args.bulk, args.runs)
         with connect(db) as con:
             products, results = con.execute(
                 "SELECT (SELECT count(*) FROM products), (SELECT count(*) FROM check_results)").fetchone()
@@ -157,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
         wanted = [p.strip() for p in args.pages.split(",") if p.strip()]
         pages = [p for p in access.PAGE_TABLE if not wanted or p.key in wanted]
         met = True
+        first_target, rerun_target = ((TARGET_AT_100K_S, TARGET_AT_100K_S) if products >= 50_000
+                                      else (TARGET_FIRST_S, TARGET_RERUN_S))
         if not args.no_pages:
             print(f"{'page':<10} {'first':>7} {'(CPU)':>7} {'rerun p50':>10} {'(CPU)':>7} {'worst':>7}   load")
             for page in pages:
@@ -164,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
                 median = statistics.median(t for t, _ in reruns) if reruns else float("nan")
                 median_cpu = statistics.median(c for _, c in reruns) if reruns else float("nan")
                 worst = max(t for t, _ in reruns) if reruns else float("nan")
-                ok = problem is None and first[0] < TARGET_FIRST_S and median < TARGET_RERUN_S
+                ok = problem is None and first[0] < first_target and median < rerun_target
                 met &= ok
                 print(f"{page.key:<10} {first[0]:>6.2f}s {first[1]:>6.2f}s {median:>9.3f}s {median_cpu:>6.3f}s "
                       f"{worst:>6.2f}s   {_load()}"
@@ -175,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
             met &= ok
             print(f"checks run --all: {wall:.1f} s wall, {cpu:.1f} s CPU (exit {code})   load {_load()}"
                   f"{'' if ok else '   <- over target'}")
-        print(f"targets (rerun < {TARGET_RERUN_S:.0f} s, first < {TARGET_FIRST_S:.0f} s, run --all < "
+        print(f"targets (rerun < {rerun_target:.0f} s, first < {first_target:.0f} s, run --all < "
               f"{TARGET_RUN_ALL_S:.0f} s) at {products:,} products: {'met' if met else 'NOT met'}")
         return 0 if met else 1
     finally:

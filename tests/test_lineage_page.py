@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -128,3 +129,19 @@ def test_a_large_graph_is_cut_with_a_message(mesh_db, tmp_path):
     warning = " ".join(w.value for w in _ok(at).warning)
     assert "left out" in warning and "lower the depth" in warning, warning
     assert len(at.dataframe[0].value) == 300, "never more than 300 nodes drawn"
+
+
+def test_impact_offers_the_worst_failing_products_not_all_of_them(mesh_db):
+    # At 100k products a mesh can have tens of thousands failing: a selectbox of all of them
+    # froze the page. The worst IMPACT_CHOICES are offered, with a note pointing at the picker.
+    with connect(mesh_db) as con:
+        con.execute("INSERT INTO products (product_id, name, created_at, updated_at) "
+                    "SELECT 'bulk-' || lpad(i::TEXT, 3, '0'), 'Bulk ' || i, now(), now() FROM range(60) r(i)")
+        mesh.record_checks(con, {f"bulk-{i:03d}": "failed" for i in range(60)} | {"bulk-059": "error"},
+                           run_id="run-bulk", finished=datetime(2026, 11, 22, 8, 0))
+    at = _ok(_app())
+    impact = at.selectbox(key="lineage_impact")
+    assert len(impact.options) == 50, f"50 of the 61 failing products are offered, got {len(impact.options)}"
+    assert impact.value == "product:bulk-059", "the worst (error) comes first and is preselected"
+    notes = " ".join(c.value for c in at.caption)
+    assert "The 50 worst of 61 failing products" in notes, notes

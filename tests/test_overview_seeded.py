@@ -4,8 +4,10 @@ every role; the bias status lands on the product that owns the models."""
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.util import patch_config_options
@@ -41,6 +43,20 @@ def test_seeded_scores_show_the_planted_defects(demo):
     assert clean["score"] == 100 and clean["problems"] == "", f"a product without defects: {clean['problems']}"
     parts = scored[[f"score_{p}" for p in posture.SCORE_PARTS]]
     assert (scored["score"] - parts.mean(axis=1)).abs().max() < 1e-9, "the score is the mean of its parts"
+
+
+def test_overview_reads_the_slo_observations_once_and_gives_the_same_posture(demo):
+    # posture.overview shares one read (here 90 days) of the SLO observations between the 30-day
+    # compliance and the trend; each must see exactly what its own read would have given.
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    with connect(demo) as con:
+        scored, history = posture.overview(con, days=90, now=now)
+        alone_scored = posture.scores(posture.components(con, now=now))
+        alone_history = posture.trend(con, days=90, now=now)
+    assert history["slo_compliance"].notna().sum() > 10, "the demo's history has SLO observations per day"
+    assert scored["slos"].notna().sum() >= 5, "several demo products have SLO observations"
+    pd.testing.assert_frame_equal(scored, alone_scored, obj="scores from the shared observations")
+    pd.testing.assert_frame_equal(history, alone_history, obj="trend from the shared observations")
 
 
 @pytest.mark.parametrize("role", access.ROLES)

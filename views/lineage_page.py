@@ -7,6 +7,7 @@ import streamlit as st
 
 from catalog import lineage, openlineage
 from catalog.store import StoreError
+from checks import latest
 from ui import lineage_drawing
 from ui.auth import page_user
 from ui.db import conn, db_path
@@ -21,10 +22,27 @@ KIND_LABELS = {"product": "Product", "dataset": "Dataset", "external": "External
                "job": "Job", "column": "Column"}
 
 
+@st.cache_data(ttl=2, show_spinner=False)
+def _token(db: str) -> tuple:
+    with conn(db) as con:
+        return latest.change_token(con)
+
+
+# The node colours read every latest result (~1M stored at 10k products): once per change of
+# the runs or the catalog, not on every rerun.
+@st.cache_data(ttl=600, show_spinner=False, max_entries=4)
+def _statuses(db: str, token: tuple) -> tuple[dict[str, str], list[str]]:
+    del token  # part of the cache key only
+    with conn(db) as con:
+        statuses = lineage.latest_statuses(con)
+    return statuses, lineage.failing_products(None, statuses)
+
+
 def _load(db: str) -> tuple[lineage.LineageGraph, dict[str, str], list[str]]:
     # load_graph memoises on a change key, so a rerun costs a few ms unless something landed.
     with conn(db) as con:
-        return lineage.load_graph(con), lineage.latest_statuses(con), lineage.failing_products(con)
+        graph = lineage.load_graph(con)
+    return graph, *_statuses(db, _token(db))
 
 
 @st.cache_data(ttl=5, show_spinner=False)
@@ -180,8 +198,11 @@ def column_panel(graph: lineage.LineageGraph, node: str | None, direction: str) 
                      column_config={"pii": st.column_config.CheckboxColumn("PII", width="small")})
 
 
+IMPACT_CHOICES = 50  # failing products offered at once, worst first (a mesh can have 100k)
+
+
 def impact_panel(graph: lineage.LineageGraph, statuses: dict[str, str], failing: list[str], node: str | None) -> None:
-    choices = list(failing)
+    choices = failing[:IMPACT_CHOICES]
     if node and graph.flow.nodes[node].get("kind") == "product" and node not in choices:
         choices.append(node)
     if not choices:
@@ -192,6 +213,9 @@ def impact_panel(graph: lineage.LineageGraph, statuses: dict[str, str], failing:
     default = choices.index(node) if node in choices else 0
     source = st.selectbox("Failing product", choices, index=default, key="lineage_impact",
                           format_func=lambda n: f"{_label(graph, n)}  ({statuses.get(n, 'not checked')})")
+    if len(failing) > IMPACT_CHOICES:
+        st.caption(f"The {IMPACT_CHOICES} worst of {len(failing):,} failing products; pick any product in "
+                   "**Find a node** above to see its impact here.")
     radius = lineage.blast_radius(graph, source, statuses=statuses)
     affected = radius.affected
     m1, m2, m3, m4 = st.columns(4)

@@ -26,8 +26,10 @@ def latest_statuses(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
     return statuses
 
 
-def failing_products(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """Product node ids whose latest checks fail (failed or error), worst first."""
-    statuses = latest_statuses(con)
+def failing_products(con: duckdb.DuckDBPyConnection | None, statuses: dict[str, str] | None = None) -> list[str]:
+    """Product node ids whose latest checks fail (failed or error), worst first; from
+    `statuses` (latest_statuses) when already read, else from the store."""
+    if statuses is None:
+        statuses = latest_statuses(con)
     failing = [(n, s) for n, s in statuses.items() if n.startswith("product:") and s in FAILING]
     return [n for n, _ in sorted(failing, key=lambda item: (-SEVERITY[item[1]], item[0]))]

@@ -183,6 +183,19 @@ def view(graph: LineageGraph, node: str | None = None, *, level: Literal["produc
     """The neighbourhood of `node` (or the whole mesh) at product or dataset level, cut to the
     `max_nodes` nearest nodes before any graph is copied (a 3-hop neighbourhood of a dense
     mesh can hold thousands of nodes; copying them all only to drop most was the cost)."""
+    if node is None:
+        # The whole mesh is the page's first screen and the same on every rerun: memoised on the
+        # cached graph (rebuilt when the store's lineage changes). Treat it as read-only.
+        key = ("whole_mesh_view", level, max_nodes)
+        if key not in graph.views:
+            graph.views[key] = _view(graph, None, level=level, direction=direction, depth=depth, expand=expand,
+                                     max_nodes=max_nodes)
+        return graph.views[key]
+    return _view(graph, node, level=level, direction=direction, depth=depth, expand=expand, max_nodes=max_nodes)
+
+
+def _view(graph: LineageGraph, node: str | None, *, level: Literal["products", "datasets"], direction: Direction,
+          depth: int | None, expand: bool, max_nodes: int) -> View:
     expanded: frozenset[str] = frozenset()
     if level == "products":
         if node and expand:
