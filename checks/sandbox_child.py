@@ -60,8 +60,11 @@ def main() -> None:
     import pyarrow as pa
 
     from catalog.locations import Location
-    from checks.sandbox import Sandbox, SandboxError
+    from checks.sandbox import Sandbox, SandboxError, inspect_sql
 
+    # Every query is parsed by sqlglot too (the name filter): load it and its DuckDB dialect
+    # now, while the parent is still busy with its own start, not on the first query.
+    inspect_sql("SELECT 1")
     box: Sandbox | None = None
     send(answers, {"ok": True, "ready": os.getpid()})
     while True:

@@ -41,6 +41,8 @@ from checks.sandbox import (
 from checks.sandbox_child import _HEADER
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# DuckDB's memory_limit for the sandboxed SQL of a run (contract rules and the policy pack).
+SANDBOX_MEMORY = "1GB"
 # The address space DuckDB needs beyond its memory_limit: Python, DuckDB's code and thread
 # stacks (an idle process with 2 threads maps ~0.8 GB, most of it never resident).
 ADDRESS_SPACE_OVERHEAD = 768 * 2**20

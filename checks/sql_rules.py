@@ -13,11 +13,8 @@ import pandas as pd
 
 from checks import compiler
 from checks.result import CheckResult
-from checks.sandbox_process import IsolatedSandbox, SandboxWorker
+from checks.sandbox_process import SANDBOX_MEMORY, IsolatedSandbox, SandboxWorker
 from checks.specs import CheckSpec, passes, threshold_phrase
-
-SANDBOX_MEMORY = "1GB"
-
 
 _TABLE_PLACEHOLDER = re.compile(r"\$\{(?:table|object|model)\}|\{(?:table|object|model)\}")
 _COLUMN_PLACEHOLDER = re.compile(r"\$\{(?:column|property|field)\}|\{(?:column|property|field)\}")
