@@ -28,10 +28,9 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-import pandas as pd
 
 from catalog import access, odcs
 from catalog.locations import Location
@@ -43,6 +42,9 @@ from checks.run_records import Run, mark_dead_runs_incomplete, new_run_id, persi
 from checks.sandbox_process import SandboxWorker
 from checks.specs import CheckSpec, contract_specs
 from checks.sql_rules import SANDBOX_MEMORY, expand_placeholders, run_sql_rules  # noqa: F401 - part of the runner's API
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 PII_SAMPLE_ROWS = 1000
 PII_SAMPLE_SEED = 42
@@ -68,7 +70,7 @@ class DatasetWork:
     name: str
     physical_name: str
     location: Location | None
-    declared: pd.DataFrame                    # column_name, classification, pii, tags
+    declared: list[dict[str, Any]]            # column_name, classification, pii, tags
     pii_columns: set[str] = field(default_factory=set)
 
 
@@ -198,6 +200,7 @@ def run_checks(db_path: str | Path, *, product_ids: list[str] | None = None, tri
         # imports overlaps reading the store, the PII samples and the data checks.
         worker.start()
     # 1. Read what to check (and the catalog the policies judge), mark the run as running.
+    snapshot = None
     try:
         with connect(path) as con:
             mark_dead_runs_incomplete(con)
@@ -219,6 +222,8 @@ def run_checks(db_path: str | Path, *, product_ids: list[str] | None = None, tri
 
             retrying(start)
     except BaseException:
+        if hasattr(snapshot, "close"):
+            snapshot.close()
         if own_worker:
             worker.kill()  # nothing was sent to it yet: no need to wait for it to finish starting
         raise
@@ -271,6 +276,8 @@ def run_checks(db_path: str | Path, *, product_ids: list[str] | None = None, tri
             pass
         raise
     finally:
+        if pack is None and hasattr(snapshot, "close"):
+            snapshot.close()  # the run stopped before its policy pack started
         if pack is not None and not pack.done:
             worker.kill()  # the run stopped early: stop the policies it no longer waits for
         if own_worker:
@@ -296,7 +303,7 @@ def _stamp(run: Run, triggered_by: str) -> None:
         result.triggered_by = triggered_by
 
 
-def _policy_snapshot(con: duckdb.DuckDBPyConnection) -> dict[str, Any] | str:
+def _policy_snapshot(con: duckdb.DuckDBPyConnection) -> Any:
     """The catalog tables the policies read, taken while the store is open (or why not)."""
     try:
         from checks import policies
@@ -320,7 +327,7 @@ class _PolicyPack:
     its results; the run's sandbox process serves one session at a time, so contract SQL
     rules call `wait()` before they use it."""
 
-    def __init__(self, snapshot: dict[str, Any] | str, product_ids: list[str] | None, timeout_s: float,
+    def __init__(self, snapshot: Any, product_ids: list[str] | None, timeout_s: float,
                  worker: SandboxWorker) -> None:
         self._results: list[CheckResult] | None = None
         self._args = (snapshot, product_ids, timeout_s, worker)
@@ -328,7 +335,12 @@ class _PolicyPack:
         self._thread.start()
 
     def _run(self) -> None:
-        self._results = _policy_results(*self._args)
+        try:
+            self._results = _policy_results(*self._args)
+        finally:
+            close = getattr(self._args[0], "close", None)
+            if close is not None:
+                close()  # the snapshot's temporary file
 
     @property
     def done(self) -> bool:
@@ -344,7 +356,7 @@ class _PolicyPack:
         return self._results
 
 
-def _policy_results(snapshot: dict[str, Any] | str, product_ids: list[str] | None, timeout_s: float,
+def _policy_results(snapshot: Any, product_ids: list[str] | None, timeout_s: float,
                     worker: SandboxWorker | None = None) -> list[CheckResult]:
     found: list[CheckResult] = []
     if not isinstance(snapshot, str):
@@ -433,8 +445,10 @@ def _orphan(spec: CheckSpec) -> CheckResult:
 # --- PII sample --------------------------------------------------------------------------------
 
 
-def sample_rows(location: Location, *, rows: int = PII_SAMPLE_ROWS, seed: int = PII_SAMPLE_SEED) -> pd.DataFrame:
-    """A reproducible sample: reservoir sampling with a fixed seed on one thread (DuckDB's
+def sample_rows(location: Location, *, rows: int = PII_SAMPLE_ROWS,
+                seed: int = PII_SAMPLE_SEED) -> dict[str, list] | pd.DataFrame:
+    """A reproducible sample, as column -> values (a DataFrame from an engine that is not
+    DuckDB; the PII scanner reads both): reservoir sampling with a fixed seed on one thread (DuckDB's
     sample is repeatable for a seed only single-threaded).
 
     A Parquet file of more than CLUSTER_SAMPLE_FROM rows is sampled in runs of consecutive
@@ -458,12 +472,19 @@ def sample_rows(location: Location, *, rows: int = PII_SAMPLE_ROWS, seed: int = 
                 runs = " OR ".join(f"file_row_number BETWEEN {start * length} AND {start * length + length - 1}"
                                    for start in starts)
                 try:
-                    return con.execute(
+                    return _columns(con.execute(
                         f"SELECT * EXCLUDE (file_row_number) FROM read_parquet({compiler.sql_literal(location.path)}, "
-                        f"file_row_number = true) WHERE {runs} ORDER BY file_row_number").df()
+                        f"file_row_number = true) WHERE {runs} ORDER BY file_row_number"))
                 except duckdb.Error:
                     pass  # a column named file_row_number, say: the reservoir below reads it as it is
-        return con.execute(f"SELECT * FROM {relation} USING SAMPLE {int(rows)} ROWS (reservoir, {int(seed)})").df()
+        return _columns(con.execute(f"SELECT * FROM {relation} USING SAMPLE {int(rows)} ROWS (reservoir, {int(seed)})"))
+
+
+def _columns(cursor: duckdb.DuckDBPyConnection) -> dict[str, list]:
+    """A query's answer as column -> values (no pandas: a run never loads it)."""
+    names = [d[0] for d in cursor.description]
+    rows = cursor.fetchall()
+    return {name: [row[i] for row in rows] for i, name in enumerate(names)}
 
 
 def _scan_pii(item: ContractWork, dataset: DatasetWork, prior: reuse.PriorResults | None = None) -> list[CheckResult]:

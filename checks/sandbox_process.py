@@ -307,9 +307,20 @@ class IsolatedSandbox:
         more than MAX_RESULT_ROWS rows, MAX_RESULT_BYTES bytes, MAX_CELL_CHARS per text cell)."""
         import pyarrow as pa
 
+        return pa.ipc.open_stream(self._ask("query", sql, params, max_rows)).read_all().to_pandas()
+
+    def query_rows(self, sql: str, params: list | dict | None = None, *,
+                   max_rows: int | None = None) -> tuple[list[str], list[list]]:
+        """One SELECT, answered as (column names, rows of Python values), under the limits of
+        `query`; values JSON does not have (dates, decimals...) come back as their text.
+        Neither process needs pandas or pyarrow for it."""
+        found = json.loads(self._ask("rows", sql, params, max_rows))
+        return list(found["columns"]), list(found["rows"])
+
+    def _ask(self, op: str, sql: str, params: list | dict | None, max_rows: int | None) -> bytes:
         self._ensure_open()
         rows = MAX_RESULT_ROWS if max_rows is None else min(max_rows, MAX_RESULT_ROWS)
-        request = {"op": "query", "sql": sql, "params": params, "max_rows": rows,
+        request = {"op": op, "sql": sql, "params": params, "max_rows": rows,
                    "max_cell_chars": MAX_CELL_CHARS, "max_bytes": MAX_RESULT_BYTES}
         try:
             answer, payload = self.worker.request(request, timeout_s=self.timeout_s + KILL_GRACE_S)
@@ -320,7 +331,7 @@ class IsolatedSandbox:
             raise SandboxResourceError(str(exc)) from exc
         if not answer.get("ok"):
             raise _error(answer)
-        return pa.ipc.open_stream(payload).read_all().to_pandas()
+        return payload
 
     def close(self) -> None:
         if self._own_worker:

@@ -9,8 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import pandas as pd
-
+from catalog.masking import is_null
 from checks import compiler
 from checks.result import CheckResult
 from checks.sandbox_process import SANDBOX_MEMORY, IsolatedSandbox, SandboxWorker
@@ -150,7 +149,7 @@ def _measured_number(value: Any) -> int | float | str:
         return "NULL" if math.isnan(value) else value
     if isinstance(value, decimal.Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
-    if value is None or value is pd.NA or value is pd.NaT:
+    if is_null(value):
         return "NULL"
     kind = {str: "text", bytes: "bytes"}.get(type(value), type(value).__name__)
     return f"a value of type {kind} (its content is not stored)"
