@@ -417,10 +417,10 @@ def _run_one(box: IsolatedSandbox, policy: Policy, wanted: list[str]) -> _Outcom
 
 def _scope(box: IsolatedSandbox, applies_to: str) -> list[str]:
     if applies_to.lstrip().lower().startswith("select"):
-        columns, rows = box.query_rows(applies_to, max_rows=1_000_000)
-        if "product_id" not in columns:
+        answer = box.query_rows(applies_to, max_rows=1_000_000)
+        if "product_id" not in answer.columns:
             raise SandboxError("the applies_to SELECT must return a product_id column")
-        return sorted(_product_ids(columns, rows))
+        return sorted(_product_ids(answer.columns, answer.rows))
     found: set[str] = set()
     for item in (i.strip() for i in applies_to.split(",")):
         kind, _, arg = item.partition(":")
@@ -438,7 +438,8 @@ def _scope(box: IsolatedSandbox, applies_to: str) -> list[str]:
                    "lambda t: lower(t)), lower($tag)) UNION SELECT product_id FROM datasets WHERE "
                    "list_contains(list_transform(tags, lambda t: lower(t)), lower($tag))")
             params = {"tag": arg}
-        found |= _product_ids(*box.query_rows(sql, params))
+        answer = box.query_rows(sql, params)
+        found |= _product_ids(answer.columns, answer.rows)
     return sorted(found)
 
 
@@ -450,7 +451,8 @@ def _product_ids(columns: list[str], rows: list[list]) -> set[str]:
 def _violations(box: IsolatedSandbox, policy: Policy) -> tuple[list[str], list[dict[str, Any]] | None, str | None]:
     """(columns, violations as row dicts, error)"""
     try:
-        columns, rows = box.query_rows(policy.sql, max_rows=MAX_FETCHED_VIOLATIONS)
+        answer = box.query_rows(policy.sql, max_rows=MAX_FETCHED_VIOLATIONS)
+        columns, rows = answer.columns, answer.rows
     except SandboxTimeout as exc:
         return [], None, f"timed out: {exc}"
     except SandboxViolation as exc:

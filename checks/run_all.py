@@ -131,19 +131,15 @@ class DocumentCache:
         """Write the documents parsed for the first time (another run may have written some)."""
         if not self.new:
             return 0
-        import pandas as pd  # only when there is something new to write
-
-        frame = pd.DataFrame({"raw_yaml": list(self.new), "document": list(self.new.values())})
+        texts, documents = list(self.new), list(self.new.values())
 
         def write() -> None:
             with transaction(con):
-                con.register("new_contract_documents", frame)
-                try:
-                    con.execute("INSERT INTO contract_documents "
-                                "SELECT sha256(raw_yaml), document, now()::TIMESTAMP FROM new_contract_documents "
-                                "ON CONFLICT DO NOTHING")
-                finally:
-                    con.unregister("new_contract_documents")
+                # Both lists as parameters, unnested side by side (no pandas: a run never loads it).
+                con.execute("INSERT INTO contract_documents "
+                            "SELECT sha256(raw_yaml), document, now()::TIMESTAMP FROM ("
+                            "SELECT unnest(?::VARCHAR[]) AS raw_yaml, unnest(?::VARCHAR[]) AS document) "
+                            "ON CONFLICT DO NOTHING", [texts, documents])
 
         retrying(write)
-        return len(frame)
+        return len(texts)

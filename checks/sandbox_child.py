@@ -11,8 +11,9 @@ on stdin, one at a time, each answered on the original stdout:
 Requests: open (a fresh locked-down `checks.sandbox.Sandbox`), load (a Location, or an
 Arrow IPC stream as payload), lock, query (answer: an Arrow IPC stream of at most
 `max_rows` rows, text cells cut to `max_cell_chars`, refused past `max_bytes`), rows (the
-same answer as JSON: {"columns": [...], "rows": [[...]]}, values other than JSON's own as
-their text), close. pyarrow is imported only for the requests that carry Arrow data: the
+same answer as JSON: {"columns": [...], "types": [DuckDB types], "rows": [[...]]}, values
+other than JSON's own as their text), inspect (what `checks.sandbox.inspect_sql` finds in some SQL; needs no open
+sandbox), close. pyarrow is imported only for the requests that carry Arrow data: the
 policy pack loads DuckDB tables and asks for rows, so its process starts without it.
 Errors are answered, never raised: {"ok": false, "error": <SandboxError class>, "message"}.
 """
@@ -94,6 +95,10 @@ def main() -> None:
                 box = Sandbox(memory_limit=request["memory_limit"], timeout_s=request["timeout_s"],
                               threads=request.get("threads", 2))
                 send(answers, {"ok": True})
+            elif op == "inspect":  # what sqlglot sees in some SQL: the parent does not load sqlglot
+                seen = inspect_sql(request["sql"])
+                send(answers, {"ok": True, "tables": seen.tables, "functions": seen.functions,
+                               "statements": seen.statements, "problem": seen.problem})
             elif box is None:
                 send(answers, {"ok": False, "error": "SandboxError", "message": "no sandbox is open"})
             elif op == "load":
@@ -108,9 +113,11 @@ def main() -> None:
                 box.lock()
                 send(answers, {"ok": True})
             elif op == "rows":
-                columns, rows = box.query_rows(request["sql"], request.get("params"), max_rows=request["max_rows"])
+                columns, types, rows = box.query_rows(request["sql"], request.get("params"),
+                                                      max_rows=request["max_rows"])
                 cut = request.get("max_cell_chars")
-                data = json.dumps({"columns": columns, "rows": [[_cell(v, cut) for v in row] for row in rows]}).encode()
+                data = json.dumps({"columns": columns, "types": types,
+                                   "rows": [[_cell(v, cut) for v in row] for row in rows]}).encode()
                 if len(data) > request["max_bytes"]:
                     send(answers, {"ok": False, "error": "SandboxResourceError",
                                    "message": f"the result is {len(data):,} bytes, more than the "
