@@ -231,15 +231,12 @@ class SandboxWorker:
         self.restarts += 1
 
     def close(self) -> None:
+        """Stop the process for good. Between requests it holds nothing a clean exit would
+        save (an in-memory database; its private folder is removed here), so it is killed, not
+        asked to exit: the clean exit (EOF, then its sandbox and interpreter shutting down)
+        took 0.2-1 s at the end of every run."""
         if self._proc is None:
             return
-        proc = self._proc
-        try:
-            if proc.stdin:
-                proc.stdin.close()  # EOF: the child closes its sandbox and exits
-            proc.wait(timeout=5)
-        except (OSError, subprocess.TimeoutExpired):
-            pass
         self.kill()
         self.restarts -= 1
 
