@@ -85,9 +85,6 @@ def is_null(value: Any) -> bool:
         return False
 
 
-_is_null = is_null
-
-
 PII_TAGS = frozenset({"pii", "personal", "personal-data", "personal_data", "gdpr-personal", "sensitive-pii"})
 PII_PROPERTIES = frozenset({"pii", "ispii", "personaldata", "containspii"})
 
@@ -183,7 +180,7 @@ def mask_value(value: Any, *, style: MaskStyle = "partial", salt: str | None = N
     """The masked form of one value. `partial` keeps a hint for a human (by `kind` when known;
     an e-mail is recognised by its shape), `hash` keeps equality (salted sha256 prefix).
     Nulls stay null: that a value is missing is not personal data."""
-    if _is_null(value):
+    if is_null(value):
         return None
     text = str(value)
     if style == "hash":
