@@ -2,7 +2,7 @@
 hand-written DuckDB queries, same run (issue 15, item 0).
 
     .venv/bin/python bench/bench_checks.py [--rows 10000000] [--reps 5] [--data-dir DIR]
-                                           [--plans]
+                                           [--plans] [--timeline] (--reps 0: the timeline only)
 
 The suite (10 checks from one ODCS contract): order_id primary key (not null + unique) and a
 `duplicateValues` rule on the same column, e-mail not null + an e-mail regex (`invalidValues`
@@ -23,6 +23,10 @@ Wall time is measured around the child process; CPU time (user + system, all thr
 the children's rusage, steadier than wall time on a shared machine. Medians are reported,
 with the ratio per repetition (both sides measured seconds apart) and its median.
 `--plans` also times the compiler's three plans in process (the planner's evidence).
+`--timeline` first runs one cold `checks run` in a process that marks when each phase starts
+and ends (wall and CPU seconds since the process started: imports, the store read, the PII
+sample, the policy pack in its thread, the data checks, the write) and lists the heavy
+libraries it imported.
 """
 
 from __future__ import annotations
@@ -262,6 +266,89 @@ def _per_check(report: dict) -> str:
     return ", ".join(f"{name} {seconds:.2f}" for seconds, name in timed_checks[:6] if seconds >= 0.01)
 
 
+# --- where a cold run's time goes ---------------------------------------------------------------------
+
+TIMELINE = r"""
+import resource, sys, time
+T0 = time.perf_counter()
+marks = []
+
+
+def cpu():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def mark(what, since=None, cpu_since=None):
+    marks.append((what, since, cpu_since, time.perf_counter() - T0, cpu()))
+
+
+def timed(module, name):
+    real = getattr(module, name)
+
+    def wrapper(*args, **kwargs):
+        since, cpu_since = time.perf_counter() - T0, cpu()
+        try:
+            return real(*args, **kwargs)
+        finally:
+            mark(f"{module.__name__.split('.')[-1]}.{name}", since, cpu_since)
+    setattr(module, name, wrapper)
+
+
+mark("interpreter started")
+from checks import cli, sandbox_process
+mark("imported checks.cli")
+real_start = sandbox_process.SandboxWorker.start
+
+
+def start(self):
+    if self._proc is None:
+        mark("sandbox process spawned")
+    return real_start(self)
+
+
+sandbox_process.SandboxWorker.start = start
+real_main = cli._main
+
+
+def main(argv, worker):
+    from checks import measure, pii, reuse, runner
+    mark("imported the engine")
+    for name in ("_read_work", "_policy_snapshot", "_build_work", "sample_rows", "_policy_results", "persist"):
+        timed(runner, name)
+    timed(reuse, "load_prior")
+    timed(pii, "scan")
+    timed(measure, "run_dataset")
+    return real_main(argv, worker)
+
+
+cli._main = main
+code = cli.main(sys.argv[1:])
+mark("run done")
+children = resource.getrusage(resource.RUSAGE_CHILDREN)
+for what, since, cpu_since, until, cpu_until in marks:
+    if since is None:
+        print(f"  {until:7.3f} s  (CPU {cpu_until:6.3f} s)  {what}", file=sys.stderr)
+    else:
+        print(f"  {since:7.3f} s .. {until:7.3f} s  ({until - since:6.3f} s wall, {cpu_until - cpu_since:6.3f} s CPU)"
+              f"  {what}", file=sys.stderr)
+heavy = [m for m in ("pandas", "pyarrow", "numpy", "sqlglot", "jsonschema", "streamlit", "pydantic") if m in sys.modules]
+print(f"  sandbox process CPU {children.ru_utime + children.ru_stime:.3f} s; heavy libraries imported: "
+      f"{', '.join(heavy) or 'none'}", file=sys.stderr)
+"""
+
+
+def timeline(parquet: Path, db: Path) -> None:
+    """One cold run with its phases marked (wall and CPU since the process started)."""
+    bump_mtime(parquet)
+    env = {**os.environ, "MESHGOV_DATA_ROOTS": str(db.parent.parent)}
+    proc = subprocess.run([sys.executable, "-c", TIMELINE, "run", "--product", PRODUCT_ID, "--db", str(db),
+                           "--as", "bench", "--json"], capture_output=True, text=True, cwd=ROOT, env=env,
+                          timeout=3600)
+    print(f"timeline of a cold run (load average {os.getloadavg()[0]:.1f}):")
+    print(proc.stderr.rstrip())
+
+
 # --- in-process plans (the compiler's evidence) ------------------------------------------------------
 
 def _specs():
@@ -301,6 +388,7 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--data-dir", default=os.environ.get("MESHGOV_BENCH_DIR", "/tmp/meshgov-bench"))
     parser.add_argument("--plans", action="store_true", help="also time every compiler plan (Parquet and CSV)")
+    parser.add_argument("--timeline", action="store_true", help="first time the phases of one cold run")
     parser.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -311,6 +399,11 @@ def main() -> None:
     data_dir = Path(args.data_dir)
     parquet = ensure_data(data_dir, args.rows)
     db = ensure_catalog(data_dir, parquet)
+    if args.timeline:
+        run_meshgov(db)  # the store's first run, .pyc files
+        timeline(parquet, db)
+        if args.reps == 0:
+            return
     print(f"`python -m checks run --product {PRODUCT_ID}` on {parquet} ({args.rows:,} rows) vs hand-written "
           f"DuckDB, {args.reps} interleaved repetitions, {os.cpu_count()} cores, "
           f"load average {os.getloadavg()[0]:.1f} at the start", flush=True)

@@ -16,9 +16,11 @@ from __future__ import annotations
 import getpass
 import os
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
+
 
 Role = Literal["viewer", "steward", "data_scientist", "leadership", "legal", "admin"]
 ROLES: tuple[str, ...] = ("viewer", "steward", "data_scientist", "leadership", "legal", "admin")
@@ -209,6 +211,8 @@ def permission_matrix() -> pd.DataFrame:
         row.update({f"page: {p}": p in PAGE_ACCESS[role] for p in PAGES})
         row.update({a: a in ACTION_ACCESS[role] for a in ACTIONS})
         rows.append(row)
+    import pandas as pd
+
     return pd.DataFrame(rows)
 
 

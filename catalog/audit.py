@@ -37,7 +37,6 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import duckdb
-import pandas as pd
 
 from catalog import secret_keys
 from catalog.settings import config_dir
@@ -404,6 +403,8 @@ def _rechain(con, key: bytes) -> None:
     if broken_seq is None and rows and (legacy[1], legacy[2]) != (rows[-1][1], rows[-1][10]):
         broken_seq, why = legacy[1], "the newest rows written before migration 0007 were removed"
     if rechained:
+        import pandas as pd
+
         frame = pd.DataFrame(rechained, columns=["row_id", "prev_hash", "hash"])  # noqa: F841 - read by DuckDB
         con.execute("UPDATE audit_log SET prev_hash = frame.prev_hash, hash = frame.hash "
                     "FROM frame WHERE audit_log.rowid = frame.row_id")

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from catalog import odcs
 from catalog.types import breaks_consumers, compare_logical, compare_physical
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 _LABELS = {"dataset_removed": "dataset removed", "column_removed": "column removed",
            "type_changed": "type change", "required_added": "required added",
@@ -110,6 +112,8 @@ def diff(old_yaml: str, new_yaml: str, *, old_label: str = "old", new_label: str
             before, after = old[key].get(attr), new[key].get(attr)
             if key[1] and (before or None) != (after or None):
                 rows.append((key[0], key[1], f"{attr} changed", before, after, False))
+    import pandas as pd
+
     changes = pd.DataFrame(rows, columns=["dataset", "column", "change", "before", "after", "breaking"])
     changes[["before", "after"]] = changes[["before", "after"]].astype("string")
     text = "".join(difflib.unified_diff(old_yaml.splitlines(keepends=True), new_yaml.splitlines(keepends=True),

@@ -19,17 +19,22 @@ Never imports streamlit.
 
 from __future__ import annotations
 
+import datetime as dt
+import decimal
 import hashlib
 import os
 import re
 import secrets
+import sys
 from collections.abc import Iterable
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import duckdb
-import pandas as pd
 
 from catalog import access, audit
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 MaskStyle = Literal["partial", "hash"]
 MASK = "***"
@@ -62,11 +67,20 @@ def pii_columns(con: duckdb.DuckDBPyConnection, *, product_id: str | None = None
     return sorted(names)
 
 
-def _is_null(value: Any) -> bool:
+def is_null(value: Any) -> bool:
+    """None, NaN, or one of pandas' missing values (NA, NaT). Those exist only once pandas is
+    loaded, so this never loads it: `checks run` does its work without pandas."""
     if value is None:
         return True
+    if isinstance(value, float):
+        return value != value
+    if isinstance(value, decimal.Decimal):
+        return value.is_nan()
+    pandas = sys.modules.get("pandas")
+    if pandas is None:
+        return False
     try:
-        return bool(pd.isna(value))
+        return bool(pandas.isna(value))
     except (TypeError, ValueError):  # lists, arrays: not a scalar null
         return False
 
@@ -122,10 +136,20 @@ def mask_name(text: str) -> str:
 
 def mask_date(value: Any) -> str:
     """A date keeps its decade: `1984-05-03` -> `198*-**-**`."""
-    try:
-        year = pd.Timestamp(value).year
-    except (TypeError, ValueError, OverflowError):
-        return "****"
+    if isinstance(value, dt.date) and not is_null(value):  # datetimes and pandas Timestamps too
+        year = value.year
+    else:
+        try:
+            year = dt.datetime.fromisoformat(value).year if isinstance(value, str) else None
+        except ValueError:
+            year = None
+        if year is None:  # other spellings: pandas' parser, as before
+            import pandas as pd
+
+            try:
+                year = pd.Timestamp(value).year
+            except (TypeError, ValueError, OverflowError):
+                return "****"
     return f"{str(year)[:3]}*-**-**"
 
 
@@ -156,7 +180,7 @@ def mask_value(value: Any, *, style: MaskStyle = "partial", salt: str | None = N
     """The masked form of one value. `partial` keeps a hint for a human (by `kind` when known;
     an e-mail is recognised by its shape), `hash` keeps equality (salted sha256 prefix).
     Nulls stay null: that a value is missing is not personal data."""
-    if _is_null(value):
+    if is_null(value):
         return None
     text = str(value)
     if style == "hash":
@@ -204,6 +228,8 @@ def mask_frame(df: pd.DataFrame, pii_columns: Iterable[str], user: access.User, 
         audit.record(con, actor=user, action="view_pii", target=target,
                      after={"columns": present, "rows": int(len(df))})
         return df
+    import pandas as pd
+
     masked = df.copy()
     for column in present:
         # object dtype: a string dtype would turn the kept nulls into NaN

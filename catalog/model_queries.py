@@ -8,12 +8,14 @@ Parsing and storing cards is catalog.modelcards. Never imports streamlit.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-import pandas as pd
 
 from catalog.modelcards import FRONT_MATTER
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 LATEST_FAIRNESS_SQL = """
     SELECT model, arg_max(status, finished_at) AS bias_status, arg_max(reason, finished_at) AS bias_reason,

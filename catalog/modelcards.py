@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import pandas as pd
 import yaml
 
 from catalog import audit, odcs
@@ -349,6 +348,8 @@ def _store(con, card: ParsedCard, *, text: str, source: str, actor, content_hash
                         [card.model_id, product_id, relation])
         con.execute("DELETE FROM model_eval_results WHERE model_id = ?", [card.model_id])
         if card.eval_results:
+            import pandas as pd
+
             frame = pd.DataFrame(card.eval_results).assign(model_id=card.model_id, revision=revision)
             con.register("new_eval_results", frame)
             try:

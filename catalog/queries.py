@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import duckdb
-import pandas as pd
 
 from catalog.status import FAILING, NOT_PASSING, in_sql, severity_sql, status_of_severity_sql
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def stats(con: duckdb.DuckDBPyConnection) -> dict[str, int]:

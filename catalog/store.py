@@ -45,7 +45,6 @@ from importlib import resources
 from pathlib import Path
 
 import duckdb
-import pyarrow as pa
 
 from catalog import store_queue
 from catalog.settings import default_db_path
@@ -513,6 +512,8 @@ _names = itertools.count()
 def registered(con: duckdb.DuckDBPyConnection, rows: list[list]) -> Iterator[str]:
     """Rows as an Arrow table the connection reads by the yielded name (column-wise, types
     inferred; an all-null column is cast by the statement that reads it)."""
+    import pyarrow as pa  # here: a process that never writes in bulk (`checks run`) does without it
+
     name = f"_batch_rows_{next(_names)}"
     columns = list(zip(*rows, strict=True))
     con.register(name, pa.table({f"c{i}": pa.array(list(values)) for i, values in enumerate(columns)}))

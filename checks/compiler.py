@@ -39,10 +39,9 @@ import tempfile
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import duckdb
-import pandas as pd
 
 from catalog import masking
 from catalog.locations import Location
@@ -50,6 +49,9 @@ from catalog.types import ACCEPTS, data_family, physical_family
 from checks import compat, pii
 from checks.result import CheckResult
 from checks.specs import CheckSpec, describe_threshold
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 Plan = Literal["per_check", "single_pass", "materialise"]
 PLANS: tuple[Plan, ...] = ("per_check", "single_pass", "materialise")
@@ -386,34 +388,44 @@ def _fmt_count(n: Any) -> str:
     return f"{int(n):,}" if isinstance(n, int | float) and float(n).is_integer() else str(n)
 
 
-def detected_pii_columns(rows: pd.DataFrame) -> list[str]:  # noqa: D401
-    """Columns in which the PII scanner matches at least one value of these rows.
+def detected_pii_columns(rows: pd.DataFrame | list[dict[str, Any]]) -> list[str]:  # noqa: D401
+    """Columns in which the PII scanner matches at least one value of these rows (a DataFrame,
+    or row dicts as fetched).
 
     Any match, not the scanner's 30 % share, in whole values or in the words of free text: a
     handful of rows shown to a person must not carry one email a contract forgot to declare.
     """
-    return [str(column) for column in rows.columns
-            if any(d.matched for values in (rows[column], _words(rows[column]))
-                   for d in pii.detect(values, str(column)))]
+    return [column for column, values in _by_column(rows)
+            if any(d.matched for found in (values, _words(values))
+                   for d in pii.detect(found, column))]
 
 
-def _words(values: pd.Series) -> pd.Series:
+def _by_column(rows: pd.DataFrame | list[dict[str, Any]]) -> list[tuple[str, Any]]:
+    """(column, its values) of a DataFrame (as Series) or of row dicts (as lists, in the
+    order pandas would make columns of them: keys as first seen)."""
+    if isinstance(rows, list):
+        names = list(dict.fromkeys(key for row in rows for key in row))
+        return [(str(name), [row.get(name) for row in rows]) for name in names]
+    return [(str(column), rows[column]) for column in rows.columns]
+
+
+def _words(values: Iterable[Any]) -> list[str]:
     """The words of free-text values: the scanner matches whole values, and an address
     inside a note (`write to jo@example.org`) must be found too."""
-    words = [w.strip(".,;:!?()[]{}<>\"'") for v in values.dropna() if isinstance(v, str) and " " in v
+    words = [w.strip(".,;:!?()[]{}<>\"'") for v in values if isinstance(v, str) and " " in v
              for w in v.split()]
-    return pd.Series([w for w in words if w], dtype=object)
+    return [w for w in words if w]
 
 
-def detected_pii_kinds(rows: pd.DataFrame) -> dict[str, str | None]:
+def detected_pii_kinds(rows: pd.DataFrame | list[dict[str, Any]]) -> dict[str, str | None]:
     """Column -> the kind the scanner matched in it (None: found inside free text)."""
     kinds: dict[str, str | None] = {}
-    for column in rows.columns:
-        whole = [d.detector.name for d in pii.detect(rows[column], str(column)) if d.matched]
+    for column, values in _by_column(rows):
+        whole = [d.detector.name for d in pii.detect(values, column) if d.matched]
         if whole:
-            kinds[str(column)] = whole[0]
-        elif any(d.matched for d in pii.detect(_words(rows[column]), str(column))):
-            kinds[str(column)] = None
+            kinds[column] = whole[0]
+        elif any(d.matched for d in pii.detect(_words(values), column)):
+            kinds[column] = None
     return kinds
 
 
@@ -422,7 +434,7 @@ def mask_sample(records: list[dict[str, Any]], declared: Iterable[str] = ()) -> 
     (samples are stored, and outlive the viewer), by catalog.masking's one rule."""
     if not records:
         return records
-    kinds = detected_pii_kinds(pd.DataFrame.from_records(records))
+    kinds = detected_pii_kinds(records)
     return masking.mask_records_always(records, [*declared, *kinds], kinds={k: v for k, v in kinds.items() if v})
 
 

@@ -9,15 +9,17 @@ runner calls `load_work` while it holds the store and `run` after it let go.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-import pandas as pd
 
 from catalog import model_queries, modelcards
 from catalog.locations import Location, dataset_locations
 from checks import compiler, fairness
 from checks.result import CheckResult
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 SECTION_STATUS = "failed"  # a card without its governance sections fails the model's governance
 

@@ -29,17 +29,18 @@ Examples in diagnostics are always masked (e.g. `j***@e***.com`).
 
 from __future__ import annotations
 
+import decimal
+import math
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
-from typing import Any
-
-import pandas as pd
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from catalog.masking import (  # noqa: F401 - re-exported
     KIND_MASKS,
+    is_null,
     is_pii,
     mask_date,
     mask_email,
@@ -61,6 +62,9 @@ from checks.pii_values import (
     is_phone,
 )
 from checks.result import CheckResult
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 SHARE_THRESHOLD = 0.30
 MAX_EXAMPLES = 3
@@ -158,6 +162,8 @@ DETECTORS_BY_NAME = {d.name: d for d in DETECTORS}
 
 def column_kind(series: pd.Series) -> str:
     """text | integer | float | date | bool | other: which detectors may read the column."""
+    import pandas as pd
+
     dtype = series.dtype
     if pd.api.types.is_bool_dtype(dtype):
         return "bool"
@@ -179,8 +185,41 @@ def column_kind(series: pd.Series) -> str:
         else "other"
 
 
+def values_kind(non_null: list[Any]) -> str:
+    """`column_kind` of a column given as its non-null values as DuckDB returns them: what
+    pandas makes of a DuckDB result column (numbers all whole count as integers, dates and
+    timestamps as dates, durations as other; the rest is judged by its first value)."""
+    if not non_null:
+        return "text"
+    first = non_null[0]
+    if isinstance(first, bool):
+        return "bool"
+    if isinstance(first, date | datetime):
+        return "date"
+    if isinstance(first, int):
+        return "integer"
+    if isinstance(first, float | decimal.Decimal):
+        return "integer" if all(_whole(v) for v in non_null) else "float"
+    if isinstance(first, timedelta):
+        return "other"
+    return "text"
+
+
+def _whole(value: Any) -> bool:
+    """A whole number, as pandas' `x == x.round()` sees it (infinities included)."""
+    if isinstance(value, decimal.Decimal):
+        return value.is_infinite() or value == value.to_integral_value()
+    if isinstance(value, float):
+        return math.isinf(value) or value.is_integer()
+    return isinstance(value, int)
+
+
 def _values_for(series: pd.Series, kind: str) -> list[Any]:
-    non_null = series.dropna()
+    return _as_kind(series.dropna(), kind)
+
+
+def _as_kind(non_null: Iterable[Any], kind: str) -> list[Any]:
+    """The values a detector reads: integers as their digits, dates as they are, the rest as text."""
     if kind == "integer":
         return [_integer_text(v) for v in non_null]
     if kind == "date":
@@ -209,11 +248,24 @@ class Detection:
         return self.matched / self.sampled if self.sampled else 0.0
 
 
-def detect(series: pd.Series, column: str, *, today: date | None = None) -> list[Detection]:
-    """Every detector's match count over the column's non-null values, best share first."""
+def detect(series: pd.Series | list, column: str, *, today: date | None = None) -> list[Detection]:
+    """Every detector's match count over the column's non-null values, best share first.
+    `series`: a pandas Series, or the column's values as a list (see `values_kind`)."""
+    return _detect(*_column_values(series), column, today=today)
+
+
+def _column_values(series: pd.Series | list) -> tuple[list[Any], str]:
+    """(the values detectors read, the column's kind) of a Series or a list of values."""
+    if isinstance(series, list | tuple):
+        non_null = [v for v in series if not is_null(v)]
+        kind = values_kind(non_null)
+        return _as_kind(non_null, kind), kind
     kind = column_kind(series)
+    return _values_for(series, kind), kind
+
+
+def _detect(values: list[Any], kind: str, column: str, *, today: date | None = None) -> list[Detection]:
     name = snake_name(column)
-    values = _values_for(series, kind)
     found: list[Detection] = []
     if not values:
         return found
@@ -277,11 +329,11 @@ class Declaration:
     tags: tuple[str, ...]
 
 
-def _declarations(declared: pd.DataFrame) -> dict[str, Declaration]:
+def _declarations(declared: pd.DataFrame | list[dict[str, Any]]) -> dict[str, Declaration]:
     """Column name -> declaration; a physical_name (when given) finds the same declaration,
     since sampled data carries physical names and the catalog logical ones."""
     found: dict[str, Declaration] = {}
-    for row in declared.to_dict("records"):
+    for row in (declared if isinstance(declared, list) else declared.to_dict("records")):
         tags = tuple(str(t) for t in _as_list(row.get("tags")))
         classification = _text_or_none(row.get("classification"))
         declaration = Declaration(
@@ -295,7 +347,7 @@ def _declarations(declared: pd.DataFrame) -> dict[str, Declaration]:
 
 
 def _text_or_none(value: Any) -> str | None:
-    return None if value is None or (not isinstance(value, str) and pd.isna(value)) else str(value)
+    return None if value is None or (not isinstance(value, str) and is_null(value)) else str(value)
 
 
 def _as_list(value: Any) -> list:
@@ -305,12 +357,12 @@ def _as_list(value: Any) -> list:
         return list(value)
     if hasattr(value, "tolist"):
         return list(value.tolist())
-    return [] if pd.isna(value) else [value]
+    return [] if is_null(value) else [value]
 
 
 def is_declared_pii(*, pii: Any, classification: str | None, tags: Iterable[str]) -> bool:
     """The declared rule: the pii flag, or what the catalog derives it from."""
-    if pii is not None and not (isinstance(pii, float) and pd.isna(pii)) and bool(pii):
+    if pii is not None and not (isinstance(pii, float) and is_null(pii)) and bool(pii):
         return True
     return is_pii(classification, list(tags), None)
 
@@ -323,22 +375,27 @@ def _how_declared(decl: Declaration) -> str:
     return f"contract classifies the column '{decl.classification}' without a pii tag"
 
 
-def scan(sample: pd.DataFrame, declared: pd.DataFrame, *, product_id: str, dataset: str,
-         contract_id: str | None = None, contract_version: str | None = None,
+def scan(sample: pd.DataFrame | Mapping[str, list], declared: pd.DataFrame | list[dict[str, Any]], *,
+         product_id: str, dataset: str, contract_id: str | None = None, contract_version: str | None = None,
          threshold: float = SHARE_THRESHOLD, today: date | None = None) -> list[CheckResult]:
-    """One `pii` result per sampled column (and a `skipped` one per unsampled catalog column)."""
+    """One `pii` result per sampled column (and a `skipped` one per unsampled catalog column).
+
+    `sample`: a DataFrame, or column -> values (as `runner.sample_rows` gives them);
+    `declared`: the catalog's declared columns, as a DataFrame or a list of row dicts."""
     declarations = _declarations(declared)
     results = []
-    for column in sample.columns:
+    columns = list(sample.keys()) if isinstance(sample, Mapping) else list(sample.columns)
+    for column in columns:
         decl = declarations.get(str(column), Declaration(False, False, None, ()))
-        detections = detect(sample[column], str(column), today=today)
+        values, kind = _column_values(sample[column])
+        detections = _detect(values, kind, str(column), today=today)
         results.append(_column_result(
-            str(column), decl, detections, len(sample[column].dropna()), threshold,
+            str(column), decl, detections, len(values), threshold,
             product_id=product_id, dataset=dataset, contract_id=contract_id,
             contract_version=contract_version))
-    scanned = {id(declarations[c]) for c in map(str, sample.columns) if c in declarations}
+    scanned = {id(declarations[c]) for c in map(str, columns) if c in declarations}
     for column, decl in declarations.items():
-        if column not in sample.columns and id(decl) not in scanned:
+        if column not in columns and id(decl) not in scanned:
             scanned.add(id(decl))
             results.append(_result(
                 column, "skipped", f"column not in the sampled data; nothing to scan "

@@ -14,7 +14,7 @@ import re
 from datetime import date, datetime
 from typing import Any
 
-import pandas as pd
+from catalog.masking import is_null
 
 _EMAIL = re.compile(r"[A-Za-z0-9._%+'-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,24}")
 
@@ -250,8 +250,8 @@ def _parse_date_text(text: str) -> date | None:
 
 def as_date(value: Any) -> tuple[date, bool] | None:
     """(the date, whether it carries no time of day), or None when it is not a date."""
-    if isinstance(value, pd.Timestamp | datetime):
-        if pd.isna(value):
+    if isinstance(value, datetime):  # pandas Timestamps (and NaT) are datetimes too
+        if is_null(value):
             return None
         midnight = value.hour == value.minute == value.second == value.microsecond == 0
         return value.date(), midnight

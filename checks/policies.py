@@ -36,19 +36,26 @@ sandbox that runs it is checks.sandbox.
 
 from __future__ import annotations
 
+import math
 import os
 import re
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import duckdb
-import pandas as pd
 
+from catalog.locations import Location
+from catalog.masking import is_null
 from checks.result import CheckResult
 from checks.sandbox import SandboxError, SandboxTimeout, SandboxViolation
 from checks.sandbox_process import IsolatedSandbox, SandboxWorker
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 BUILTIN_DIR = Path(__file__).resolve().parent / "policies"
 POLICY_DIR_ENV = "MESHGOV_POLICY_DIR"
@@ -259,26 +266,54 @@ def _model_products_sql() -> str:
         ) GROUP BY product_id"""
 
 
-def catalog_snapshot(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
-    """The catalog tables policies may read, as Arrow tables (types kept, lists stay lists)."""
-    queries = {**_SNAPSHOT_QUERIES, "model_products": _model_products_sql()}
-    snapshot: dict[str, Any] = {name: _arrow(con, sql) for name, sql in queries.items()}
-    snapshot["contract_properties"] = contract_properties(con)
-    return snapshot
+@dataclass
+class CatalogSnapshot:
+    """The catalog tables policies may read, copied into a DuckDB file of a private temporary
+    folder: the sandbox process copies each table from it (attached read-only, then detached,
+    before the sandbox locks), so neither process needs pandas or pyarrow to move them.
+    `close()` removes the folder."""
+
+    tables: dict[str, Location]
+    products: list[str]
+    folder: str
+
+    def close(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def _arrow(con: duckdb.DuckDBPyConnection, sql: str) -> Any:
-    # The relation API (sql()) refuses a connection that still holds an unfinished result,
-    # e.g. a caller's fetchone(); execute() replaces and completes it first. (execute() +
-    # to_arrow_table() would work too, but warns about a copy on every call.)
-    con.execute("SELECT 1").fetchall()
-    return con.sql(sql).to_arrow_table()
+_SNAPSHOT_ALIAS = "meshgov_policy_snapshot"
+
+
+def catalog_snapshot(con: duckdb.DuckDBPyConnection) -> CatalogSnapshot:
+    """The catalog tables policies may read (types kept, lists stay lists), as a CatalogSnapshot."""
+    queries = {**_SNAPSHOT_QUERIES, "model_products": _model_products_sql(),
+               "contract_properties": _CONTRACT_PROPERTIES_SQL}
+    folder = tempfile.mkdtemp(prefix="meshgov-policy-snapshot-")
+    path = os.path.join(folder, "catalog.duckdb")
+    try:
+        con.execute("SELECT 1").fetchall()  # complete a caller's unfinished result first
+        con.execute(f"ATTACH '{path.replace(chr(39), chr(39) * 2)}' AS {_SNAPSHOT_ALIAS}")
+        try:
+            for name, sql in queries.items():
+                con.execute(f'CREATE TABLE {_SNAPSHOT_ALIAS}."{name}" AS {sql}')
+            products = sorted(r[0] for r in con.execute(
+                f"SELECT product_id FROM {_SNAPSHOT_ALIAS}.products").fetchall())
+        finally:
+            con.execute(f"DETACH {_SNAPSHOT_ALIAS}")
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return CatalogSnapshot({name: Location("duckdb", path, name) for name in queries}, products, folder)
+
+
+# Contract-level customProperties of each contract's latest revision (stored at ingest), as text.
+_CONTRACT_PROPERTIES_SQL = ("SELECT contract_id::VARCHAR AS contract_id, product_id::VARCHAR AS product_id, "
+                            "property::VARCHAR AS property, value::VARCHAR AS value FROM contract_properties")
 
 
 def contract_properties(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """Contract-level customProperties of each contract's latest revision (stored at ingest)."""
-    return con.execute(
-        "SELECT contract_id, product_id, property, value FROM contract_properties").df().astype(
+    return con.execute(_CONTRACT_PROPERTIES_SQL).df().astype(
         {"contract_id": "string", "product_id": "string", "property": "string", "value": "string"})
 
 
@@ -287,7 +322,8 @@ def contract_properties(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
 @dataclass
 class _Outcome:
     """One policy's run: violations (or an error) and when it ran."""
-    violations: pd.DataFrame | None = None
+    violations: list[dict[str, Any]] | None = None
+    columns: list[str] = field(default_factory=list)  # of the violations, as the SELECT named them
     scope: list[str] = field(default_factory=list)
     error: str | None = None
     started: datetime | None = None
@@ -300,14 +336,15 @@ def _now() -> datetime:
 
 def run_policies(con: duckdb.DuckDBPyConnection | None, *, product_ids: list[str] | None = None,
                  pack: list[Policy] | None = None, timeout_s: float = 30.0,
-                 memory_limit: str = "1GB", snapshot: dict[str, Any] | None = None,
+                 memory_limit: str = "1GB", snapshot: CatalogSnapshot | dict[str, Any] | None = None,
                  worker: SandboxWorker | None = None) -> list[CheckResult]:
     """Every policy of the pack over a sandboxed snapshot of the catalog: one result per
     (policy, product in scope). A policy that errs, times out or breaks the sandbox
     process's memory cap yields `error` results; the other policies still run.
 
     Pass `snapshot` (from catalog_snapshot) instead of `con` to run without the store open,
-    and `worker` to share a run's sandbox process."""
+    and `worker` to share a run's sandbox process. A snapshot may also be a mapping of
+    table name -> Arrow table or DataFrame (with a `products` table)."""
     pack = load_pack() if pack is None else pack
     started = _now()
     if snapshot is None:
@@ -317,13 +354,30 @@ def run_policies(con: duckdb.DuckDBPyConnection | None, *, product_ids: list[str
             snapshot = catalog_snapshot(con)
         except duckdb.Error as exc:
             return _engine_errors(pack, f"the catalog snapshot failed: {_why(exc)}", started)
-    all_products = sorted(snapshot["products"].column("product_id").to_pylist())
+        try:
+            return _run_pack(pack, snapshot, product_ids, timeout_s, memory_limit, worker, started)
+        finally:
+            snapshot.close()
+    return _run_pack(pack, snapshot, product_ids, timeout_s, memory_limit, worker, started)
+
+
+def _run_pack(pack: list[Policy], snapshot: CatalogSnapshot | dict[str, Any], product_ids: list[str] | None,
+              timeout_s: float, memory_limit: str, worker: SandboxWorker | None,
+              started: datetime) -> list[CheckResult]:
+    if isinstance(snapshot, CatalogSnapshot):
+        tables: dict[str, Any] = snapshot.tables
+        all_products = snapshot.products
+    else:
+        tables = snapshot
+        products = snapshot["products"]
+        all_products = sorted(products.column("product_id").to_pylist() if hasattr(products, "column")
+                              else products["product_id"].tolist())
     chosen = set(product_ids or ())
     wanted = all_products if product_ids is None else [p for p in all_products if p in chosen]
     results: list[CheckResult] = []
     with IsolatedSandbox(worker, memory_limit=memory_limit, timeout_s=timeout_s) as box:
         try:
-            for name, table in snapshot.items():
+            for name, table in tables.items():
                 box.load(name, table)
             box.lock()
         except SandboxError as exc:
@@ -356,17 +410,17 @@ def _run_one(box: IsolatedSandbox, policy: Policy, wanted: list[str]) -> _Outcom
             outcome.scope = list(wanted)
             outcome.error = f"applies_to {policy.applies_to!r} could not be evaluated: {_why(exc)}"
         if outcome.error is None:
-            outcome.violations, outcome.error = _violations(box, policy)
+            outcome.columns, outcome.violations, outcome.error = _violations(box, policy)
     outcome.finished = _now()
     return outcome
 
 
 def _scope(box: IsolatedSandbox, applies_to: str) -> list[str]:
     if applies_to.lstrip().lower().startswith("select"):
-        frame = box.query(applies_to, max_rows=1_000_000)
-        if "product_id" not in frame.columns:
+        answer = box.query_rows(applies_to, max_rows=1_000_000)
+        if "product_id" not in answer.columns:
             raise SandboxError("the applies_to SELECT must return a product_id column")
-        return sorted({str(p) for p in frame["product_id"].dropna()})
+        return sorted(_product_ids(answer.columns, answer.rows))
     found: set[str] = set()
     for item in (i.strip() for i in applies_to.split(",")):
         kind, _, arg = item.partition(":")
@@ -384,25 +438,33 @@ def _scope(box: IsolatedSandbox, applies_to: str) -> list[str]:
                    "lambda t: lower(t)), lower($tag)) UNION SELECT product_id FROM datasets WHERE "
                    "list_contains(list_transform(tags, lambda t: lower(t)), lower($tag))")
             params = {"tag": arg}
-        found |= set(box.query(sql, params)["product_id"].dropna().astype(str))
+        answer = box.query_rows(sql, params)
+        found |= _product_ids(answer.columns, answer.rows)
     return sorted(found)
 
 
-def _violations(box: IsolatedSandbox, policy: Policy) -> tuple[pd.DataFrame | None, str | None]:
+def _product_ids(columns: list[str], rows: list[list]) -> set[str]:
+    at = columns.index("product_id")
+    return {str(row[at]) for row in rows if not is_null(row[at])}
+
+
+def _violations(box: IsolatedSandbox, policy: Policy) -> tuple[list[str], list[dict[str, Any]] | None, str | None]:
+    """(columns, violations as row dicts, error)"""
     try:
-        frame = box.query(policy.sql, max_rows=MAX_FETCHED_VIOLATIONS)
+        answer = box.query_rows(policy.sql, max_rows=MAX_FETCHED_VIOLATIONS)
+        columns, rows = answer.columns, answer.rows
     except SandboxTimeout as exc:
-        return None, f"timed out: {exc}"
+        return [], None, f"timed out: {exc}"
     except SandboxViolation as exc:
-        return None, f"the sandbox refused the policy SQL: {exc}"
+        return [], None, f"the sandbox refused the policy SQL: {exc}"
     except SandboxError as exc:
-        return None, f"the policy SQL failed: {exc}"
-    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
+        return [], None, f"the policy SQL failed: {exc}"
+    missing = [c for c in REQUIRED_COLUMNS if c not in columns]
     if missing:
-        return None, (f"the policy SQL must return columns {', '.join(REQUIRED_COLUMNS)}; "
-                      f"it returned {', '.join(map(str, frame.columns)) or 'no columns'} "
-                      f"(missing {', '.join(missing)})")
-    return frame, None
+        return [], None, (f"the policy SQL must return columns {', '.join(REQUIRED_COLUMNS)}; "
+                          f"it returned {', '.join(map(str, columns)) or 'no columns'} "
+                          f"(missing {', '.join(missing)})")
+    return columns, [dict(zip(columns, row, strict=True)) for row in rows], None
 
 
 def _why(exc: Exception) -> str:
@@ -420,7 +482,7 @@ def _policy_results(policy: Policy, outcome: _Outcome, *, whole_catalog: bool) -
                 for p in outcome.scope]
     violations = outcome.violations
     assert violations is not None
-    by_product = _group_violations(violations)
+    by_product = _group_violations(violations, outcome.columns)
     results = []
     for product_id in outcome.scope:
         found = by_product.get(product_id, [])
@@ -448,12 +510,12 @@ def _policy_results(policy: Policy, outcome: _Outcome, *, whole_catalog: bool) -
     return results
 
 
-def _group_violations(frame: pd.DataFrame) -> dict[str | None, list[dict[str, Any]]]:
+def _group_violations(violations: list[dict[str, Any]], columns: list[str]) -> dict[str | None, list[dict[str, Any]]]:
     grouped: dict[str | None, list[dict[str, Any]]] = {}
-    extra = [c for c in frame.columns if c not in REQUIRED_COLUMNS]
-    for row in frame.to_dict("records"):
+    extra = [c for c in dict.fromkeys(columns) if c not in REQUIRED_COLUMNS]
+    for row in violations:
         product = row.get("product_id")
-        key = None if product is None or (isinstance(product, float) and pd.isna(product)) else str(product)
+        key = None if product is None or (isinstance(product, float) and math.isnan(product)) else str(product)
         entry = {"target": _clip(_plain(row.get("target"))), "reason": _clip(_plain(row.get("reason")))}
         entry.update({c: _clip(_plain(row.get(c))) for c in extra[:10]})
         grouped.setdefault(key, []).append(entry)
@@ -475,7 +537,7 @@ def _plain(value: Any) -> Any:
         return None
     if hasattr(value, "tolist"):
         return value.tolist()
-    if isinstance(value, float) and pd.isna(value):
+    if isinstance(value, float) and math.isnan(value):
         return None
     if isinstance(value, str | int | float | bool):
         return value

@@ -24,13 +24,13 @@ import datetime as dt
 import os
 import random
 import socket
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-import pandas as pd
 
 from catalog import access, odcs
 from catalog.locations import Location
@@ -42,6 +42,9 @@ from checks.run_records import Run, mark_dead_runs_incomplete, new_run_id, persi
 from checks.sandbox_process import SandboxWorker
 from checks.specs import CheckSpec, contract_specs
 from checks.sql_rules import SANDBOX_MEMORY, expand_placeholders, run_sql_rules  # noqa: F401 - part of the runner's API
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 PII_SAMPLE_ROWS = 1000
 PII_SAMPLE_SEED = 42
@@ -67,7 +70,7 @@ class DatasetWork:
     name: str
     physical_name: str
     location: Location | None
-    declared: pd.DataFrame                    # column_name, classification, pii, tags
+    declared: list[dict[str, Any]]            # column_name, classification, pii, tags
     pii_columns: set[str] = field(default_factory=set)
 
 
@@ -161,7 +164,8 @@ class _Progress:
 def run_checks(db_path: str | Path, *, product_ids: list[str] | None = None, triggered_by: str | None = None,
                user: access.User | None = None, progress: Callable[[dict], None] | None = None,
                timeout_s: float = 30.0, now: dt.datetime | None = None, plan: compiler.Plan | None = None,
-               with_policies: bool = True, reuse_unchanged: bool = True) -> Run:
+               with_policies: bool = True, reuse_unchanged: bool = True,
+               worker: SandboxWorker | None = None) -> Run:
     """Check `product_ids` (None = all), persist the run, return it.
 
     With `user`, the run is refused (access.PermissionDenied, nothing written) unless the
@@ -171,6 +175,10 @@ def run_checks(db_path: str | Path, *, product_ids: list[str] | None = None, tri
 
     `reuse_unchanged`: data-only results of datasets whose file and contract text are unchanged
     since the product's last complete run are taken from that run, marked as reused.
+
+    `worker`: a sandbox process the caller started (and closes) ahead of the run, so that its
+    start overlaps the caller's own work (the CLI starts it before its imports); by default
+    the run starts one itself, before it opens the store.
 
     Raises UnknownProducts for ids not in the catalog and StoreError when the DB is missing
     or stays locked; a check that cannot run becomes an `error`/`skipped` result instead.
@@ -185,47 +193,67 @@ def run_checks(db_path: str | Path, *, product_ids: list[str] | None = None, tri
         raise StoreError(f"{path} does not exist; create it with `python -m sample_data seed --db {path}`")
     run_id = new_run_id()
     started = compiler.now_utc()
+    own_worker = worker is None
+    worker = worker or SandboxWorker(memory_limit=SANDBOX_MEMORY)
+    if with_policies:
+        # The policy pack always runs in the sandbox process: start it now, so its ~1 s of
+        # imports overlaps reading the store, the PII samples and the data checks.
+        worker.start()
     # 1. Read what to check (and the catalog the policies judge), mark the run as running.
-    with connect(path) as con:
-        mark_dead_runs_incomplete(con)
-        scope = resolve_products(con, product_ids)
-        stored = _read_work(con, scope)
-        snapshot = _policy_snapshot(con) if with_policies else None
-        consent_plan = _consent_plan(con, scope)
-        prior = reuse.load_prior(con, scope) if reuse_unchanged else None
-        from checks import model_checks  # model cards and bias audits (issue 11)
+    snapshot = None
+    try:
+        with connect(path) as con:
+            mark_dead_runs_incomplete(con)
+            scope = resolve_products(con, product_ids)
+            stored = _read_work(con, scope)
+            snapshot = _policy_snapshot(con) if with_policies else None
+            consent_plan = _consent_plan(con, scope)
+            prior = reuse.load_prior(con, scope) if reuse_unchanged else None
+            from checks import model_checks  # model cards and bias audits (issue 11)
 
-        models = model_checks.load_work(con, None if product_ids is None else scope)
+            models = model_checks.load_work(con, None if product_ids is None else scope)
 
-        def start() -> None:
-            con.execute(
-                "INSERT INTO check_runs (run_id, started_at, state, triggered_by, scope, products, pid, host) "
-                "VALUES (?, ?, 'running', ?, ?, ?, ?, ?)",
-                [run_id, started, triggered_by, "all" if product_ids is None else ",".join(scope),
-                 None if product_ids is None else scope, os.getpid(), socket.gethostname()])
+            def start() -> None:
+                con.execute(
+                    "INSERT INTO check_runs (run_id, started_at, state, triggered_by, scope, products, pid, host) "
+                    "VALUES (?, ?, 'running', ?, ?, ?, ?, ?)",
+                    [run_id, started, triggered_by, "all" if product_ids is None else ",".join(scope),
+                     None if product_ids is None else scope, os.getpid(), socket.gethostname()])
 
-        retrying(start)
+            retrying(start)
+    except BaseException:
+        if hasattr(snapshot, "close"):
+            snapshot.close()
+        if own_worker:
+            worker.kill()  # nothing was sent to it yet: no need to wait for it to finish starting
+        raise
     run = Run(run_id, "skipped", [], "running", started, None, triggered_by,
               None if product_ids is None else scope)
-    worker = SandboxWorker(memory_limit=SANDBOX_MEMORY)
+    pack: _PolicyPack | None = None
     try:
         # 2. Compute with the store closed (parsing the contracts needs no store either).
+        if snapshot is not None:
+            # The policies read only the snapshot: they run in the sandbox process while this
+            # process samples and measures the data (its own queries wait in the kernel).
+            pack = _PolicyPack(snapshot, None if product_ids is None else scope, timeout_s, worker)
         documents = DocumentCache()
         work, run.results = _build_work(stored, scope, documents)
         steps = sum(len(w.specs) + len(w.datasets) + (1 if w.problem else 0) for w in work) + (1 if with_policies else 0)
         steps += consent_plan.steps if consent_plan else 0
         tracker = _Progress(steps, progress)
-        if with_policies or any(s.metric == "sql" and not s.problem for w in work for s in w.specs):
+        if any(s.metric == "sql" and not s.problem for w in work for s in w.specs):
             worker.start()  # its ~1 s of imports overlaps the data checks
         for item in work:
             run.results += _check_contract(item, tracker, timeout_s=timeout_s, now=now, plan=plan,
-                                           worker=worker, prior=prior)
+                                           worker=worker, prior=prior,
+                                           before_sandbox=pack.wait if pack is not None else None)
         if consent_plan:
             run.results += consent.run_plan(consent_plan, timeout_s=timeout_s, step=tracker.step)
         run.results += model_checks.run(models, timeout_s=timeout_s)
-        if snapshot is not None:
-            run.results += _policy_results(snapshot, None if product_ids is None else scope, timeout_s,
-                                           tracker, worker)
+        if pack is not None:
+            found = pack.wait()
+            tracker.step("policies", worst(r.status for r in found), len(found))
+            run.results += found
         # 3. Write the run and its results in one short transaction.
         _stamp(run, triggered_by)
         run.state = "complete"
@@ -248,7 +276,12 @@ def run_checks(db_path: str | Path, *, product_ids: list[str] | None = None, tri
             pass
         raise
     finally:
-        worker.close()
+        if pack is None and hasattr(snapshot, "close"):
+            snapshot.close()  # the run stopped before its policy pack started
+        if pack is not None and not pack.done:
+            worker.kill()  # the run stopped early: stop the policies it no longer waits for
+        if own_worker:
+            worker.close()
     return run
 
 
@@ -270,7 +303,7 @@ def _stamp(run: Run, triggered_by: str) -> None:
         result.triggered_by = triggered_by
 
 
-def _policy_snapshot(con: duckdb.DuckDBPyConnection) -> dict[str, Any] | str:
+def _policy_snapshot(con: duckdb.DuckDBPyConnection) -> Any:
     """The catalog tables the policies read, taken while the store is open (or why not)."""
     try:
         from checks import policies
@@ -286,8 +319,45 @@ def _policy_snapshot(con: duckdb.DuckDBPyConnection) -> dict[str, Any] | str:
         cursor.close()
 
 
-def _policy_results(snapshot: dict[str, Any] | str, product_ids: list[str] | None, timeout_s: float,
-                    tracker: _Progress, worker: SandboxWorker | None = None) -> list[CheckResult]:
+class _PolicyPack:
+    """The policy pack of a run, evaluated in a thread of its own over the catalog snapshot.
+
+    The thread only talks to the sandbox process (and waits on its pipe), so the pack costs
+    the run no time of its own: it is done by the time the data checks are. `wait()` returns
+    its results; the run's sandbox process serves one session at a time, so contract SQL
+    rules call `wait()` before they use it."""
+
+    def __init__(self, snapshot: Any, product_ids: list[str] | None, timeout_s: float,
+                 worker: SandboxWorker) -> None:
+        self._results: list[CheckResult] | None = None
+        self._args = (snapshot, product_ids, timeout_s, worker)
+        self._thread = threading.Thread(target=self._run, name="meshgov-policy-pack", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._results = _policy_results(*self._args)
+        finally:
+            close = getattr(self._args[0], "close", None)
+            if close is not None:
+                close()  # the snapshot's temporary file
+
+    @property
+    def done(self) -> bool:
+        return not self._thread.is_alive()
+
+    def wait(self) -> list[CheckResult]:
+        self._thread.join()
+        if self._results is None:  # the thread died past _policy_results' own error handling
+            now = compiler.now_utc()
+            self._results = [CheckResult(check_id="policies", kind="policy", target="catalog", status="error",
+                                         reason="policy pack failed: its thread stopped without results",
+                                         started_at=now, finished_at=now)]
+        return self._results
+
+
+def _policy_results(snapshot: Any, product_ids: list[str] | None, timeout_s: float,
+                    worker: SandboxWorker | None = None) -> list[CheckResult]:
     found: list[CheckResult] = []
     if not isinstance(snapshot, str):
         from checks import policies
@@ -301,14 +371,14 @@ def _policy_results(snapshot: dict[str, Any] | str, product_ids: list[str] | Non
         now = compiler.now_utc()
         found = [CheckResult(check_id="policies", kind="policy", target="catalog", status="error",
                              reason=snapshot, started_at=now, finished_at=now)]
-    tracker.step("policies", worst(r.status for r in found), len(found))
     return found
 
 
 def _check_contract(item: ContractWork, tracker: _Progress, *, timeout_s: float,
                     now: dt.datetime | None, plan: compiler.Plan | None,
                     worker: SandboxWorker | None = None,
-                    prior: reuse.PriorResults | None = None) -> list[CheckResult]:
+                    prior: reuse.PriorResults | None = None,
+                    before_sandbox: Callable[[], Any] | None = None) -> list[CheckResult]:
     results: list[CheckResult] = []
     if item.problem:
         result = _note(item.product_id, "error", f"contract/{item.contract_id}", item.problem)
@@ -357,6 +427,8 @@ def _check_contract(item: ContractWork, tracker: _Progress, *, timeout_s: float,
                 emit(result)
         sql_specs = [s for s in sql_specs if s.dataset not in pushed]
     if sql_specs:
+        if before_sandbox is not None:
+            before_sandbox()  # the policy pack holds the sandbox process until it is done
         for result in run_sql_rules(sql_specs, item.datasets, timeout_s=timeout_s, worker=worker):
             emit(result)
     return results
@@ -373,8 +445,10 @@ def _orphan(spec: CheckSpec) -> CheckResult:
 # --- PII sample --------------------------------------------------------------------------------
 
 
-def sample_rows(location: Location, *, rows: int = PII_SAMPLE_ROWS, seed: int = PII_SAMPLE_SEED) -> pd.DataFrame:
-    """A reproducible sample: reservoir sampling with a fixed seed on one thread (DuckDB's
+def sample_rows(location: Location, *, rows: int = PII_SAMPLE_ROWS,
+                seed: int = PII_SAMPLE_SEED) -> dict[str, list] | pd.DataFrame:
+    """A reproducible sample, as column -> values (a DataFrame from an engine that is not
+    DuckDB; the PII scanner reads both): reservoir sampling with a fixed seed on one thread (DuckDB's
     sample is repeatable for a seed only single-threaded).
 
     A Parquet file of more than CLUSTER_SAMPLE_FROM rows is sampled in runs of consecutive
@@ -398,12 +472,19 @@ def sample_rows(location: Location, *, rows: int = PII_SAMPLE_ROWS, seed: int = 
                 runs = " OR ".join(f"file_row_number BETWEEN {start * length} AND {start * length + length - 1}"
                                    for start in starts)
                 try:
-                    return con.execute(
+                    return _columns(con.execute(
                         f"SELECT * EXCLUDE (file_row_number) FROM read_parquet({compiler.sql_literal(location.path)}, "
-                        f"file_row_number = true) WHERE {runs} ORDER BY file_row_number").df()
+                        f"file_row_number = true) WHERE {runs} ORDER BY file_row_number"))
                 except duckdb.Error:
                     pass  # a column named file_row_number, say: the reservoir below reads it as it is
-        return con.execute(f"SELECT * FROM {relation} USING SAMPLE {int(rows)} ROWS (reservoir, {int(seed)})").df()
+        return _columns(con.execute(f"SELECT * FROM {relation} USING SAMPLE {int(rows)} ROWS (reservoir, {int(seed)})"))
+
+
+def _columns(cursor: duckdb.DuckDBPyConnection) -> dict[str, list]:
+    """A query's answer as column -> values (no pandas: a run never loads it)."""
+    names = [d[0] for d in cursor.description]
+    rows = cursor.fetchall()
+    return {name: [row[i] for row in rows] for i, name in enumerate(names)}
 
 
 def _scan_pii(item: ContractWork, dataset: DatasetWork, prior: reuse.PriorResults | None = None) -> list[CheckResult]:

@@ -394,6 +394,14 @@ class Sandbox:
         cut to `max_cell_chars` (what the sandbox process sends back)."""
         return self._run(sql, params, lambda result: _fetch_arrow(result, max_rows, max_cell_chars))
 
+    def query_rows(self, sql: str, params: list | dict | None = None, *,
+                   max_rows: int) -> tuple[list[str], list[str], list[tuple]]:
+        """Run one SELECT and return (column names, their DuckDB types, at most `max_rows`
+        rows) as Python values: no pandas or pyarrow on either side."""
+        return self._run(sql, params, lambda result: ([d[0] for d in result.description],
+                                                      [str(d[1]) for d in result.description],
+                                                      result.fetchmany(max(int(max_rows), 0))))
+
     def _run(self, sql: str, params: list | dict | None, fetch) -> Any:
         self.check(sql)
         self.lock()

@@ -10,7 +10,11 @@ on stdin, one at a time, each answered on the original stdout:
 
 Requests: open (a fresh locked-down `checks.sandbox.Sandbox`), load (a Location, or an
 Arrow IPC stream as payload), lock, query (answer: an Arrow IPC stream of at most
-`max_rows` rows, text cells cut to `max_cell_chars`, refused past `max_bytes`), close.
+`max_rows` rows, text cells cut to `max_cell_chars`, refused past `max_bytes`), rows (the
+same answer as JSON: {"columns": [...], "types": [DuckDB types], "rows": [[...]]}, values
+other than JSON's own as their text), inspect (what `checks.sandbox.inspect_sql` finds in some SQL; needs no open
+sandbox), close. pyarrow is imported only for the requests that carry Arrow data: the
+policy pack loads DuckDB tables and asks for rows, so its process starts without it.
 Errors are answered, never raised: {"ok": false, "error": <SandboxError class>, "message"}.
 """
 
@@ -48,6 +52,19 @@ def send(stream, header: dict, payload: bytes = b"") -> None:
     stream.flush()
 
 
+def _cell(value, max_chars: int | None):
+    """One value of a `rows` answer as JSON: text cut to `max_chars`, lists and structs kept,
+    anything else (dates, decimals, UUIDs...) as its text, as str() would show it."""
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, list | tuple):
+        return [_cell(v, max_chars) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _cell(v, max_chars) for k, v in value.items()}
+    text = value if isinstance(value, str) else str(value)
+    return text[:max_chars] if max_chars is not None else text
+
+
 def main() -> None:
     limit = int(sys.argv[1])
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
@@ -57,11 +74,12 @@ def main() -> None:
     requests = os.fdopen(os.dup(0), "rb", buffering=0)
     os.close(0)
 
-    import pyarrow as pa
-
     from catalog.locations import Location
-    from checks.sandbox import Sandbox, SandboxError
+    from checks.sandbox import Sandbox, SandboxError, inspect_sql
 
+    # Every query is parsed by sqlglot too (the name filter): load it and its DuckDB dialect
+    # now, while the parent is still busy with its own start, not on the first query.
+    inspect_sql("SELECT 1")
     box: Sandbox | None = None
     send(answers, {"ok": True, "ready": os.getpid()})
     while True:
@@ -77,18 +95,38 @@ def main() -> None:
                 box = Sandbox(memory_limit=request["memory_limit"], timeout_s=request["timeout_s"],
                               threads=request.get("threads", 2))
                 send(answers, {"ok": True})
+            elif op == "inspect":  # what sqlglot sees in some SQL: the parent does not load sqlglot
+                seen = inspect_sql(request["sql"])
+                send(answers, {"ok": True, "tables": seen.tables, "functions": seen.functions,
+                               "statements": seen.statements, "problem": seen.problem})
             elif box is None:
                 send(answers, {"ok": False, "error": "SandboxError", "message": "no sandbox is open"})
             elif op == "load":
                 if "location" in request:
                     box.load(request["name"], Location(**request["location"]))
                 else:
+                    import pyarrow as pa
+
                     box.load(request["name"], pa.ipc.open_stream(payload).read_all())
                 send(answers, {"ok": True})
             elif op == "lock":
                 box.lock()
                 send(answers, {"ok": True})
+            elif op == "rows":
+                columns, types, rows = box.query_rows(request["sql"], request.get("params"),
+                                                      max_rows=request["max_rows"])
+                cut = request.get("max_cell_chars")
+                data = json.dumps({"columns": columns, "types": types,
+                                   "rows": [[_cell(v, cut) for v in row] for row in rows]}).encode()
+                if len(data) > request["max_bytes"]:
+                    send(answers, {"ok": False, "error": "SandboxResourceError",
+                                   "message": f"the result is {len(data):,} bytes, more than the "
+                                              f"{request['max_bytes']:,} bytes a sandboxed query may return"})
+                else:
+                    send(answers, {"ok": True, "rows": len(rows)}, data)
             elif op == "query":
+                import pyarrow as pa
+
                 table = box.query_arrow(request["sql"], request.get("params"),
                                         max_rows=request["max_rows"],
                                         max_cell_chars=request.get("max_cell_chars"))

@@ -9,15 +9,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import pandas as pd
-
+from catalog.masking import is_null
 from checks import compiler
 from checks.result import CheckResult
-from checks.sandbox_process import IsolatedSandbox, SandboxWorker
+from checks.sandbox_process import KILL_GRACE_S, SANDBOX_MEMORY, IsolatedSandbox, SandboxWorker
 from checks.specs import CheckSpec, passes, threshold_phrase
-
-SANDBOX_MEMORY = "1GB"
-
 
 _TABLE_PLACEHOLDER = re.compile(r"\$\{(?:table|object|model)\}|\{(?:table|object|model)\}")
 _COLUMN_PLACEHOLDER = re.compile(r"\$\{(?:column|property|field)\}|\{(?:column|property|field)\}")
@@ -39,14 +35,16 @@ def expand_placeholders(spec: CheckSpec, table: str) -> str:
     return sql
 
 
-def _read_names(sql: str, candidates: dict[str, Any]) -> set[str]:
+def _read_names(sql: str, candidates: dict[str, Any], seen: Any = None) -> set[str]:
     """The (lower-case) dataset names `sql` reads, found by parsing it with sqlglot — never
     by binding it on a DuckDB connection, which reads files, follows URLs and fetches
-    extensions for the functions the SQL names. When sqlglot cannot parse the SQL, every
+    extensions for the functions the SQL names. `seen`: the sandbox process's parse of it
+    (SandboxWorker.inspect); None parses it here. When sqlglot cannot parse the SQL, every
     candidate named as a word in it counts (loading one too many is harmless)."""
-    from checks.sandbox import inspect_sql
+    if seen is None:
+        from checks.sandbox import inspect_sql
 
-    seen = inspect_sql(sql)
+        seen = inspect_sql(sql)
     if seen.problem is None:
         return {name.lower() for name in seen.tables}
     return {name for name in candidates if re.search(rf"(?<![\w$]){re.escape(name)}(?![\w$])", sql, re.I)}
@@ -59,7 +57,7 @@ def run_sql_rules(specs: list[CheckSpec], datasets: dict[str, Any], *,
     rules name (and nothing else: a contract sees only its own data). The sandbox lives in
     a child process (checks.sandbox_process): `worker` shares a run's process; a rule that
     breaks its memory cap or time limit costs only its own result."""
-    from checks.sandbox import SandboxError
+    from checks.sandbox import SandboxError, SqlInspection
 
     by_name: dict[str, Any] = {}
     for dataset in datasets.values():
@@ -67,18 +65,22 @@ def run_sql_rules(specs: list[CheckSpec], datasets: dict[str, Any], *,
             by_name.setdefault(alias.lower(), dataset)
     prepared = []
     needed: dict[str, Any] = {}
-    for spec in specs:
-        own = datasets.get(spec.dataset or "")
-        sql = expand_placeholders(spec, _sandbox_name(own) if own else (spec.dataset or ""))
-        reads = set()
-        for name in _read_names(sql, by_name):
-            hit = by_name.get(name)
-            if hit is not None:
-                needed[_sandbox_name(hit)] = hit
-                reads.add(_sandbox_name(hit).lower())
-        prepared.append((spec, sql, reads))
     results: list[CheckResult] = []
     with IsolatedSandbox(worker, memory_limit=memory_limit, timeout_s=timeout_s) as box:
+        for spec in specs:
+            own = datasets.get(spec.dataset or "")
+            sql = expand_placeholders(spec, _sandbox_name(own) if own else (spec.dataset or ""))
+            reads = set()
+            # Parsed in the sandbox process (sqlglot is loaded there); SQL it could not parse
+            # there is matched by words, as SQL sqlglot cannot parse.
+            seen = box.worker.inspect(sql, timeout_s=timeout_s + KILL_GRACE_S) or SqlInspection(
+                problem="the sandbox process could not parse it")
+            for name in _read_names(sql, by_name, seen):
+                hit = by_name.get(name)
+                if hit is not None:
+                    needed[_sandbox_name(hit)] = hit
+                    reads.add(_sandbox_name(hit).lower())
+            prepared.append((spec, sql, reads))
         load_errors: dict[str, str] = {}
         for table, dataset in needed.items():
             if dataset.location is None:
@@ -113,17 +115,18 @@ def _sql_result(box, spec: CheckSpec, sql: str, load_errors: dict[str, str], nee
     if broken:
         return result("error", "cannot load the data this rule reads — " + "; ".join(broken))
     try:
-        frame = box.query(sql, max_rows=2)
+        answer = box.query_rows(sql, max_rows=2)
     except SandboxTimeout as exc:
         return result("error", f"timed out: {exc}")
     except SandboxViolation as exc:
         return result("error", f"sandbox refused the rule: {exc}")
     except SandboxError as exc:
         return result("error", f"the rule's SQL failed: {exc}")
-    if frame.shape != (1, 1):
+    rows, columns = len(answer.rows), len(answer.columns)
+    if (rows, columns) != (1, 1):
         return result("error", f"a sql rule must return one value (one row, one column); it returned "
-                               f"{'at least ' if len(frame) == 2 else ''}{len(frame)} row(s) x {frame.shape[1]} column(s)")
-    value = _measured_number(frame.iat[0, 0])
+                               f"{'at least ' if rows == 2 else ''}{rows} row(s) x {columns} column(s)")
+    value = _measured_number(answer.rows[0][0], answer.types[0])
     if isinstance(value, str):
         # The value itself is never kept: a rule over personal data could return the data.
         return result("error", f"a sql rule must return a number; it returned {value}")
@@ -139,12 +142,21 @@ def _sql_result(box, spec: CheckSpec, sql: str, load_errors: dict[str, str], nee
     return result(spec.failing_status, reason, value)
 
 
-def _measured_number(value: Any) -> int | float | str:
-    """The rule's value as an int or float, or (as a str) what kind of value it was instead."""
+_TYPE_WORDS = {"BLOB": "bytes", "VARCHAR": "text"}
+
+
+def _measured_number(value: Any, duck_type: str | None = None) -> int | float | str:
+    """The rule's value as an int or float, or (as a str) what kind of value it was instead.
+    `duck_type`: the DuckDB type of a value the sandbox process sent as text (a DECIMAL)."""
     import decimal
     import math
 
     value = value.item() if hasattr(value, "item") and not isinstance(value, str) else value
+    if duck_type is not None and isinstance(value, str) and duck_type.upper() != "VARCHAR":
+        if duck_type.upper().startswith("DECIMAL"):
+            value = decimal.Decimal(value)
+        else:  # sent as text because JSON has no such value
+            return f"a value of type {_TYPE_WORDS.get(duck_type.upper(), duck_type.lower())} (its content is not stored)"
     if isinstance(value, bool):
         return int(value)
     if isinstance(value, int):
@@ -153,7 +165,7 @@ def _measured_number(value: Any) -> int | float | str:
         return "NULL" if math.isnan(value) else value
     if isinstance(value, decimal.Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
-    if value is None or value is pd.NA or value is pd.NaT:
+    if is_null(value):
         return "NULL"
     kind = {str: "text", bytes: "bytes"}.get(type(value), type(value).__name__)
     return f"a value of type {kind} (its content is not stored)"

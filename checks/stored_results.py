@@ -5,13 +5,16 @@ run history and the newest runs. Worst first everywhere, in catalog.status's ord
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import duckdb
-import pandas as pd
 
 from catalog import queries
 from catalog.status import severity_sql
 from checks.result import SEVERITY
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 _STATUS_ORDER = f"{severity_sql()} DESC"  # worst first (catalog.status)
 

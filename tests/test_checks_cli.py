@@ -93,7 +93,9 @@ def test_checks_cli_engine_fault_is_exit_2_without_traceback(tmp_path, monkeypat
     def broken(*args, **kwargs):
         raise RuntimeError("engine broke")
 
-    monkeypatch.setattr(cli.runner, "run_checks", broken)
+    from checks import runner  # cli imports the engine when it runs, not at import
+
+    monkeypatch.setattr(runner, "run_checks", broken)
     assert cli.main(["run", "--all", "--db", str(db)]) == 2
     assert "engine broke" in capsys.readouterr().err
 

@@ -43,9 +43,9 @@ def test_run_all_reads_what_the_per_contract_queries_read(tmp_path):
                     "FROM columns WHERE contract_id = ? AND dataset = ? ORDER BY position",
                     [item.contract_id, dataset]).df()
                 got = item.declared[dataset]
-                assert got["column_name"].tolist() == expected["column_name"].tolist(), \
+                assert [r["column_name"] for r in got] == expected["column_name"].tolist(), \
                     f"{item.contract_id}/{dataset}: declared columns by physical name, in contract order"
-                assert got["pii"].tolist() == expected["pii"].tolist(), "the PII flags follow their columns"
+                assert [r["pii"] for r in got] == expected["pii"].tolist(), "the PII flags follow their columns"
                 assert item.pii[dataset] == set(expected.loc[expected["pii"], "column_name"]), \
                     "the PII set names the physical columns declared PII"
 

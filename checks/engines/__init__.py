@@ -274,6 +274,13 @@ class _RuleBox:
     def query(self, sql: str, max_rows: int) -> pd.DataFrame:
         return self.engine.rule_query(sql, max_rows=max_rows, allowed_tables=self.names)
 
+    def query_rows(self, sql: str, max_rows: int):
+        from checks.sandbox_process import SandboxRows
+
+        frame = self.query(sql, max_rows=max_rows)
+        return SandboxRows([str(c) for c in frame.columns], [None] * len(frame.columns),
+                           [list(row) for row in frame.itertuples(index=False, name=None)])
+
 
 def check_rule(sql: str, *, engine: Engine, allowed_tables: set[str],
                refused_functions: tuple[str, ...]) -> None:
