@@ -17,14 +17,17 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import duckdb
 import numpy as np
 
-from catalog.ingest import IngestReport, ingest_paths
-from catalog.odcs import slug
+from catalog.ingest_report import IngestReport
+from catalog.slugs import slug
 from sample_data import contracts, vocab
 from sample_data.contracts import Column, Dataset, Product
+
+if TYPE_CHECKING:  # writer processes import this module: they need neither DuckDB nor ingest
+    import duckdb
 
 SEED = 7_331
 TS = "TIMESTAMP"  # UTC, without zone: fetching TIMESTAMPTZ into Python needs pytz
@@ -344,6 +347,8 @@ def seed_synthetic(con: duckdb.DuckDBPyConnection, out: Path, n: int,
     else:
         files = written()
     ready = time.perf_counter()
+    from catalog.ingest import ingest_paths
+
     report = ingest_paths(con, files, bulk=True)
     done = time.perf_counter()
     n_columns = con.execute("SELECT count(*) FROM columns WHERE contract_id IN (SELECT unnest(?::TEXT[]))",
