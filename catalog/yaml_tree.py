@@ -9,6 +9,9 @@ here cut the second part and a little of the first:
   depth, which this builder checks while it builds (one walk instead of two, and no memo of
   built nodes). It makes exactly what safe_yaml._build makes, and leaves every other document
   (explicit tags, merge keys, non-scalar keys, too deep) to safe_yaml's checked path.
+- `build_from_events`: the same value for an anchor-free document, built from libyaml's
+  event stream without composing node objects first (safe_yaml.load tries it first; what it
+  does not build, errors included, goes the composing path).
 - `MemoisedScalarTags`: the implicit tag of a plain scalar depends only on its text (the
   loaders here have no path resolvers), and contract files repeat the same keys and values
   hundreds of times, so each text is resolved once per process.
