@@ -144,3 +144,26 @@ def test_every_new_revision_comes_with_its_parsed_document(tmp_path, bulk):
         assert document is not None, f"no parsed document for {raw_yaml[:80]!r}"
         assert json.loads(document) == odcs.load_yaml(raw_yaml), "the document is the stored text's"
     assert extra == 0, "the rejected and the unchanged files leave no document behind"
+
+
+def test_a_bulk_load_gives_back_the_checkpoint_threshold(tmp_path, monkeypatch):
+    """A bulk load raises DuckDB's checkpoint threshold while it writes (one checkpoint instead
+    of one every few batches) and sets it back afterwards, whatever the outcome."""
+    from catalog import ingest_pool
+
+    monkeypatch.setattr(ingest_pool, "POOL_MIN_FILES", 1)
+    seen = []
+    real = ingest.store_contracts
+
+    def watching(con, *args, **kwargs):
+        seen.append(con.execute("SELECT current_setting('checkpoint_threshold')").fetchone()[0])
+        return real(con, *args, **kwargs)
+
+    monkeypatch.setattr(ingest, "store_contracts", watching)
+    with store.connect(tmp_path / "m.duckdb") as con:
+        before = con.execute("SELECT current_setting('checkpoint_threshold')").fetchone()[0]
+        report = ingest_paths(con, [_folder(tmp_path, n_synthetic=4)], bulk=True, workers=0)
+        after = con.execute("SELECT current_setting('checkpoint_threshold')").fetchone()[0]
+    assert report.accepted, "the folder's contracts are stored"
+    assert any(s != before for s in seen), f"the threshold is raised while the batches are written: {seen}"
+    assert after == before, f"the threshold is given back: {before} -> {after}"
