@@ -3,7 +3,7 @@
 A rejected file writes nothing; an identical re-ingest is a no-op; a changed contract with
 the same id becomes a new revision (older revisions are kept with their raw text).
 
-Just over ~400 lines: it is the one path from a file to stored rows (read, check, parse,
+About 450 lines: it is the one path from a file to stored rows (read, check, parse,
 store, one outcome per file); what stands alone lives beside it (catalog.ingest_batch,
 catalog.ingest_pool, catalog.ingest_report, catalog.contract_rows).
 """
