@@ -18,7 +18,8 @@ Contracts: `--contracts` synthetic contracts (sample_data.synthetic) written, th
 with `ingest_paths(bulk=True)` as `seed --products N` does (batched, with worker processes
 when there are >= 1,000 files), the same without workers, and the first
 `--baseline-contracts` of them one transaction per file (BATCH_FILES = 1), same run; then
-the CPU of each store-free step per contract, in this process. Goal (issue 15):
+the CPU of each store-free step per contract, in this process, and what writing each new
+revision's parsed document (contract_documents, read by `checks run`) costs. Goal (issue 15):
 `seed --products 10000` in < 60 s. Wall and CPU seconds are both printed: on a shared,
 loaded machine the CPU time is the steadier figure.
 """
@@ -130,15 +131,16 @@ def _cpu_with_children() -> float:
 
 def _stages(files: list[Path]) -> dict[str, float]:
     """CPU ms per contract of each store-free step of ingest, in this process, on `files`."""
-    from catalog import odcs
+    from catalog import contract_rows, odcs
 
-    texts, docs, checked = [], [], []
+    texts, docs, checked, models = [], [], [], []
     steps = {
         "read": lambda f: texts.append(ingest.read_text(f)),
         "load YAML": lambda i: docs.append(odcs.load_yaml(texts[i])),
         "validate": lambda i: checked.append(odcs.validate(docs[i])),
-        "parse (model)": lambda i: ingest.parse_checked(
-            ingest.CheckedContract(str(files[i]), texts[i], docs[i], checked[i])),
+        "parse (model)": lambda i: models.append(odcs.parse(docs[i])),
+        "rows": lambda i: contract_rows.contract_rows(models[i], *odcs.product_identity(models[i])),
+        "document JSON": lambda i: contract_rows.document_json(docs[i]),
     }
     spent = {}
     for name, step in steps.items():
@@ -175,6 +177,28 @@ def bench_contracts(folder: Path, n: int, baseline_n: int) -> None:
     print(f"  CPU per contract, parent alone: write YAML {write_cpu / n * 1000:.2f} | "
           + " | ".join(f"{k} {v:.2f}" for k, v in stages.items())
           + f" | store + search index + audit (the rest) {alone_cpu - sum(stages.values()):.2f} ms")
+    print(f"  contract_documents at ingest: document JSON {stages['document JSON']:.2f} ms CPU (in the workers) + "
+          f"storing it {_documents_insert_ms(folder, files[:min(n, 2_000)]):.2f} ms CPU (parent) per contract")
+
+
+def _documents_insert_ms(folder: Path, files: list[Path]) -> float:
+    """CPU ms per contract of inserting contract_documents rows as the batch writer does
+    (500 a transaction, into a fresh store), measured apart from the rest of the batch."""
+    import hashlib
+    from datetime import datetime
+
+    from catalog import contract_rows, odcs
+
+    texts = [ingest.read_text(f) for f in files]
+    rows = [[hashlib.sha256(t.encode()).hexdigest(), contract_rows.document_json(odcs.load_yaml(t)),
+             datetime(2026, 12, 1)] for t in texts]
+    with store.connect(folder / "documents.duckdb") as con:
+        started = time.process_time()
+        for i in range(0, len(rows), ingest.BATCH_FILES):
+            with store.transaction(con):
+                store.insert_rows(con, "contract_documents", rows[i:i + ingest.BATCH_FILES],
+                                  tail="ON CONFLICT DO NOTHING")
+        return (time.process_time() - started) / len(rows) * 1000
     print(f"  baseline (issue 15) {BASELINE_MS_PER_CONTRACT} ms/contract; goal: 10k in < 60 s = < 6 ms/contract all in")
 
 

@@ -25,14 +25,51 @@ class CheckedContract:
 
 @dataclass
 class PreparedContract:
-    """A contract file read, validated and parsed, not yet written (see store_contracts)."""
+    """A contract file read, validated and parsed, not yet written (see store_contracts):
+    everything the batch writer needs as plain values (its rows per table included), so a
+    bulk ingest's worker process prepares it whole and the parent only writes. The parsed
+    model itself does not travel between processes (it pickles ~5x dearer than the plain
+    document); `contract` parses it again from the document when a caller needs it (the
+    per-file path)."""
     source: str
     text: str
-    contract: Any
     validation: odcs.Validation
     product_id: str
     product_name: str
     content_hash: str
+    contract_id: str
+    version: str | None
+    name: str | None
+    status: str | None
+    # contract_rows(...) with the times left None: the writer sets them (one time per batch)
+    rows: dict[str, list[list]]
+    # the document as contract_documents keeps it (see document_json); None when it has no
+    # exact JSON form, and then `document` is kept instead
+    document_json: str | None
+    document: Any = None
+    model: Any = None
+
+    @property
+    def contract(self):
+        if self.model is None:
+            self.model = odcs.parse(self.document if self.document_json is None else json.loads(self.document_json))
+        return self.model
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["model"] = None  # parsed again on the other side when needed
+        return state
+
+
+def document_json(document: Any) -> str | None:
+    """The document as JSON text when reading that text back gives the very same document
+    (what contract_documents keeps, so a check run reads it instead of parsing the YAML
+    again); None otherwise (e.g. an integer key would come back as a string)."""
+    try:
+        text = json.dumps(document, allow_nan=False)
+    except (TypeError, ValueError):
+        return None
+    return text if json.loads(text) == document else None
 
 
 def _older_version_warning(contract_id: str, new_version: str | None, latest_version: str | None,
@@ -45,15 +82,21 @@ def _older_version_warning(contract_id: str, new_version: str | None, latest_ver
             "re-ingest the newer file if this was not meant"]
 
 
-def _write_contract_details(con, contract, product_id: str, product_name: str, now: datetime) -> None:
-    cid = contract.id
+def _write_contract_details(con, contract_id: str, rows: dict[str, list[list]], now: datetime) -> None:
+    """One contract's rows (PreparedContract.rows), replacing its earlier details."""
     for table in ("owners", "servers", "datasets", "columns", "slos", "contract_properties"):
-        con.execute(f"DELETE FROM {table} WHERE contract_id = ?", [cid])  # noqa: S608 - fixed names
-    rows = contract_rows(contract, product_id, product_name, now)
+        con.execute(f"DELETE FROM {table} WHERE contract_id = ?", [contract_id])  # noqa: S608 - fixed names
     con.execute("INSERT INTO domains VALUES (?, ?, NULL) ON CONFLICT DO NOTHING", rows["domains"][0])
-    con.execute(PRODUCT_UPSERT.format(values="VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"), rows["products"][0])
+    con.execute(PRODUCT_UPSERT.format(values="VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"), product_row(rows, now))
     for table in DETAIL_TABLES:
         _insert_rows(con, table, rows[table])
+
+
+def product_row(rows: dict[str, list[list]], now: datetime) -> list:
+    """The contract's products row (a copy) with its created/updated times set."""
+    row = list(rows["products"][0])
+    row[9] = row[10] = now
+    return row
 
 
 DETAIL_TABLES = ("owners", "servers", "datasets", "columns", "contract_properties", "slos")
@@ -67,8 +110,9 @@ PRODUCT_UPSERT = """INSERT INTO products {values}
              updated_at = excluded.updated_at"""
 
 
-def contract_rows(contract, product_id: str, product_name: str, now: datetime) -> dict[str, list[list]]:
-    """The rows one contract revision writes, per table (domains and products: one row each)."""
+def contract_rows(contract, product_id: str, product_name: str, now: datetime | None = None) -> dict[str, list[list]]:
+    """The rows one contract revision writes, per table (domains and products: one row each;
+    the product's times are `now`, see product_row)."""
     cid = contract.id
     domain_id = odcs.slug(contract.domain) if contract.domain else "unassigned"
     desc = contract.description

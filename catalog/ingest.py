@@ -3,15 +3,16 @@
 A rejected file writes nothing; an identical re-ingest is a no-op; a changed contract with
 the same id becomes a new revision (older revisions are kept with their raw text).
 
-Just over ~400 lines: it is the one path from a file to stored rows (read, check, parse,
+About 450 lines: it is the one path from a file to stored rows (read, check, parse,
 store, one outcome per file); what stands alone lives beside it (catalog.ingest_batch,
 catalog.ingest_pool, catalog.ingest_report, catalog.contract_rows).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -27,7 +28,8 @@ from catalog.contract_rows import (
     _first_schema_description,
     _older_version_warning,
     _write_contract_details,
-    contract_rows,  # noqa: F401
+    contract_rows,
+    document_json,
 )
 from catalog.ingest_report import Accepted, IngestReport, Rejected, Warning_  # noqa: F401 - the report is part of ingest's API
 from catalog.store import transaction
@@ -73,11 +75,13 @@ def ingest_paths(con: duckdb.DuckDBPyConnection, paths: Iterable[str | Path], *,
     accepted contracts are batched: up to BATCH_FILES contracts share one transaction, and
     the search index is refreshed once per batch. Should a batch fail to write, it is rolled
     back and its files stored one transaction each, so one bad write costs only its file.
+    With each new revision its parsed document goes in (contract_documents), so a check run
+    does not parse it again.
 
     `bulk`: for loads of thousands of contracts, rebuild the search index once at the end
     instead of per batch; until then the new products are not searchable. A bulk load of at
-    least ingest_pool.POOL_MIN_FILES contract files is also read, loaded and validated in
-    `workers` processes (default: one per core; 0 or 1: none) while this one writes."""
+    least ingest_pool.POOL_MIN_FILES contract files is also read, loaded, validated and parsed
+    in `workers` processes (default: one per core; 0 or 1: none) while this one writes."""
     from catalog import ingest_pool
 
     user = _acting(user, actor)
@@ -92,12 +96,13 @@ def ingest_paths(con: duckdb.DuckDBPyConnection, paths: Iterable[str | Path], *,
             report.warnings += _same_id_in_batch(one, stored_in_batch)
         queue.clear()
 
-    with ingest_pool.checked_in_workers(files, check=check_contract_file, suffixes=CONTRACT_SUFFIXES,
-                                        workers=workers if bulk else 0) as checked_by_worker:
+    with _checkpoint_once(con, large=bulk and len(files) >= ingest_pool.POOL_MIN_FILES), \
+            ingest_pool.checked_in_workers(files, check=prepare_contract_file, suffixes=CONTRACT_SUFFIXES,
+                                           workers=workers if bulk else 0) as prepared_by_worker:
         for path in files:
-            checked = checked_by_worker(path)
-            prepared = (prepare_file(con, path, user=user, index=not bulk) if checked is None
-                        else _parsed(checked))
+            prepared = prepared_by_worker(path)
+            if prepared is None:
+                prepared = prepare_file(con, path, user=user, index=not bulk)
             if isinstance(prepared, PreparedContract):
                 queue.append(prepared)
                 if len(queue) >= BATCH_FILES:
@@ -113,16 +118,29 @@ def ingest_paths(con: duckdb.DuckDBPyConnection, paths: Iterable[str | Path], *,
     return report
 
 
-def _parsed(checked: IngestReport | CheckedContract) -> IngestReport | PreparedContract:
-    """A worker's outcome, parsed here (the model is not sent between processes)."""
-    if isinstance(checked, IngestReport):
-        return checked
+# A bulk load of thousands of contracts writes more than DuckDB's checkpoint threshold (16 MiB
+# of WAL) every two or three batches, and each checkpoint rewrites the growing tables'
+# indexes (contracts, products, contract_documents, audit_log keys). Raised for the load, the
+# store checkpoints once, when the load's connection use ends: parent CPU for 5,000 contracts
+# 8.9 -> 6.2 s (same run). The OpenLineage file ingest does the same for large files.
+BULK_CHECKPOINT_THRESHOLD = "1GiB"
+
+
+@contextlib.contextmanager
+def _checkpoint_once(con: duckdb.DuckDBPyConnection, *, large: bool) -> Iterator[None]:
+    before = None
+    if large:
+        try:
+            before = con.execute("SELECT current_setting('checkpoint_threshold')").fetchone()[0]
+            con.execute(f"SET checkpoint_threshold = '{BULK_CHECKPOINT_THRESHOLD}'")
+        except duckdb.Error:
+            before = None  # a connection that may not change it ingests as before
     try:
-        return parse_checked(checked)
-    except odcs.ContractError as exc:
-        return IngestReport(rejected=[Rejected(checked.source, str(exc))])
-    except Exception as exc:  # noqa: BLE001 - as prepare_file: a bug must not stop the batch
-        return _internal_error(checked.source, exc)
+        yield
+    finally:
+        if before is not None:
+            # DuckDB's own size text ('16.0 MiB'), read back above: never user input.
+            con.execute(f"SET checkpoint_threshold = '{before.replace(chr(39), '')}'")
 
 
 def _same_id_in_batch(one: IngestReport, stored_in_batch: dict[str, Accepted]) -> list[Warning_]:
@@ -215,16 +233,17 @@ def read_text(path: Path) -> str | IngestReport:
         return IngestReport(rejected=[Rejected(name, f"cannot read: {exc.strerror}")])
 
 
-def check_contract_file(path: Path) -> IngestReport | CheckedContract:
-    """A .yaml/.yml contract file read, loaded and validated, with no store at hand (what a
-    bulk ingest's worker processes do, see catalog.ingest_pool); its report when rejected.
-    Same steps and messages as `prepare_file` for such a file. Never raises for a bad file."""
+def prepare_contract_file(path: Path) -> IngestReport | PreparedContract:
+    """A .yaml/.yml contract file read, loaded, validated and parsed into its rows, with no
+    store at hand (what a bulk ingest's worker processes do, see catalog.ingest_pool); its
+    report when rejected. Same steps and messages as `prepare_file` for such a file. Never
+    raises for a bad file."""
     try:
         text = read_text(path)
         if isinstance(text, IngestReport):
             return text
         try:
-            return check_contract_text(text, source=str(path))
+            return prepare_contract_text(text, source=str(path))
         except odcs.ContractError as exc:
             return IngestReport(rejected=[Rejected(str(path), str(exc))])
     except Exception as exc:  # noqa: BLE001 - a bug must not stop the batch
@@ -300,21 +319,22 @@ def check_contract_text(text: str, *, source: str) -> CheckedContract:
 
 
 def parse_checked(checked: CheckedContract) -> PreparedContract:
-    """Parse a validated contract into the model; raise ContractError on fault."""
+    """Parse a validated contract into the model and its rows; raise ContractError on fault."""
     contract = odcs.parse(checked.document)
     product_id, product_name = odcs.product_identity(contract)
-    return PreparedContract(checked.source, checked.text, contract, checked.validation, product_id, product_name,
-                            hashlib.sha256(checked.text.encode()).hexdigest())
+    as_json = document_json(checked.document)
+    return PreparedContract(
+        checked.source, checked.text, checked.validation, product_id, product_name,
+        hashlib.sha256(checked.text.encode()).hexdigest(), contract.id, contract.version, contract.name,
+        contract.status, contract_rows(contract, product_id, product_name), as_json,
+        document=checked.document if as_json is None else None, model=contract)
 
 
 def _store_prepared(con, prepared: PreparedContract, *, user: access.User,
                     index: bool = True) -> tuple[Accepted, list[str]]:
     # Two sessions ingesting at once may race on a new domain, the search vocabulary or the
     # audit seq; the loser's transaction rolled back whole, so it is simply run again.
-    return audit.retry_write(con, lambda: _store_contract(
-        con, prepared.contract, prepared.validation, text=prepared.text, source=prepared.source, user=user,
-        product_id=prepared.product_id, product_name=prepared.product_name,
-        content_hash=prepared.content_hash, index=index))
+    return audit.retry_write(con, lambda: _store_contract(con, prepared, user=user, index=index))
 
 
 def store_contracts(con: duckdb.DuckDBPyConnection, prepared: list[PreparedContract], *,
@@ -350,9 +370,10 @@ def store_contracts(con: duckdb.DuckDBPyConnection, prepared: list[PreparedContr
     return [reports[i] for i in range(len(prepared))]
 
 
-def _store_contract(con, contract, validation, *, text: str, source: str, user: access.User,
-                    product_id: str, product_name: str, content_hash: str,
+def _store_contract(con, prepared: PreparedContract, *, user: access.User,
                     index: bool = True) -> tuple[Accepted, list[str]]:
+    contract, validation, text, source = prepared.contract, prepared.validation, prepared.text, prepared.source
+    product_id, content_hash = prepared.product_id, prepared.content_hash
     now = datetime.now(UTC).replace(tzinfo=None)
     with transaction(con):
         latest = con.execute(
@@ -368,7 +389,10 @@ def _store_contract(con, contract, validation, *, text: str, source: str, user: 
             [contract.id, revision, contract.version, product_id, contract.name,
              validation.api_version, validation.validated_against, contract.status, text,
              content_hash, source, now, user.email])
-        _write_contract_details(con, contract, product_id, product_name, now)
+        _write_contract_details(con, contract.id, prepared.rows, now)
+        if prepared.document_json is not None:
+            con.execute("INSERT INTO contract_documents VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                        [content_hash, prepared.document_json, now])
         if index:
             search.reindex(con, sorted({product_id} | ({latest[2]} if latest else set())))
         audit.record(con, actor=user, action="ingest", target=f"contract:{contract.id}",

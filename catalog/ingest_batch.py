@@ -25,7 +25,7 @@ from catalog.contract_rows import (
     PRODUCT_UPSERT,
     PreparedContract,
     _older_version_warning,
-    contract_rows,
+    product_row,
 )
 from catalog.ingest_report import Accepted
 from catalog.store import insert_rows, registered, transaction
@@ -39,7 +39,7 @@ def store_batch(con: duckdb.DuckDBPyConnection, prepared: list[PreparedContract]
     the positions left for per-file storing (in order). Raises, having written nothing, on
     any write error."""
     now = datetime.now(UTC).replace(tzinfo=None)
-    ids = sorted({item.contract.id for item in prepared})
+    ids = sorted({item.contract_id for item in prepared})
     products = sorted({item.product_id for item in prepared})
     with transaction(con):
         latest = {cid: (rev, digest, pid, version) for cid, rev, digest, pid, version in con.execute("""
@@ -58,7 +58,7 @@ def store_batch(con: duckdb.DuckDBPyConnection, prepared: list[PreparedContract]
         newest: dict[str, PreparedContract] = {}  # contract id -> its last new revision in the batch
         audit_entries: list[tuple[str, dict | None, dict]] = []
         for position, item in enumerate(prepared):
-            cid, pid = item.contract.id, item.product_id
+            cid, pid = item.contract_id, item.product_id
             before = latest.get(cid)
             if (cid in deferred_ids or pid in deferred_products or claimed.get(pid, set()) - {cid}
                     or (before is not None and before[2] != pid)):
@@ -67,20 +67,20 @@ def store_batch(con: duckdb.DuckDBPyConnection, prepared: list[PreparedContract]
                 deferred_products.add(pid)
                 continue
             if before is not None and before[1] == item.content_hash:
-                outcomes[position] = (Accepted(item.source, cid, item.contract.version, unchanged=True),
+                outcomes[position] = (Accepted(item.source, cid, item.version, unchanged=True),
                                       item.validation.warnings)
                 continue
             revision = before[0] + 1 if before else 1
             revisions.append((item, revision))
             newest[cid] = item
             claimed.setdefault(pid, set()).add(cid)
-            latest[cid] = (revision, item.content_hash, pid, item.contract.version)
+            latest[cid] = (revision, item.content_hash, pid, item.version)
             audit_entries.append((f"contract:{cid}",
                                   {"revision": before[0], "content_hash": before[1]} if before else None,
-                                  {"revision": revision, "version": item.contract.version, "product": pid,
+                                  {"revision": revision, "version": item.version, "product": pid,
                                    "content_hash": item.content_hash, "file": item.source}))
-            older = _older_version_warning(cid, item.contract.version, before[3], before[0]) if before else []
-            outcomes[position] = (Accepted(item.source, cid, item.contract.version),
+            older = _older_version_warning(cid, item.version, before[3], before[0]) if before else []
+            outcomes[position] = (Accepted(item.source, cid, item.version),
                                   item.validation.warnings + older)
         if revisions:
             _write(con, revisions, newest, user=user, now=now)
@@ -92,23 +92,27 @@ def store_batch(con: duckdb.DuckDBPyConnection, prepared: list[PreparedContract]
 
 def _write(con, revisions: list[tuple[PreparedContract, int]], newest: dict[str, PreparedContract], *,
            user: access.User, now: datetime) -> None:
-    """The contracts rows of every new revision; the details of each contract's newest one."""
+    """The contracts rows of every new revision and their parsed documents (contract_documents,
+    so a check run need not parse them); the details of each contract's newest one."""
     insert_rows(con, "contracts", [
-        [item.contract.id, revision, item.contract.version, item.product_id, item.contract.name,
-         item.validation.api_version, item.validation.validated_against, item.contract.status, item.text,
+        [item.contract_id, revision, item.version, item.product_id, item.name,
+         item.validation.api_version, item.validation.validated_against, item.status, item.text,
          item.content_hash, item.source, now, user.email] for item, revision in revisions])
+    documents = {item.content_hash: [item.content_hash, item.document_json, now]
+                 for item, _ in revisions if item.document_json is not None}
+    insert_rows(con, "contract_documents", list(documents.values()), tail="ON CONFLICT DO NOTHING")
     domains: dict[str, list] = {}
     products: dict[str, list] = {}
     details: dict[str, list[list]] = {table: [] for table in DETAIL_TABLES}
     for item, _ in revisions:
-        rows = contract_rows(item.contract, item.product_id, item.product_name, now)
+        rows = item.rows
         domains.setdefault(rows["domains"][0][0], rows["domains"][0])
-        product = rows["products"][0]
+        product = product_row(rows, now)
         earlier = products.get(item.product_id)
         if earlier is not None and product[2] == "unassigned":  # as the upsert: a known domain stays
             product[2] = earlier[2]
         products[item.product_id] = product
-        if newest[item.contract.id] is item:
+        if newest[item.contract_id] is item:
             for table in DETAIL_TABLES:
                 details[table] += rows[table]
     changed = sorted(newest)
@@ -120,5 +124,3 @@ def _write(con, revisions: list[tuple[PreparedContract, int]], newest: dict[str,
         con.execute(PRODUCT_UPSERT.format(values=f"SELECT * FROM {name}"))
     for table in DETAIL_TABLES:
         insert_rows(con, table, details[table])
-
-

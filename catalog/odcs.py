@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import functools
 import json
-import re
-import unicodedata
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -22,6 +20,7 @@ from pydantic import ValidationError
 from catalog import safe_yaml
 from catalog.masking import is_pii
 from catalog.settings import odcs_schema_dirs
+from catalog.slugs import slug  # noqa: F401 - odcs.slug: how contract names become ids
 
 SUPPORTED_VERSIONS = ("v3.0.0", "v3.0.1", "v3.0.2", "v3.1.0", "v3.2.0")
 # The official file names per version; v3.2.0 is also bundled with the ODCS package.
@@ -301,13 +300,6 @@ def parse(document: dict) -> OpenDataContractStandard:
 
 
 # --- normalisation into catalog rows ---------------------------------------------------------
-
-def slug(text: str) -> str:
-    """Lower-case words joined by '-'. Letters of every script are kept: an ASCII-only slug
-    turned every non-Latin name into 'unnamed', merging unrelated products into one."""
-    value = re.sub(r"[\W_]+", "-", unicodedata.normalize("NFC", text).lower()).strip("-")
-    return value or "unnamed"
-
 
 def _text(value: Any) -> str | None:
     return None if value is None else str(value)

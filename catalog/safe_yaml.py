@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from catalog.yaml_tree import MemoisedScalarTags, NotBuilt, build_unshared
+from catalog.yaml_tree import MemoisedScalarTags, NotBuilt, build_from_events, build_unshared
 
 
 class YamlRefused(ValueError):
@@ -104,6 +104,10 @@ def load(text: str) -> Any:
     small = sum(text.count(c) for c in "[{-:?") <= SAFE_COMPOSE_INDICATORS
     if not small:
         _checked_events(text)
+    if small and "&" not in text:  # no anchor, so no alias: see catalog.yaml_tree
+        built = _built_from_events(text)
+        if built is not _UNBUILT:
+            return built
     loader = StringDatesLoader(text)
     try:
         try:
@@ -126,6 +130,22 @@ def load(text: str) -> Any:
             return _build(loader, node, {})
         except _NotPlain:
             return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+_UNBUILT = object()
+
+
+def _built_from_events(text: str) -> Any:
+    """The document built from the parser's events (yaml_tree.build_from_events), or _UNBUILT:
+    then the composing path builds it or raises, in the very words it always did (any
+    exception here, a parser error included, only sends the text down that path)."""
+    loader = StringDatesLoader(text)
+    try:
+        return build_from_events(loader, MAX_YAML_DEPTH)
+    except Exception:  # noqa: BLE001 - see above: the composing path decides
+        return _UNBUILT
     finally:
         loader.dispose()
 

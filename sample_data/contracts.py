@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from catalog.odcs import slug
+from catalog.slugs import slug
 from sample_data import vocab, yaml_emit
 
 API_VERSION = "v3.1.0"

@@ -17,6 +17,7 @@ rewritten against the current hour. Nothing is deleted, so a DB the app holds op
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import time
@@ -58,8 +59,11 @@ def seed(db_path: str | Path, *, extra_products: int = 0, out_dir: str | Path | 
     anchor = current_hour()
 
     # The rows do not depend on the contracts: build and write them while the contracts are
-    # validated and ingested (numpy, Arrow and Parquet release the GIL for their work).
-    with ThreadPoolExecutor(max_workers=1) as pool:
+    # validated and ingested (numpy, Arrow and Parquet release the GIL for their work). The
+    # synthetic contracts (`extra_products`) are written meanwhile by other processes.
+    with ThreadPoolExecutor(max_workers=1) as pool, \
+            (synthetic.writing(out / "synthetic" / "contracts", extra_products) if extra_products
+             else contextlib.nullcontext()) as synthetic_written:
         rows = pool.submit(build_and_write_rows, out / "data", anchor)
         history_file = write_contract(out / "contract-history", scenario.RECOMMENDATIONS_V1,
                                       suffix=f"-{scenario.RECOMMENDATIONS_V1.version}")
@@ -75,7 +79,8 @@ def seed(db_path: str | Path, *, extra_products: int = 0, out_dir: str | Path | 
             lineage_note += postgres_demo.seed_if_configured(con, out, tables)
             synthetic_note = ""
             if extra_products:
-                report, synthetic_note = synthetic.seed_synthetic(con, out / "synthetic", extra_products)
+                report, synthetic_note = synthetic.seed_synthetic(con, out / "synthetic", extra_products,
+                                                                  synthetic_written)
                 _require_clean(report, "synthetic contracts")
             revisions = _count_revisions(con, [p.contract_id for p in scenario.PRODUCTS_OF_SCENARIO])
             history_revisions = _count_revisions(con, [scenario.RECOMMENDATIONS_V1.contract_id])

@@ -26,6 +26,7 @@ COMPARED = {
     "slos": "SELECT * FROM slos",
     "contract_properties": "SELECT * FROM contract_properties",
     "search_terms": "SELECT * FROM search_terms",
+    "contract_documents": "SELECT yaml_sha256, document FROM contract_documents",
     "audit": "SELECT actor, action, target, before, after FROM audit_log",
 }
 
@@ -113,9 +114,56 @@ def test_a_batch_that_cannot_be_written_writes_nothing(tmp_path, monkeypatch):
     monkeypatch.setenv(audit.KEY_ENV, "another-key-" * 3)  # every audit append now fails
     with store.connect(db) as con:
         before = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]  # noqa: S608
-                  for t in ("contracts", "products", "columns", "audit_log", "search_terms")}
+                  for t in ("contracts", "products", "columns", "audit_log", "search_terms", "contract_documents")}
         report = ingest_paths(con, [folder])
         after = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in before}  # noqa: S608
     assert not [a for a in report.accepted if not a.unchanged], "nothing can be accepted without its audit row"
     assert len(report.rejected) >= 6, f"every new contract is rejected: {report.rejected}"
     assert before == after, f"a failed batch wrote rows (before, after): {before} {after}"
+
+
+@pytest.mark.parametrize("bulk", [False, True])
+def test_every_new_revision_comes_with_its_parsed_document(tmp_path, bulk):
+    """A check run reads contract_documents instead of parsing the YAML: ingest writes the row
+    of each new revision, keyed as the run looks it up (the SHA-256 of the stored text)."""
+    import json
+
+    from catalog import odcs
+
+    folder = _folder(tmp_path)
+    with store.connect(tmp_path / "m.duckdb") as con:
+        ingest_paths(con, [folder], bulk=bulk)
+        stored = con.execute("""SELECT c.raw_yaml, c.content_hash = sha256(c.raw_yaml), d.document
+                                FROM contracts c LEFT JOIN contract_documents d ON d.yaml_sha256 = sha256(c.raw_yaml)
+                                """).fetchall()
+        extra = con.execute("SELECT count(*) FROM contract_documents WHERE yaml_sha256 NOT IN "
+                            "(SELECT content_hash FROM contracts)").fetchone()[0]
+    assert len(stored) == 15, f"12 synthetic contracts, customer profiles, orders v1 and v2: {len(stored)}"
+    for raw_yaml, same_key, document in stored:
+        assert same_key, "the content hash is the SHA-256 the run looks documents up by"
+        assert document is not None, f"no parsed document for {raw_yaml[:80]!r}"
+        assert json.loads(document) == odcs.load_yaml(raw_yaml), "the document is the stored text's"
+    assert extra == 0, "the rejected and the unchanged files leave no document behind"
+
+
+def test_a_bulk_load_gives_back_the_checkpoint_threshold(tmp_path, monkeypatch):
+    """A bulk load raises DuckDB's checkpoint threshold while it writes (one checkpoint instead
+    of one every few batches) and sets it back afterwards, whatever the outcome."""
+    from catalog import ingest_pool
+
+    monkeypatch.setattr(ingest_pool, "POOL_MIN_FILES", 1)
+    seen = []
+    real = ingest.store_contracts
+
+    def watching(con, *args, **kwargs):
+        seen.append(con.execute("SELECT current_setting('checkpoint_threshold')").fetchone()[0])
+        return real(con, *args, **kwargs)
+
+    monkeypatch.setattr(ingest, "store_contracts", watching)
+    with store.connect(tmp_path / "m.duckdb") as con:
+        before = con.execute("SELECT current_setting('checkpoint_threshold')").fetchone()[0]
+        report = ingest_paths(con, [_folder(tmp_path, n_synthetic=4)], bulk=True, workers=0)
+        after = con.execute("SELECT current_setting('checkpoint_threshold')").fetchone()[0]
+    assert report.accepted, "the folder's contracts are stored"
+    assert any(s != before for s in seen), f"the threshold is raised while the batches are written: {seen}"
+    assert after == before, f"the threshold is given back: {before} -> {after}"

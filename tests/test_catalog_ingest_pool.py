@@ -55,6 +55,7 @@ def _stored(con) -> dict:
         "columns": con.execute("SELECT count(*), count(DISTINCT contract_id) FROM columns").fetchone(),
         "audit": con.execute("SELECT action, target FROM audit_log WHERE action = 'ingest' ORDER BY seq").fetchall(),
         "search": con.execute("SELECT count(*), sum(tf) FROM search_terms").fetchone(),
+        "documents": con.execute("SELECT yaml_sha256, document FROM contract_documents ORDER BY ALL").fetchall(),
     }
 
 
@@ -94,9 +95,9 @@ def test_worker_count_follows_the_environment(monkeypatch, raw, expected):
 
 def checked_with_pid(path: Path):
     """The worker's check, with the process it ran in (module level: sent by reference)."""
-    from catalog.ingest import check_contract_file
+    from catalog.ingest import prepare_contract_file
 
-    return os.getpid(), check_contract_file(path)
+    return os.getpid(), prepare_contract_file(path)
 
 
 def test_the_pooled_files_are_checked_in_other_processes(tmp_path, monkeypatch):
@@ -112,21 +113,21 @@ def test_the_pooled_files_are_checked_in_other_processes(tmp_path, monkeypatch):
     assert all(o is not None for o in outcomes), "every .yaml/.yml file is checked by a worker"
     assert os.getpid() not in {pid for pid, _ in outcomes}, \
         f"the parent must not check the pooled files itself (pool fell back: {ingest_pool.last_fallback})"
-    assert sum(isinstance(o, ingest.CheckedContract) for _, o in outcomes) == 16, \
-        "the workers' outcomes: the 16 loadable, valid documents come back checked"
+    assert sum(isinstance(o, ingest.PreparedContract) for _, o in outcomes) == 16, \
+        "the workers' outcomes: the 16 loadable, valid documents come back prepared"
 
 
 def test_official_fixtures_have_the_same_outcome_through_the_workers(shared_fixtures, monkeypatch):
     """The 18 official examples (3 with the warning naming v3.1.0) and 28 negative tests,
-    checked by workers and parsed by the parent, as `ingest_paths` does in a bulk load."""
+    prepared by workers, as `ingest_paths` does in a bulk load, and by the parent alone."""
     from catalog import ingest
 
     files = sorted(p for p in (shared_fixtures / "odcs").iterdir() if p.is_file())
     monkeypatch.setattr(ingest_pool, "POOL_MIN_FILES", 1)
-    with ingest_pool.checked_in_workers(files, check=ingest.check_contract_file, suffixes=ingest.CONTRACT_SUFFIXES,
-                                        workers=2) as take:
-        pooled = [ingest._parsed(take(f)) for f in files]
-    alone = [ingest._parsed(ingest.check_contract_file(f)) for f in files]
+    with ingest_pool.checked_in_workers(files, check=ingest.prepare_contract_file,
+                                        suffixes=ingest.CONTRACT_SUFFIXES, workers=2) as take:
+        pooled = [take(f) for f in files]
+    alone = [ingest.prepare_contract_file(f) for f in files]
 
     def summary(outcomes):
         prepared = [o for o in outcomes if isinstance(o, ingest.PreparedContract)]
