@@ -407,6 +407,8 @@ def _scored(con, terms: list[_Term], rest: list[_Term], avgdl: float,
     else:
         if max(per_word.values()) == 1:  # one posting per product and word: plain sums
             matched, named, score = "count(*)", "count(*) FILTER (WHERE named)", "sum(s)"
+        elif len(per_word) == 1:  # one word, several terms: its best term (no FILTER per word)
+            matched, named, score = "1", "bool_or(named)::INT", "max(s)"
         else:  # per product and word: whether it matched, whether it named it, its best score
             used = sorted(per_word)
             matched = " + ".join(f"(count(*) FILTER (WHERE qi = {i}) > 0)::INT" for i in used)
