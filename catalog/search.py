@@ -292,9 +292,14 @@ def search(con: duckdb.DuckDBPyConnection, query: str = "", *, limit: int = 50,
     hits = None
     if first and limit > 0:
         rest = [t for t in scored_terms if t not in first]
-        hits = _scored(con, first, rest, avgdl, narrowed, narrow_params, limit)
-        if not (len(hits) >= limit and _above(hits.iloc[-1], _bound(rest))):
-            hits = None  # the candidates do not settle the ranking: score every posting
+        if len({t.qi for t in scored_terms}) == 1:  # one word: the candidates' own terms may do
+            hits = _scored(con, first, [], avgdl, narrowed, narrow_params, limit)
+            if not _settled_without_rest(hits, limit, _bound(rest)):
+                hits = None
+        if hits is None:
+            hits = _scored(con, first, rest, avgdl, narrowed, narrow_params, limit)
+            if not (len(hits) >= limit and _above(hits.iloc[-1], _bound(rest))):
+                hits = None  # the candidates do not settle the ranking: score every posting
     if hits is None:
         hits = _scored(con, scored_terms, [], avgdl, narrowed, narrow_params, limit)
     return hits.drop(columns=["_matched", "_named", "_score"])
@@ -369,6 +374,18 @@ def _above(row, bound: tuple[int, int, float]) -> bool:
     if key != (matched, named):
         return key > (matched, named)
     return float(row["_score"]) > score * (1 + 1e-9) + 1e-12
+
+
+def _settled_without_rest(hits: pd.DataFrame, limit: int, bound: tuple[int, int, float]) -> bool:
+    """For one word: whether the best `limit` candidates, scored by the candidate terms only,
+    are the answer. A product's key is then (1, whether a term it holds names it, its best
+    term's score): the other terms could raise a candidate's score to at most the bound's
+    and name it only where the bound names. So when the bound names nothing and every row
+    shown scores strictly above the bound's score, those rows keep their keys, and a product
+    below them (a candidate or not) stays below: at most the bound's score, or its own."""
+    _, named, score = bound
+    return (len(hits) >= limit and named == 0
+            and float(hits["_score"].min()) > score * (1 + 1e-9) + 1e-12)
 
 
 def _scored(con, terms: list[_Term], rest: list[_Term], avgdl: float,

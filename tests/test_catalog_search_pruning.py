@@ -152,3 +152,28 @@ def test_migration_0014_fills_an_existing_index(tmp_path, monkeypatch):
     with store.connect(path, read_only=True) as con:
         assert search.search(con, "lines", domain="Commerce")["product_id"].tolist() == ["order-lines"], \
             "a read-only search with a filter works on the migrated index"
+
+
+def test_one_word_settled_by_its_candidate_terms_ranks_like_the_full_ranking(catalog, monkeypatch):
+    """One word whose candidates are scored without the common terms' postings (both
+    outcomes of `_settled_without_rest` happen) ranks like scoring every posting."""
+    outcomes = []
+    settled = search._settled_without_rest
+
+    def recorded(*args):
+        outcomes.append(settled(*args))
+        return outcomes[-1]
+
+    one_word = [(q, f) for q, f in QUERIES if len(search.tokenize(q)) == 1] + [("hand", {}), ("ban", {})]
+    with store.connect(catalog, read_only=True) as con:
+        for limit in (1, 5, 20, 500):
+            for query, filters in one_word:
+                monkeypatch.setattr(search, "PRUNE_FROM_POSTINGS", 10**12)
+                full = _ranked(con, query, filters, limit)
+                monkeypatch.setattr(search, "PRUNE_FROM_POSTINGS", 0)
+                monkeypatch.setattr(search, "_settled_without_rest", recorded)
+                pruned = _ranked(con, query, filters, limit)
+                monkeypatch.setattr(search, "_settled_without_rest", settled)
+                assert pruned == full, f"{query!r} {filters} limit {limit}: the candidates' terms changed the ranking"
+    assert True in outcomes, "no one-word query was settled by its candidate terms: that path went untested"
+    assert False in outcomes, "every one-word query was settled: the fallback to the other terms went untested"
