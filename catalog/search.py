@@ -9,7 +9,8 @@ edits (typos), with decreasing weight.
 A query runs in three steps.
 1. Each word is expanded against `search_vocab` (one row per known term) by filters DuckDB
    pushes into its scan: a prefix, or for typos a length window and a letter-set test (an
-   integer) before any edit distance is computed.
+   integer) before any edit distance is computed. The same statement compares the index's
+   freshness fingerprints and gives the number and average length of the documents.
 2. Per matched term one scan of its postings (zone maps: a full reindex writes
    `search_terms` ordered by term) gives its document frequency, whether any product names
    it and its best length-normalised frequency.
@@ -25,8 +26,10 @@ of the word with the fewest postings; with their postings of the other terms too
 outside the candidates holds only the other terms, so from step 2 its key (words matched,
 words named, score) is bounded above (`_bound`). When the `limit`-th candidate is strictly
 above that bound (the usual case: it matches more words, or a rarer term), the candidates'
-ranking is the ranking; otherwise every posting is scored, as without pruning. Results are
-the same either way (tests/test_catalog_search_pruning.py).
+ranking is the ranking; otherwise every posting is scored, as without pruning. For one word
+the candidates are first scored by their own terms only (a product's score is its best
+term's, `_settled_without_rest`). Results are the same either way
+(tests/test_catalog_search_pruning.py).
 
 At 100k products / 2M columns (9.4M postings) see bench/bench_search.py and its section of
 bench/README.md for what each part cost before.
