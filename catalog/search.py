@@ -413,16 +413,25 @@ def _scored(con, terms: list[_Term], rest: list[_Term], avgdl: float,
     ctes = [f"first AS {'MATERIALIZED ' if rest else ''}(SELECT * FROM ({first}) h WHERE {where})"]
     params += narrow_params
     hits = "SELECT * FROM first"
+    # Two words of one term each, candidates from one: at most one posting of the other per
+    # candidate, so a join replaces the semi-join, the union and the grouping (3-10 ms less
+    # at 100k). Two terms only: a + b sums as the grouping did.
+    pair = len(terms) == 1 and len(rest) == 1 and terms[0].qi != rest[0].qi
     if rest:
         more, more_params = scans(rest)
-        ctes.append(f"more AS (SELECT * FROM ({more}) h WHERE doc IN (SELECT doc FROM first))")
+        semi = "" if pair else "WHERE doc IN (SELECT doc FROM first)"
+        ctes.append(f"more AS (SELECT * FROM ({more}) h {semi})")
         params += more_params
         hits += " UNION ALL SELECT * FROM more"
     everything = terms + rest
     per_word = {t.qi: 0 for t in everything}
     for t in everything:
         per_word[t.qi] += 1
-    if len(everything) <= 1:  # one term: one posting per product, no grouping
+    if pair:
+        scored = ("SELECT f.doc, 1 + (m.doc IS NOT NULL)::INT AS matched, "
+                  "f.named::INT + coalesce(m.named, false)::INT AS named_terms, f.s + coalesce(m.s, 0) AS score "
+                  "FROM first f LEFT JOIN more m USING (doc)")
+    elif len(everything) <= 1:  # one term: one posting per product, no grouping
         scored = "SELECT doc, 1 AS matched, named::INT AS named_terms, s AS score FROM hits"
     else:
         if max(per_word.values()) == 1:  # one posting per product and word: plain sums

@@ -78,7 +78,7 @@ def _ranked(con, query, filters, limit):
 
 @pytest.mark.parametrize("limit", [1, 20, 500])
 def test_pruned_ranking_is_the_full_ranking(catalog, monkeypatch, limit):
-    certified, fell_back = 0, 0
+    certified, fell_back, paired = 0, 0, 0
     with store.connect(catalog, read_only=True) as con:
         for query, filters in QUERIES:
             monkeypatch.setattr(search, "PRUNE_FROM_POSTINGS", 10**12)  # score every posting
@@ -91,8 +91,10 @@ def test_pruned_ranking_is_the_full_ranking(catalog, monkeypatch, limit):
             if runs and runs[0].startswith("WITH first AS MATERIALIZED"):
                 certified += len(runs) == 1
                 fell_back += len(runs) == 2
+                paired += "LEFT JOIN more" in runs[0]
     if limit <= 20:
         assert certified >= 3, f"the candidates settled too few rankings ({certified}): pruning went untested"
+        assert paired >= 1, "no two-term query was scored by the join of its two terms: that path went untested"
     if limit >= 20:  # (more than the 300 products: the candidates can never fill it)
         assert fell_back >= 1, "no query fell back to scoring every posting: the fallback went untested"
 
