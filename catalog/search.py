@@ -9,7 +9,8 @@ edits (typos), with decreasing weight.
 A query runs in three steps.
 1. Each word is expanded against `search_vocab` (one row per known term) by filters DuckDB
    pushes into its scan: a prefix, or for typos a length window and a letter-set test (an
-   integer) before any edit distance is computed.
+   integer) before any edit distance is computed. The same statement compares the index's
+   freshness fingerprints and gives the number and average length of the documents.
 2. Per matched term one scan of its postings (zone maps: a full reindex writes
    `search_terms` ordered by term) gives its document frequency, whether any product names
    it and its best length-normalised frequency.
@@ -25,8 +26,10 @@ of the word with the fewest postings; with their postings of the other terms too
 outside the candidates holds only the other terms, so from step 2 its key (words matched,
 words named, score) is bounded above (`_bound`). When the `limit`-th candidate is strictly
 above that bound (the usual case: it matches more words, or a rarer term), the candidates'
-ranking is the ranking; otherwise every posting is scored, as without pruning. Results are
-the same either way (tests/test_catalog_search_pruning.py).
+ranking is the ranking; otherwise every posting is scored, as without pruning. For one word
+the candidates are first scored by their own terms only (a product's score is its best
+term's, `_settled_without_rest`). Results are the same either way
+(tests/test_catalog_search_pruning.py).
 
 At 100k products / 2M columns (9.4M postings) see bench/bench_search.py and its section of
 bench/README.md for what each part cost before.
@@ -202,19 +205,47 @@ def refresh(con: duckdb.DuckDBPyConnection, *, full: bool = False) -> int:
 # (the counts differ) or has a later updated_at than the one indexed (the sums differ: an
 # ingest stamps the time it runs), and products are never deleted without their index rows
 # outside a crash, which the count sees.
+# The same statement also gives the number of documents and their average length (BM25's n
+# and avgdl), from the one scan of `search_docs`.
 _FRESH_SQL = """
     SELECT (SELECT (count(*), count(updated_at), sum(epoch_us(updated_at))) FROM products)
-           IS NOT DISTINCT FROM
-           (SELECT (count(*), count(indexed_updated_at), sum(epoch_us(indexed_updated_at))) FROM search_docs)"""
+           IS NOT DISTINCT FROM (docs.n, docs.stamped, docs.stamps) AS fresh, docs.n, docs.avgdl
+    FROM (SELECT count(*) AS n, count(indexed_updated_at) AS stamped,
+                 sum(epoch_us(indexed_updated_at)) AS stamps,
+                 coalesce(nullif(avg(doc_length), 0), 1.0) AS avgdl FROM search_docs) docs"""
+
+
+def _repair_quietly(con: duckdb.DuckDBPyConnection) -> bool:
+    """A stale index seen by the fingerprints: repair it if this connection may write (a
+    read-only connection, or a caller's open transaction, searches the index as it is).
+    Whether it was repaired."""
+    if not stale_products(con) or in_transaction(con):
+        return False
+    with contextlib.suppress(duckdb.Error):
+        refresh(con)
+        return True
+    return False
 
 
 def _refresh_quietly(con: duckdb.DuckDBPyConnection) -> None:
-    """Before a search: repair a stale index if this connection may write. A read-only
-    connection, or a caller's open transaction, searches the index as it is."""
-    if con.execute(_FRESH_SQL).fetchone()[0] or not stale_products(con) or in_transaction(con):
-        return
-    with contextlib.suppress(duckdb.Error):
-        refresh(con)
+    """Before a search: repair a stale index if this connection may write."""
+    if not con.execute(_FRESH_SQL).fetchone()[0]:
+        _repair_quietly(con)
+
+
+def _expanded_fresh(con: duckdb.DuckDBPyConnection, terms: list[str]
+                    ) -> tuple[list[tuple[str, str, float, bool]], int, float]:
+    """`_expand(terms)`, the number of documents and their average length — after repairing
+    a stale index. One statement when the index is fresh (each statement costs a few ms of
+    planning): the freshness fingerprints, the statistics and the expansion together."""
+    sql, params = _expand_sql(terms)
+    for _ in range(2):
+        rows = con.execute(f"SELECT f.*, e.* FROM ({_FRESH_SQL}) f "  # noqa: S608 - composed from constants
+                           f"LEFT JOIN ({sql}) e ON TRUE ORDER BY 4, 5", params).fetchall()
+        fresh, n, avgdl = rows[0][:3]
+        if fresh or not _repair_quietly(con):
+            break
+    return [tuple(r[3:]) for r in rows if r[3] is not None], n, avgdl
 
 
 _RESULT = "p.product_id, p.name, d.name AS domain, p.status, p.description"
@@ -243,9 +274,12 @@ def search(con: duckdb.DuckDBPyConnection, query: str = "", *, limit: int = 50,
     product passing the filters, by name. A stale index (see `stale_products`) is repaired
     first.
     """
-    _refresh_quietly(con)
     terms = sorted(set(tokenize(query or "")))
-    expanded = _expand(con, terms) if terms else []
+    if terms:
+        expanded, n, avgdl = _expanded_fresh(con, terms)
+    else:
+        _refresh_quietly(con)
+        expanded = []
     if not terms or not expanded:
         # no words: the listing by name; words that match no term (or only punctuation): nothing
         filters, params = _filters(domain, owner, classification)
@@ -255,23 +289,28 @@ def search(con: duckdb.DuckDBPyConnection, query: str = "", *, limit: int = 50,
                            f"USING (domain_id) WHERE {where} {nothing} ORDER BY p.name LIMIT ?",
                            params + [limit]).df()
     qindex = {q: i for i, q in enumerate(terms)}
-    scored_terms, n, avgdl = _weigh(con, [(qindex[q], term, w, names) for q, term, w, names in expanded])
+    scored_terms = _weigh(con, [(qindex[q], term, w, names) for q, term, w, names in expanded], n, avgdl)
     narrowed, narrow_params = _facet_filters(domain, owner, classification)
     first = _candidate_terms(scored_terms, n)
     hits = None
     if first and limit > 0:
         rest = [t for t in scored_terms if t not in first]
-        hits = _scored(con, first, rest, avgdl, narrowed, narrow_params, limit)
-        if not (len(hits) >= limit and _above(hits.iloc[-1], _bound(rest))):
-            hits = None  # the candidates do not settle the ranking: score every posting
+        if len({t.qi for t in scored_terms}) == 1:  # one word: the candidates' own terms may do
+            hits = _scored(con, first, [], avgdl, narrowed, narrow_params, limit)
+            if not _settled_without_rest(hits, limit, _bound(rest)):
+                hits = None
+        if hits is None:
+            hits = _scored(con, first, rest, avgdl, narrowed, narrow_params, limit)
+            if not (len(hits) >= limit and _above(hits.iloc[-1], _bound(rest))):
+                hits = None  # the candidates do not settle the ranking: score every posting
     if hits is None:
         hits = _scored(con, scored_terms, [], avgdl, narrowed, narrow_params, limit)
     return hits.drop(columns=["_matched", "_named", "_score"])
 
 
-def _weigh(con, expanded: list[tuple[int, str, float, bool]]) -> tuple[list[_Term], int, float]:
-    """The matched terms with their BM25 weights, the number of documents and their
-    average length.
+def _weigh(con, expanded: list[tuple[int, str, float, bool]], n: int, avgdl: float) -> list[_Term]:
+    """The matched terms with their BM25 weights, among `n` documents of average length
+    `avgdl`.
 
     One scan of each term's postings gives its document frequency, whether any product's
     name holds it, and its best length-normalised frequency (for the bound on what common
@@ -280,17 +319,12 @@ def _weigh(con, expanded: list[tuple[int, str, float, bool]]) -> tuple[list[_Ter
     # one scan per term (zone maps), as scoring reads them: an IN list read every row group
     # holding one of the terms and tested each row against all of them
     per_term = " UNION ALL ".join(
-        f"SELECT ? AS term, count(*) AS df, bool_or(named) AS any_named, "
-        f"max(tf / (tf + {K1 * (1 - B)!r} + {K1 * B!r} * doc_length / s.avgdl)) AS best_ratio "
-        f"FROM search_terms, s WHERE term = ?" for _ in unique)
-    rows = con.execute(f"""
-        WITH s AS (SELECT count(*) AS n, coalesce(nullif(avg(doc_length), 0), 1.0) AS avgdl FROM search_docs)
-        SELECT t.*, s.n, s.avgdl FROM ({per_term}) t, s WHERE t.df > 0
-    """, [v for term in unique for v in (term, term)]).fetchall()  # noqa: S608 - composed from constants
-    if not rows:
-        return [], 0, 1.0
-    stats = {term: (df, bool(named), ratio) for term, df, named, ratio, _, _ in rows}
-    n, avgdl = rows[0][4], rows[0][5]
+        "SELECT ? AS term, count(*) AS df, bool_or(named) AS any_named, "
+        "max(tf / (tf + ? + ? * doc_length)) AS best_ratio FROM search_terms WHERE term = ?"
+        for _ in unique)
+    rows = con.execute(f"SELECT * FROM ({per_term}) WHERE df > 0",  # noqa: S608 - composed from constants
+                       [v for term in unique for v in (term, K1 * (1 - B), K1 * B / avgdl, term)]).fetchall()
+    stats = {term: (df, bool(named), ratio) for term, df, named, ratio in rows}
     out = []
     for qi, term, match_weight, names_it in expanded:
         if term not in stats:
@@ -298,7 +332,7 @@ def _weigh(con, expanded: list[tuple[int, str, float, bool]]) -> tuple[list[_Ter
         df, any_named, ratio = stats[term]
         idf = math.log(1 + (n - df + 0.5) / (df + 0.5))
         out.append(_Term(qi, term, float(match_weight) * idf * (K1 + 1), names_it, df, any_named, ratio))
-    return out, n, avgdl
+    return out
 
 
 def _candidate_terms(terms: list[_Term], n: int) -> list[_Term] | None:
@@ -345,6 +379,18 @@ def _above(row, bound: tuple[int, int, float]) -> bool:
     return float(row["_score"]) > score * (1 + 1e-9) + 1e-12
 
 
+def _settled_without_rest(hits: pd.DataFrame, limit: int, bound: tuple[int, int, float]) -> bool:
+    """For one word: whether the best `limit` candidates, scored by the candidate terms only,
+    are the answer. A product's key is then (1, whether a term it holds names it, its best
+    term's score): the other terms could raise a candidate's score to at most the bound's
+    and name it only where the bound names. So when the bound names nothing and every row
+    shown scores strictly above the bound's score, those rows keep their keys, and a product
+    below them (a candidate or not) stays below: at most the bound's score, or its own."""
+    _, named, score = bound
+    return (len(hits) >= limit and named == 0
+            and float(hits["_score"].min()) > score * (1 + 1e-9) + 1e-12)
+
+
 def _scored(con, terms: list[_Term], rest: list[_Term], avgdl: float,
             narrowed: list[str], narrow_params: list, limit: int) -> pd.DataFrame:
     """The best `limit` products from the postings of `terms` — and, for the products those
@@ -367,20 +413,38 @@ def _scored(con, terms: list[_Term], rest: list[_Term], avgdl: float,
     ctes = [f"first AS {'MATERIALIZED ' if rest else ''}(SELECT * FROM ({first}) h WHERE {where})"]
     params += narrow_params
     hits = "SELECT * FROM first"
+    # Two words, the candidates from one term of one: a candidate has at most one posting
+    # of the other word's term (`pair`), or its best of the other word's terms (`other_word`,
+    # grouped over the candidates only), so a join replaces the union of all postings and
+    # their grouping (3-15 ms less at 100k). Each side is one number: the score is a + b,
+    # the same double the grouping summed.
+    pair = len(terms) == 1 and len(rest) == 1 and terms[0].qi != rest[0].qi
+    other_word = (len(terms) == 1 and len(rest) > 1 and len({t.qi for t in rest}) == 1
+                  and terms[0].qi != rest[0].qi)
     if rest:
         more, more_params = scans(rest)
-        ctes.append(f"more AS (SELECT * FROM ({more}) h WHERE doc IN (SELECT doc FROM first))")
+        semi = "" if pair else "WHERE doc IN (SELECT doc FROM first)"
+        if other_word:
+            more = f"SELECT doc, max(s) AS s, bool_or(named) AS named FROM ({more}) h {semi} GROUP BY doc"
+            semi = ""
+        ctes.append(f"more AS (SELECT * FROM ({more}) h {semi})")
         params += more_params
-        hits += " UNION ALL SELECT * FROM more"
+        hits += "" if pair or other_word else " UNION ALL SELECT * FROM more"
     everything = terms + rest
     per_word = {t.qi: 0 for t in everything}
     for t in everything:
         per_word[t.qi] += 1
-    if len(everything) <= 1:  # one term: one posting per product, no grouping
+    if pair or other_word:
+        scored = ("SELECT f.doc, 1 + (m.doc IS NOT NULL)::INT AS matched, "
+                  "f.named::INT + coalesce(m.named, false)::INT AS named_terms, f.s + coalesce(m.s, 0) AS score "
+                  "FROM first f LEFT JOIN more m USING (doc)")
+    elif len(everything) <= 1:  # one term: one posting per product, no grouping
         scored = "SELECT doc, 1 AS matched, named::INT AS named_terms, s AS score FROM hits"
     else:
         if max(per_word.values()) == 1:  # one posting per product and word: plain sums
             matched, named, score = "count(*)", "count(*) FILTER (WHERE named)", "sum(s)"
+        elif len(per_word) == 1:  # one word, several terms: its best term (no FILTER per word)
+            matched, named, score = "1", "bool_or(named)::INT", "max(s)"
         else:  # per product and word: whether it matched, whether it named it, its best score
             used = sorted(per_word)
             matched = " + ".join(f"(count(*) FILTER (WHERE qi = {i}) > 0)::INT" for i in used)
@@ -420,6 +484,12 @@ def _expand(con: duckdb.DuckDBPyConnection, terms: list[str]) -> list[tuple[str,
     distance is computed only where cheap tests pass: the lengths differ by at most k, the
     letter sets (`_LETTERS_SQL`) by at most 2k members, and the first k+1 letters of the two
     words share a letter (an unedited letter stays among them)."""
+    sql, params = _expand_sql(terms)
+    return con.execute(sql + " ORDER BY 1, 2", params).fetchall()
+
+
+def _expand_sql(terms: list[str]) -> tuple[str, list]:
+    """The statement of `_expand` (unordered) and its parameters."""
     parts, params = [], []
     for q in terms:
         if len(q) < 2:
@@ -438,8 +508,7 @@ def _expand(con: duckdb.DuckDBPyConnection, terms: list[str]) -> list[tuple[str,
                   AND NOT starts_with(term, ?)
                   AND CASE WHEN {head} THEN damerau_levenshtein(term, ?) <= ? ELSE false END)""")
             params += [q, len(q) - k, len(q) + k, letters(q), 2 * k, q, *[q[:k + 1]] * (k + 1), q, k]
-    sql = " UNION ALL ".join(parts) + " ORDER BY 1, 2"
-    return con.execute(sql, params).fetchall()
+    return " UNION ALL ".join(parts), params
 
 
 def _facet_filters(domain, owner, classification) -> tuple[list[str], list]:

@@ -78,7 +78,7 @@ def _ranked(con, query, filters, limit):
 
 @pytest.mark.parametrize("limit", [1, 20, 500])
 def test_pruned_ranking_is_the_full_ranking(catalog, monkeypatch, limit):
-    certified, fell_back = 0, 0
+    certified, fell_back, paired, best_of_word = 0, 0, 0, 0
     with store.connect(catalog, read_only=True) as con:
         for query, filters in QUERIES:
             monkeypatch.setattr(search, "PRUNE_FROM_POSTINGS", 10**12)  # score every posting
@@ -91,8 +91,12 @@ def test_pruned_ranking_is_the_full_ranking(catalog, monkeypatch, limit):
             if runs and runs[0].startswith("WITH first AS MATERIALIZED"):
                 certified += len(runs) == 1
                 fell_back += len(runs) == 2
+                paired += "LEFT JOIN more" in runs[0]
+                best_of_word += "max(s) AS s, bool_or(named) AS named" in runs[0]
     if limit <= 20:
         assert certified >= 3, f"the candidates settled too few rankings ({certified}): pruning went untested"
+        assert paired >= 1, "no two-word query was scored by a join of its words' postings: that path went untested"
+        assert best_of_word >= 1, "no second word of several terms was joined by its best term: that path went untested"
     if limit >= 20:  # (more than the 300 products: the candidates can never fill it)
         assert fell_back >= 1, "no query fell back to scoring every posting: the fallback went untested"
 
@@ -152,3 +156,28 @@ def test_migration_0014_fills_an_existing_index(tmp_path, monkeypatch):
     with store.connect(path, read_only=True) as con:
         assert search.search(con, "lines", domain="Commerce")["product_id"].tolist() == ["order-lines"], \
             "a read-only search with a filter works on the migrated index"
+
+
+def test_one_word_settled_by_its_candidate_terms_ranks_like_the_full_ranking(catalog, monkeypatch):
+    """One word whose candidates are scored without the common terms' postings (both
+    outcomes of `_settled_without_rest` happen) ranks like scoring every posting."""
+    outcomes = []
+    settled = search._settled_without_rest
+
+    def recorded(*args):
+        outcomes.append(settled(*args))
+        return outcomes[-1]
+
+    one_word = [(q, f) for q, f in QUERIES if len(search.tokenize(q)) == 1] + [("hand", {}), ("ban", {})]
+    with store.connect(catalog, read_only=True) as con:
+        for limit in (1, 5, 20, 500):
+            for query, filters in one_word:
+                monkeypatch.setattr(search, "PRUNE_FROM_POSTINGS", 10**12)
+                full = _ranked(con, query, filters, limit)
+                monkeypatch.setattr(search, "PRUNE_FROM_POSTINGS", 0)
+                monkeypatch.setattr(search, "_settled_without_rest", recorded)
+                pruned = _ranked(con, query, filters, limit)
+                monkeypatch.setattr(search, "_settled_without_rest", settled)
+                assert pruned == full, f"{query!r} {filters} limit {limit}: the candidates' terms changed the ranking"
+    assert True in outcomes, "no one-word query was settled by its candidate terms: that path went untested"
+    assert False in outcomes, "every one-word query was settled: the fallback to the other terms went untested"
