@@ -112,6 +112,8 @@ def _in_order(pool: ProcessPoolExecutor, check: Callable[[Path], Outcome], paths
     pending: deque[tuple[list[str], Future]] = deque()
     broken = False
 
+    global last_fallback
+
     def submit(chunk: list[str]) -> None:
         pending.append((chunk, pool.submit(_check_chunk, check, chunk)))
 
@@ -123,15 +125,19 @@ def _in_order(pool: ProcessPoolExecutor, check: Callable[[Path], Outcome], paths
             try:
                 results = future.result() if not broken else _check_chunk(check, chunk)
             except Exception as exc:  # noqa: BLE001 - a broken pool (worker killed): the parent goes on alone
-                global last_fallback
                 last_fallback = f"{type(exc).__name__}: {exc}"
                 broken = True
                 results = _check_chunk(check, chunk)
             if not broken:
                 following = next(chunks, None)
                 if following is not None:
-                    submit(following)
-            else:
+                    try:
+                        submit(following)
+                    except Exception as exc:  # noqa: BLE001 - a worker died after its last answer
+                        last_fallback = f"{type(exc).__name__}: {exc}"
+                        broken = True
+                        pending.append((following, None))  # type: ignore[arg-type]
+            if broken:
                 pending.extend((rest, None) for rest in chunks)  # type: ignore[arg-type]
             yield from results
     finally:

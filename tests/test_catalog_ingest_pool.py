@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -166,3 +167,37 @@ def test_workers_do_not_run_the_parents_main_script(tmp_path, monkeypatch):
     assert ingest_pool.last_fallback is None, f"the pool fell back to the parent: {ingest_pool.last_fallback}"
     assert os.getpid() not in {pid for pid, _ in outcomes}, "the workers checked the files"
     assert sys.modules["__main__"] is page, "the parent's __main__ is given back"
+
+
+def test_workers_killed_between_answers_leave_the_parent_to_check_the_rest(tmp_path, monkeypatch):
+    """A worker that dies after its last answer breaks the pool on the next submit, not on a
+    result: the parent must take that chunk and every later one itself, not raise."""
+    import psutil
+
+    folder = tmp_path / "many"
+    made = synthetic.products(16)
+    for i, product in enumerate(made):
+        contracts.write(contracts.document(product), folder / f"{i:02d}-{product.product_id}.odcs.yaml")
+    files = sorted(folder.glob("*.yaml"))
+    monkeypatch.setattr(ingest_pool, "POOL_MIN_FILES", 2)
+    monkeypatch.setattr(ingest_pool, "CHUNK_FILES", 1)
+    monkeypatch.setattr(ingest_pool, "CHUNKS_IN_FLIGHT", 2)
+    ingest_pool.last_fallback = None
+    from catalog.ingest import CONTRACT_SUFFIXES, prepare_contract_file
+
+    with ingest_pool.checked_in_workers(files, check=prepare_contract_file, suffixes=CONTRACT_SUFFIXES,
+                                        workers=2) as take:
+        first = take(files[0])
+        time.sleep(1.0)  # the chunks in flight are answered: only the next submit can fail
+        for worker in psutil.Process().children(recursive=True):
+            if "spawn_main" in " ".join(worker.cmdline()):
+                worker.kill()
+        time.sleep(1.0)  # the executor has noticed and marked itself broken
+        rest = [take(f) for f in files[1:]]
+    got = [first, *rest]
+    from catalog.contract_rows import PreparedContract
+
+    assert [type(o) for o in got] == [PreparedContract] * len(files), \
+        "every file is prepared, by a worker or by the parent, in order"
+    assert [Path(o.source).name for o in got] == [f.name for f in files], "each answer is its file's"
+    assert ingest_pool.last_fallback, "the broken pool is noted"
