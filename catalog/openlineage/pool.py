@@ -39,9 +39,10 @@ def pooled(text: str, workers: int | None) -> bool:
     MESHGOV_INGEST_WORKERS, else one per core).
 
     Not gated by the load average (as it was until measured): at 100k events on the shared
-    2-core machine, load average 4-8, two workers were 1.74x, 1.09x and 0.94x the parent
-    alone's wall in three pairs, for ~18% more CPU; the parent, which writes every event,
-    spends ~35 s of CPU with them against ~60 s alone (bench/README.md, bench_ingest.py)."""
+    2-core machine, load average 4-11, two workers were 1.74x, 0.78x, 1.09x and 0.94x the
+    parent alone's wall in four pairs (the gate would have chosen the parent alone in all),
+    for ~15-20% more CPU; the parent, which writes every event, spends ~35 s of CPU with
+    them against ~60 s alone (bench/README.md, bench_ingest.py)."""
     if len(text) < POOL_MIN_CHARS:
         return False
     # Imported here, on the parent's side only: the workers import little.
