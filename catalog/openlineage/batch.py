@@ -120,7 +120,7 @@ class _Fold:
         self.placeholders: dict[tuple, list] = {}
         self.fields: dict[tuple, list[list]] = {}
         self.dirty_io: set[tuple] = set()
-        self.edges: dict[tuple, list] = {}
+        self.edges: dict[bytes, list] = {}  # edge_key (rows.column_edge_key) -> row
         self.event_rows: list[list] = []
         self.quality_rows: list[list] = []
 
@@ -168,10 +168,10 @@ class _Fold:
             if source_key not in known:  # as INSERT ... ON CONFLICT DO NOTHING
                 known[source_key] = _Stored(None, None, t)
                 placeholders[source_key] = [*source_key, None, None, None, None, t]
-            edge = (row[0], row[1], row[2], row[3], row[4], row[5])
+            edge = row[12]  # edge_key (rows.column_edge_key)
             earlier = edges.get(edge)
             if earlier is not None and earlier[11] > row[11]:
-                row = [*row[:11], earlier[11]]
+                row = [*row[:11], earlier[11], edge]
             edges[edge] = row
         if event.quality:
             self.quality_rows += event.quality

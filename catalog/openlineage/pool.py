@@ -7,7 +7,7 @@ writes, in file order; each event's outcome is the one the parent reaches alone 
 function, flatten.flatten, runs in both). Workers are spawned with a bare `__main__`, as the
 contract ingest's (catalog.ingest_pool); should the pool break, the parent reads the rest
 itself. MESHGOV_INGEST_WORKERS sets the number of workers for both (0 or 1: none); unset,
-workers are used only while the machine's cores are free (load average).
+one per core.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import gc
 import multiprocessing
-import os
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -37,28 +36,19 @@ last_fallback: str | None = None
 
 def pooled(text: str, workers: int | None) -> bool:
     """Whether `text` is judged by workers: a large NDJSON file, with `workers` >= 2 (None:
-    MESHGOV_INGEST_WORKERS, else one per core while the cores are free, see _free_cores)."""
+    MESHGOV_INGEST_WORKERS, else one per core).
+
+    Not gated by the load average (as it was until measured): at 100k events on the shared
+    2-core machine, load average 4-11, two workers were 1.74x, 0.78x, 1.09x and 0.94x the
+    parent alone's wall in four pairs (the gate would have chosen the parent alone in all),
+    for ~15-20% more CPU; the parent, which writes every event, spends ~35 s of CPU with
+    them against ~60 s alone (bench/README.md, bench_ingest.py)."""
     if len(text) < POOL_MIN_CHARS:
         return False
     # Imported here, on the parent's side only: the workers import little.
-    from catalog.ingest_pool import ENV_WORKERS, worker_count
+    from catalog.ingest_pool import worker_count
 
-    if workers is None:
-        workers = worker_count()
-        if not os.environ.get(ENV_WORKERS, "").strip().isdigit() and not _free_cores(workers):
-            return False
-    return workers >= 2 and is_ndjson(text)
-
-
-def _free_cores(workers: int) -> bool:
-    """Whether the machine has the cores the workers would use. Workers add ~40% CPU (their
-    start, sending the flattened events), which pays only on otherwise idle cores: on this
-    2-core machine under a load average of ~10 from other processes, 20k events took 30 s
-    wall with two workers and 15-30 s with the parent alone (13.6 vs 9.8-11.2 s of CPU)."""
-    try:
-        return os.getloadavg()[0] + 1 <= workers
-    except OSError:  # no load average on this system
-        return True
+    return (worker_count() if workers is None else workers) >= 2 and is_ndjson(text)
 
 
 def flatten_part(part: str, first_line: int, limit_values: dict[str, int]) -> tuple[list[Flat | Bad], list[str]]:
