@@ -46,8 +46,9 @@ _CATALOG_SQL = f"""
                count(*) FILTER (WHERE status = 'error') AS errors,
                count(*) FILTER (WHERE status = 'failed') AS failed,
                count(*) FILTER (WHERE status = 'warning') AS warnings,
-               string_agg(DISTINCT kind, ', ' ORDER BY kind) FILTER (WHERE status <> 'passed' AND status <> 'skipped')
-                   AS failing_kinds,
+               -- a list sorted after the aggregate: string_agg(DISTINCT .. ORDER BY) cost ~0.5 s CPU at 100k
+               nullif(array_to_string(list_sort(list_distinct(
+                   list(kind) FILTER (WHERE status <> 'passed' AND status <> 'skipped'))), ', '), '') AS failing_kinds,
                bool_or(kind = 'contract' AND status = 'error') AS contract_broken,
                max(finished_at) AS checked_at
         FROM latest GROUP BY product_id),
