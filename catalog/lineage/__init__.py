@@ -19,8 +19,8 @@ the absolute path of the file a contract's server resolves to (catalog.locations
 that is a path suffix of it, or `<namespace>/<name>` against the server's host, database,
 schema / project, dataset and the dataset's physical name.
 
-Modules: model (shapes), build (graph from the store, cache), matching (OpenLineage dataset
--> catalog dataset), statuses (latest check status per node), nodes (finding nodes, tables),
+Modules: model (shapes), build (graph from the store, cache; the lighter lineage match that the
+overview and SLOs read), matching (OpenLineage dataset -> catalog dataset), statuses (latest check status per node), nodes (finding nodes, tables),
 traversal (neighbourhoods, folding, paths, column lineage, blast radius). Drawing the graph
 is presentation and lives in ui.lineage_drawing.
 """
