@@ -46,3 +46,17 @@ def test_lineage_match_follows_a_store_change(seeded, tmp_path):
         after = lineage.load_match(con)
     assert before.job_products and not after.job_products, \
         "a change of the lineage tables is seen at the next read (no stale job products)"
+
+
+def test_empty_search_offers_the_index_order_without_building_it(seeded):
+    from catalog.lineage import nodes
+
+    with connect(seeded) as con:
+        graph = lineage.build_graph(con)
+    for limit in (0, 3, 50):
+        first = lineage.find_nodes(graph, "", limit=limit)
+        assert "picker" not in graph.views, "an empty search does not build the picker index"
+        expected = [n for _, _, n in nodes._picker_index(graph).entries[:limit]]
+        assert first == expected, f"the first {limit} nodes are the index's first {limit}"
+        assert lineage.find_nodes(graph, " ", limit=limit) == expected, "and so once the index is built"
+        graph.views.pop("picker")
