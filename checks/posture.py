@@ -5,7 +5,7 @@ lineage coverage, latest check pass rate, SLO compliance (30 days), consent cove
 status (the latest bias audit and model-card results of the models the product owns).
 Catalog facts come from one SQL query; the latest results from catalog.queries'
 LATEST_RESULTS_SQL; SLOs from checks.slo (one query); consent from checks.consent's stored
-results; lineage coverage from the cached lineage graph (dataset -> OpenLineage match). No
+results; lineage coverage from the cached lineage match (dataset -> OpenLineage match). No
 per-product queries, so it stays fast at 10k products.
 
 It lives in checks/ because SLO compliance and consent coverage are computed here; catalog/
@@ -46,8 +46,9 @@ _CATALOG_SQL = f"""
                count(*) FILTER (WHERE status = 'error') AS errors,
                count(*) FILTER (WHERE status = 'failed') AS failed,
                count(*) FILTER (WHERE status = 'warning') AS warnings,
-               string_agg(DISTINCT kind, ', ' ORDER BY kind) FILTER (WHERE status <> 'passed' AND status <> 'skipped')
-                   AS failing_kinds,
+               -- a list sorted after the aggregate: string_agg(DISTINCT .. ORDER BY) cost ~0.5 s CPU at 100k
+               nullif(array_to_string(list_sort(list_distinct(
+                   list(kind) FILTER (WHERE status <> 'passed' AND status <> 'skipped'))), ', '), '') AS failing_kinds,
                bool_or(kind = 'contract' AND status = 'error') AS contract_broken,
                max(finished_at) AS checked_at
         FROM latest GROUP BY product_id),
@@ -79,22 +80,13 @@ _CATALOG_SQL = f"""
 
 def lineage_coverage(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """product_id, datasets, datasets_in_lineage, lineage_coverage (share of the product's
-    contract datasets that OpenLineage events name), from the cached lineage graph."""
-    graph = lineage.load_graph(con)
-    # Memoised on the cached graph (rebuilt when the catalog or lineage changes): a rerun at
-    # 10k products then costs nothing here.
-    memo = graph.views.get("posture_lineage_coverage")
-    if memo is None:
-        memo = graph.views["posture_lineage_coverage"] = _lineage_coverage(graph)
-    return memo.copy()
-
-
-def _lineage_coverage(graph: lineage.LineageGraph) -> pd.DataFrame:
-    rows = [(attrs.get("product_id"), bool(attrs.get("ol_names")))
-            for _node, attrs in graph.flow.nodes(data=True) if attrs.get("kind") == "dataset"]
-    frame = pd.DataFrame(rows, columns=["product_id", "in_lineage"])
+    contract datasets that OpenLineage events name). From the lineage match (cached per change
+    of the catalog or lineage), not the graph: the overview is the app's first page."""
+    named = lineage.load_match(con).named_datasets
+    frame = con.execute("SELECT DISTINCT product_id, dataset FROM datasets").df()
     if frame.empty:
         return pd.DataFrame(columns=["product_id", "datasets", "datasets_in_lineage", "lineage_coverage"])
+    frame["in_lineage"] = ("dataset:" + frame["product_id"] + "." + frame["dataset"]).isin(named)
     found = frame.groupby("product_id").agg(datasets=("in_lineage", "size"),
                                             datasets_in_lineage=("in_lineage", "sum")).reset_index()
     found["lineage_coverage"] = found["datasets_in_lineage"] / found["datasets"]

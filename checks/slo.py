@@ -42,19 +42,10 @@ _UNIT_DAYS = {"d": 1.0, "day": 1.0, "days": 1.0, "h": 1 / 24, "hour": 1 / 24, "h
 
 
 def _job_products(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    """job namespace, job name -> product id, as the lineage graph assigns jobs to products."""
-    graph = lineage.load_graph(con)
-    memo = graph.views.get("slo_job_products")  # memoised on the cached graph
-    if memo is not None:
-        return memo.copy()
-    rows = []
-    for _node, attrs in graph.flow.nodes(data=True):
-        product = attrs.get("product")
-        if attrs.get("kind") == "job" and product in graph.flow:
-            rows.append((attrs.get("namespace"), attrs.get("name"), graph.flow.nodes[product].get("product_id")))
-    found = graph.views["slo_job_products"] = pd.DataFrame(rows, columns=["job_namespace", "job_name", "product_id"],
-                                                           dtype=object)
-    return found.copy()
+    """job namespace, job name -> product id, as the lineage graph assigns jobs to products
+    (from the cached lineage match: no graph is built for it)."""
+    rows = [(ns, name, pid) for (ns, name), pid in lineage.load_match(con).job_products.items()]
+    return pd.DataFrame(rows, columns=["job_namespace", "job_name", "product_id"], dtype=object)
 
 
 def _period_days_sql() -> str:

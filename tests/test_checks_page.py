@@ -139,3 +139,30 @@ def test_checks_page_run_is_audited_as_the_persona(shop_db):
         triggered = con.execute("SELECT DISTINCT triggered_by FROM check_results").fetchall()
     assert rows.actor.tolist() == ["data_scientist@demo.meshgov.local"], rows
     assert triggered == [("data_scientist@demo.meshgov.local",)]
+
+
+def test_checks_page_product_pickers_search_in_a_large_catalog(shop_db):
+    """More products than PRODUCT_OPTIONS: the pickers offer the chosen products and the first
+    matches of what was typed, never the whole catalog, and a choice survives a new search."""
+    extra = 120
+    with connect(shop_db) as con:
+        con.execute("INSERT INTO products (product_id, name, created_at, updated_at) "
+                    "SELECT 'bulk-' || lpad(i::TEXT, 4, '0'), 'bulk ' || i, now(), now() FROM range(?) t(i)", [extra])
+    at = _run(_page())
+    assert not at.exception, at.exception
+    offered = at.multiselect(key="products").options
+    assert len(offered) == 50, f"at most PRODUCT_OPTIONS products offered, not all {extra + 1}: {len(offered)}"
+    at.text_input(key="products_find").input("shop")
+    _run(at)
+    assert at.multiselect(key="products").options == ["shop-orders"], "the search narrows the offer"
+    at.multiselect(key="products").set_value(["shop-orders"])
+    _run(at)
+    at.text_input(key="products_find").input("bulk-011")
+    _run(at)
+    assert not at.exception, at.exception
+    picker = at.multiselect(key="products")
+    assert picker.value == ["shop-orders"], "a chosen product stays chosen while searching for another"
+    assert picker.options == ["shop-orders", *[f"bulk-011{i}" for i in range(10)]], picker.options
+    history = at.selectbox(key="history_product")
+    assert "shop-orders" in history.options, "History offers the chosen products"
+    assert history.value in history.options and len(history.options) <= 52, "History offers a bounded list too"

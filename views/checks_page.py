@@ -86,8 +86,25 @@ def _policies(db: str, token: tuple) -> pd.DataFrame:
         return latest.policy_outcomes(con)
 
 
+PRODUCT_OPTIONS = 50  # products a picker offers at once in a large catalog
+
+
+@st.cache_data(ttl=600, show_spinner=False, max_entries=16)
+def _matching(db: str, token: tuple, query: str) -> list[str]:
+    """The first PRODUCT_OPTIONS product ids containing `query` (any case): a multiselect and a
+    selectbox listing 100k products cost ~0.45 s of every rerun at 100k."""
+    needle = query.strip().lower()
+    products = _products(db, token)
+    return (products if not needle else [p for p in products if needle in p.lower()])[:PRODUCT_OPTIONS]
+
+
+@st.cache_resource(ttl=600, show_spinner=False, max_entries=4)
+def _known(db: str, token: tuple) -> frozenset[str]:
+    return frozenset(_products(db, token))
+
+
 def _clear_caches() -> None:
-    for loader in (_token, _products, _summary, _page, _history, _history_figure, _detail, _policies):
+    for loader in (_token, _products, _matching, _known, _summary, _page, _history, _history_figure, _detail, _policies):
         loader.clear()
 
 
@@ -309,8 +326,12 @@ def _history_figure(db: str, token: tuple, product: str):
 
 
 def history_panel(db: str, token: tuple, products: list[str], preferred: list[str]) -> None:
-    default = preferred[0] if preferred else products[0]
-    product = st.selectbox("Product", products, index=products.index(default), key="history_product")
+    """`products`: what the picker offers (all of them, or the selection and the matches of the
+    product search in a large catalog)."""
+    kept = st.session_state.get("history_product")
+    options = list(dict.fromkeys([*preferred, *products, *([kept] if kept in _known(db, token) else [])]))
+    default = preferred[0] if preferred else options[0]
+    product = st.selectbox("Product", options, index=options.index(default), key="history_product")
     history = _history(db, token, product)
     if history.empty:
         st.info(f"{md(product)} has not been checked yet.")
@@ -366,12 +387,19 @@ def main() -> None:
         st.info("The catalog has no products yet. Seed the demo mesh with `python -m sample_data seed`, "
                 "or ingest contracts with `python -m catalog ingest PATH`.")
         return
-    known = set(products)
+    known = _known(db, token)
     linked = st.query_params.get_all("product")
     wanted = [p for p in linked if p in known]
     unknown = [p for p in linked if p not in known]
     if unknown:
         st.warning(f"Unknown product in the link: {md_join(unknown)}")
+    if len(products) > PRODUCT_OPTIONS:
+        # Search as you type: the pickers offer the chosen products and the first matches.
+        query = st.text_input("Find products", key="products_find", placeholder="part of a product id",
+                              help=f"The Products and History lists offer the first {PRODUCT_OPTIONS} products "
+                                   "whose id contains this text.")
+        chosen = [p for p in st.session_state.get("products", []) if p in known]
+        products = list(dict.fromkeys([*chosen, *wanted, *_matching(db, token, query)]))
     selection = st.multiselect("Products", products, default=wanted, key="products",
                                placeholder="All products")
     run_panel(db, selection, user)

@@ -19,13 +19,13 @@ the absolute path of the file a contract's server resolves to (catalog.locations
 that is a path suffix of it, or `<namespace>/<name>` against the server's host, database,
 schema / project, dataset and the dataset's physical name.
 
-Modules: model (shapes), build (graph from the store, cache), matching (OpenLineage dataset
--> catalog dataset), statuses (latest check status per node), nodes (finding nodes, tables),
+Modules: model (shapes), build (graph from the store, cache; the lighter lineage match that the
+overview and SLOs read), matching (OpenLineage dataset -> catalog dataset), statuses (latest check status per node), nodes (finding nodes, tables),
 traversal (neighbourhoods, folding, paths, column lineage, blast radius). Drawing the graph
 is presentation and lives in ui.lineage_drawing.
 """
 
-from catalog.lineage.build import build_graph, change_key, load_graph
+from catalog.lineage.build import LineageMatch, build_graph, change_key, load_graph, load_match
 from catalog.lineage.matching import LocationIndex, match_dataset
 from catalog.lineage.model import FLOW_KINDS, MAX_DRAWN_NODES, Direction, LineageGraph, UnknownNode
 from catalog.lineage.nodes import (
@@ -56,10 +56,10 @@ from catalog.lineage.traversal import (
 )
 
 __all__ = [
-    "FLOW_KINDS", "MAX_DRAWN_NODES", "BlastRadius", "Direction", "LineageGraph", "LocationIndex",
+    "FLOW_KINDS", "MAX_DRAWN_NODES", "BlastRadius", "Direction", "LineageGraph", "LineageMatch", "LocationIndex",
     "UnknownNode", "View", "blast_radius", "build_graph", "change_key", "column_lineage",
     "column_lineage_table", "columns_of", "dataset_column_lineage", "failing_products", "find_nodes", "induced",
-    "latest_statuses", "limit_nodes", "lineage_subgraph", "load_graph", "match_dataset",
+    "latest_statuses", "limit_nodes", "lineage_subgraph", "load_graph", "load_match", "match_dataset",
     "neighbourhood", "node_table", "path_between", "product_neighbourhood", "product_view",
     "resolve_column", "resolve_node", "status_of", "to_json", "view",
 ]

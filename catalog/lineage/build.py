@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from dataclasses import dataclass
 
 import duckdb
 import networkx as nx
@@ -18,34 +18,36 @@ def build_graph(con: duckdb.DuckDBPyConnection) -> LineageGraph:
     columns = nx.DiGraph()
     members: dict[str, list[str]] = {}
 
-    pii = {pid: (bool(any_pii), [c for c in classes if c]) for pid, any_pii, classes in con.execute(
-        "SELECT product_id, bool_or(pii), list(DISTINCT classification) FROM columns GROUP BY product_id").fetchall()}
-    for pid, name, domain, status in con.execute("""
-            SELECT p.product_id, p.name, d.name, p.status FROM products p
-            LEFT JOIN domains d USING (domain_id) ORDER BY p.product_id""").fetchall():
-        has_pii, classes = pii.get(pid, (False, []))
-        flow.add_node(f"product:{pid}", kind="product", name=name, product_id=pid, domain=domain,
-                      lifecycle=status, pii=has_pii, classification=_most_sensitive(classes))
-        members[f"product:{pid}"] = []
+    # Nodes are added in bulk from rows aggregated in SQL: one Python call per product and per
+    # column cost ~13 s of CPU at 100k products / 2M columns, most of it a dict of every column.
+    products = con.execute(f"""
+        WITH pii AS (
+            SELECT product_id, bool_or(pii) AS pii,
+                   arg_min(classification, {_SENSITIVITY_RANK_SQL})
+                       FILTER (WHERE classification IS NOT NULL AND classification <> '') AS classification
+            FROM columns GROUP BY product_id)
+        SELECT p.product_id, p.name, d.name, p.status, coalesce(pii.pii, false), pii.classification
+        FROM products p LEFT JOIN domains d USING (domain_id) LEFT JOIN pii USING (product_id)
+        ORDER BY p.product_id""").fetchall()  # noqa: S608 - constants
+    flow.add_nodes_from((f"product:{pid}", {"kind": "product", "name": name, "product_id": pid, "domain": domain,
+                                            "lifecycle": status, "pii": bool(has_pii), "classification": cls})
+                        for pid, name, domain, status, has_pii, cls in products)
+    members.update((f"product:{row[0]}", []) for row in products)
 
-    column_pii = {(pid, ds, col): (bool(p), cls) for pid, ds, col, p, cls in con.execute(
-        "SELECT product_id, dataset, column_name, pii, classification FROM columns").fetchall()}
-    dataset_pii = {}
-    for (pid, ds, _), (p, _cls) in column_pii.items():
-        dataset_pii[(pid, ds)] = dataset_pii.get((pid, ds), False) or p
-    for pid, ds, description in con.execute(
-            "SELECT DISTINCT product_id, dataset, description FROM datasets ORDER BY 1, 2").fetchall():
-        node = f"dataset:{pid}.{ds}"
-        flow.add_node(node, kind="dataset", name=f"{pid}.{ds}", product=f"product:{pid}", product_id=pid,
-                      dataset=ds, description=description, pii=dataset_pii.get((pid, ds), False))
-        members.setdefault(f"product:{pid}", []).append(node)
+    datasets = con.execute("""
+        WITH ds AS (SELECT DISTINCT product_id, dataset, description FROM datasets),
+        pii AS (SELECT product_id, dataset, bool_or(pii) AS pii FROM columns GROUP BY ALL)
+        SELECT ds.product_id, ds.dataset, ds.description, coalesce(pii.pii, false)
+        FROM ds LEFT JOIN pii USING (product_id, dataset) ORDER BY 1, 2""").fetchall()
+    flow.add_nodes_from((f"dataset:{pid}.{ds}", {"kind": "dataset", "name": f"{pid}.{ds}", "product": f"product:{pid}",
+                                                 "product_id": pid, "dataset": ds, "description": description,
+                                                 "pii": bool(pii)})
+                        for pid, ds, description, pii in datasets)
+    for pid, ds, _description, _pii in datasets:
+        members.setdefault(f"product:{pid}", []).append(f"dataset:{pid}.{ds}")
 
-    index = _location_index(con)
     ol_node: dict[tuple[str, str], str] = {}
-    for namespace, name, dataset_type, description, version in con.execute(
-            "SELECT namespace, name, dataset_type, description, facets->>'$.version.datasetVersion' "
-            "FROM lineage_datasets").fetchall():
-        matched = match_dataset(namespace, name, index)
+    for (namespace, name, dataset_type, description, version), matched in _matched_lineage_datasets(con):
         if matched and matched in flow:
             node = matched
             flow.nodes[node].setdefault("ol_names", []).append(f"{namespace}/{name}")
@@ -81,9 +83,15 @@ def build_graph(con: duckdb.DuckDBPyConnection) -> LineageGraph:
     _assign_jobs_to_products(flow, members)
     _add_models_table(con, flow, members)
 
-    for row in con.execute("""SELECT output_namespace, output_name, output_field, input_namespace, input_name,
-                                     input_field, transformation, description, masking, job_namespace, job_name
-                              FROM lineage_column_edges""").fetchall():
+    edges = con.execute("""SELECT output_namespace, output_name, output_field, input_namespace, input_name,
+                                  input_field, transformation, description, masking, job_namespace, job_name
+                           FROM lineage_column_edges""").fetchall()
+    named = {ol_node.get((ns, name)) for row in edges for ns, name in ((row[0], row[1]), (row[3], row[4]))}
+    named_products = sorted({flow.nodes[n].get("product_id") for n in named if n in flow} - {None})
+    column_pii = {(pid, ds, col): (bool(p), cls) for pid, ds, col, p, cls in con.execute(
+        "SELECT product_id, dataset, column_name, pii, classification FROM columns "
+        "WHERE product_id IN (SELECT unnest(?::VARCHAR[]))", [named_products]).fetchall()} if named_products else {}
+    for row in edges:
         out_ns, out_name, out_field, in_ns, in_name, in_field, transformation, description, masking, jns, jn = row
         target_ds = ol_node.get((out_ns, out_name)) or f"external:{out_ns}/{out_name}"
         source_ds = ol_node.get((in_ns, in_name)) or f"external:{in_ns}/{in_name}"
@@ -146,11 +154,50 @@ def _short_name(name: str) -> str:
 
 
 _SENSITIVITY = ["restricted", "confidential", "sensitive", "internal", "public"]
+# A product's classification is its most sensitive column's (an unknown name ranks as "sensitive").
+_SENSITIVITY_RANK_SQL = ("CASE lower(classification) "
+                         + " ".join(f"WHEN '{c}' THEN {i}" for i, c in enumerate(_SENSITIVITY)) + " ELSE 2 END")
 
 
-def _most_sensitive(classes: Iterable[str]) -> str | None:
-    ranked = sorted(classes, key=lambda c: _SENSITIVITY.index(c.lower()) if c.lower() in _SENSITIVITY else 2)
-    return ranked[0] if ranked else None
+def _matched_lineage_datasets(con: duckdb.DuckDBPyConnection) -> list[tuple[tuple, str | None]]:
+    """Each stored OpenLineage dataset (namespace, name, type, description, version) with the
+    catalog dataset node it denotes (None: not a catalog dataset)."""
+    rows = con.execute("SELECT namespace, name, dataset_type, description, facets->>'$.version.datasetVersion' "
+                       "FROM lineage_datasets").fetchall()
+    if not rows:
+        return []
+    index = _location_index(con)
+    return [(row, match_dataset(row[0], row[1], index)) for row in rows]
+
+
+@dataclass
+class LineageMatch:
+    """What pages other than the lineage page need of lineage, without building the graph:
+    which catalog datasets events name, and which product each job writes for."""
+    named_datasets: frozenset[str]                # catalog dataset nodes some lineage dataset denotes
+    job_products: dict[tuple[str, str], str]      # (job namespace, job name) -> product id
+    key: tuple | None = None
+
+
+def _lineage_match(con: duckdb.DuckDBPyConnection) -> LineageMatch:
+    known = {f"dataset:{pid}.{ds}": pid for pid, ds in con.execute(
+        "SELECT DISTINCT product_id, dataset FROM datasets").fetchall()}
+    ol_node = {(row[0], row[1]): matched for row, matched in _matched_lineage_datasets(con)
+               if matched and matched in known}
+    # The graph's rule (_assign_jobs_to_products): a job belongs to the one product whose
+    # catalog datasets it writes; outputs outside the mesh do not count.
+    owners: dict[tuple[str, str], set[str]] = {}
+    for job_ns, job_name, ds_ns, ds_name, direction in con.execute(
+            "SELECT job_namespace, job_name, dataset_namespace, dataset_name, direction FROM lineage_io").fetchall():
+        found = owners.setdefault((job_ns, job_name), set())
+        node = ol_node.get((ds_ns, ds_name))
+        if direction != "input" and node:
+            found.add(known[node])
+    assigned = {job: next(iter(found)) for job, found in owners.items() if len(found) == 1}
+    if assigned:
+        products = {pid for (pid,) in con.execute("SELECT product_id FROM products").fetchall()}
+        assigned = {job: pid for job, pid in assigned.items() if pid in products}
+    return LineageMatch(named_datasets=frozenset(ol_node.values()), job_products=assigned)
 
 
 CACHED_GRAPHS = 4  # one per DB file; more only in tests that open many files
@@ -192,3 +239,28 @@ def load_graph(con: duckdb.DuckDBPyConnection) -> LineageGraph:
             while len(_CACHE) > CACHED_GRAPHS:  # oldest first: dicts keep insertion order
                 _CACHE.pop(next(iter(_CACHE)))
     return graph
+
+
+_MATCHES: dict[str, LineageMatch] = {}
+
+
+def load_match(con: duckdb.DuckDBPyConnection) -> LineageMatch:
+    """`LineageMatch` of this store, recomputed only when the change key moved. The overview and
+    SLO pages need only this, not the graph (building the graph cost ~13 s of CPU at 100k
+    products, and the overview is the app's first page)."""
+    row = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchone()
+    db = row[0] if row else None
+    key = change_key(con)
+    with _CACHE_LOCK:
+        cached = _MATCHES.get(db) if db else None
+        if cached is not None and cached.key == key:
+            return cached
+    found = _lineage_match(con)
+    found.key = key
+    if db:
+        with _CACHE_LOCK:
+            _MATCHES.pop(db, None)
+            _MATCHES[db] = found
+            while len(_MATCHES) > CACHED_GRAPHS:
+                _MATCHES.pop(next(iter(_MATCHES)))
+    return found

@@ -53,12 +53,30 @@ class _PickerIndex:
     exact: dict[str, list[int]]
 
 
+def _picker_order(item: tuple[str, dict]) -> tuple:
+    """The picker's order of a (node, attributes) pair: products first, then by name."""
+    return _KIND_ORDER.get(item[1].get("kind"), 9), str(item[1].get("name")).lower(), item[0]
+
+
+def _first_nodes(graph: LineageGraph, limit: int) -> list[str]:
+    """The first `limit` nodes in the picker's order (what an empty search offers), without
+    building the index when it is not built yet: the lineage page's first screen searches for
+    nothing, and the index took ~3 s of CPU at 100k products (built at the first search)."""
+    index = graph.views.get("picker")
+    if index is not None:
+        return [n for _, _, n in index.entries[:limit]]
+    firsts = graph.views.setdefault("picker_first", {})  # memoised with the graph's views
+    if limit not in firsts:
+        # heapq.nsmallest(n, it, key) is sorted(it, key)[:n]: the same nodes as the index.
+        firsts[limit] = [n for n, _ in heapq.nsmallest(limit, graph.flow.nodes(data=True), key=_picker_order)]
+    return list(firsts[limit])
+
+
 def _picker_index(graph: LineageGraph) -> _PickerIndex:
     """Built once per graph (read-only, memoised with its views)."""
     index = graph.views.get("picker")
     if index is None:
-        nodes = sorted(graph.flow.nodes(data=True), key=lambda item: (
-            _KIND_ORDER.get(item[1].get("kind"), 9), str(item[1].get("name")).lower(), item[0]))
+        nodes = sorted(graph.flow.nodes(data=True), key=_picker_order)
         entries = [(str(a.get("name") or "").lower(), n.lower(), n) for n, a in nodes]
         starts, offset = [], 0
         for name, lowered, _ in entries:
@@ -90,9 +108,9 @@ def find_nodes(graph: LineageGraph, text: str, *, limit: int = 50) -> list[str]:
     Dictionary lookups, a bisection and str.find over one text instead of that pass, which
     grew with the mesh (a selectbox of every node froze the page before it)."""
     words = text.strip().lower().split()
-    index = _picker_index(graph)
     if not words or limit <= 0:
-        return [n for _, _, n in index.entries[:max(limit, 0)]]
+        return _first_nodes(graph, max(limit, 0))
+    index = _picker_index(graph)
     whole = " ".join(words)
     exact = index.exact.get(whole, [])[:limit]  # ascending: later ones fall beyond the page
     lo = bisect.bisect_left(index.names, whole)
