@@ -1,5 +1,5 @@
 """Search at scale stays exact: candidate pruning of common terms ranks like scoring every
-posting, the letter-set test keeps every typo candidate, migration 0014 fills what it adds."""
+posting, the letter-set test keeps every typo candidate, migration 0012 fills what it adds."""
 
 from __future__ import annotations
 
@@ -129,14 +129,14 @@ def test_letter_set_test_keeps_every_typo_candidate(catalog):
             assert found == expected, f"typo {typo!r} of {word!r}: missing {expected - found}, extra {found - expected}"
 
 
-def test_migration_0014_fills_an_existing_index(tmp_path, monkeypatch):
-    """An index built before 0014 is usable at once: doc, names, domain facets and letter
+def test_migration_0012_fills_an_existing_index(tmp_path, monkeypatch):
+    """An index built before 0012 is usable at once: doc, names, domain facets and letter
     sets are filled by the migration, not by a rebuild."""
     everything = store._migrations()
-    monkeypatch.setattr(store, "_migrations", lambda: tuple(m for m in everything if m[0] < 14))
-    path = tmp_path / "v13.duckdb"
+    monkeypatch.setattr(store, "_migrations", lambda: tuple(m for m in everything if m[0] < 12))
+    path = tmp_path / "v11.duckdb"
     stamp = datetime(2026, 12, 1, 12)
-    with store.connect(path) as con:  # the index as search.py wrote it before 0014
+    with store.connect(path) as con:  # the index as search.py wrote it before 0012
         con.execute("INSERT INTO domains VALUES ('commerce', 'Commerce', NULL)")
         con.execute("INSERT INTO products (product_id, name, domain_id, created_at, updated_at) "
                     "VALUES ('order-lines', 'Order Lines', 'commerce', ?, ?)", [stamp, stamp])
@@ -149,7 +149,7 @@ def test_migration_0014_fills_an_existing_index(tmp_path, monkeypatch):
         docs = con.execute("SELECT doc = hash(product_id), name FROM search_docs").fetchall()
         facets = con.execute("SELECT value FROM search_facets WHERE facet = 'domain' ORDER BY 1").fetchall()
         vocab = con.execute("SELECT term, letters FROM search_vocab ORDER BY 1").fetchall()
-        assert search.stale_products(con) == [], "0014 leaves a fresh index fresh"
+        assert search.stale_products(con) == [], "0012 leaves a fresh index fresh"
     assert docs == [(True, "Order Lines")], docs
     assert facets == [("commerce",)], f"the domain name and id, lower-cased, once each: {facets}"
     assert vocab == [("lines", search.letters("lines")), ("order", search.letters("order"))], vocab

@@ -1,4 +1,4 @@
-"""Column edges are keyed by one value (rows.column_edge_key): migration 0012 gives the edges
+"""Column edges are keyed by one value (rows.column_edge_key): migration 0011 gives the edges
 of an older store the key Python computes, so later events upsert them instead of adding twins;
 the key tells apart names that only differ in where one ends."""
 
@@ -22,10 +22,10 @@ def test_keys_tell_apart_names_that_differ_only_in_where_they_end():
     assert column_edge_key(*EDGES[0]) == column_edge_key(*EDGES[0]), "the key is a function of the names"
 
 
-def test_migration_0012_keys_existing_edges_as_python_does(tmp_path, monkeypatch):
+def test_migration_0011_keys_existing_edges_as_python_does(tmp_path, monkeypatch):
     everything = store._migrations()
-    monkeypatch.setattr(store, "_migrations", lambda: tuple(m for m in everything if m[0] < 12))
-    path = tmp_path / "v11.duckdb"
+    monkeypatch.setattr(store, "_migrations", lambda: tuple(m for m in everything if m[0] < 11))
+    path = tmp_path / "v10.duckdb"
     seen = datetime(2026, 11, 1)
     with store.connect(path) as con:  # edges as the six-column primary key stored them
         for edge in EDGES:
@@ -36,14 +36,14 @@ def test_migration_0012_keys_existing_edges_as_python_does(tmp_path, monkeypatch
         stored = {tuple(row[:6]): bytes(row[6]) for row in con.execute(
             "SELECT output_namespace, output_name, output_field, input_namespace, input_name, input_field, "
             "edge_key FROM lineage_column_edges").fetchall()}
-        assert stored == {edge: column_edge_key(*edge) for edge in EDGES}, "0012 keys each edge as Python does"
+        assert stored == {edge: column_edge_key(*edge) for edge in EDGES}, "0011 keys each edge as Python does"
         later = datetime(2026, 12, 1)
         insert_values(con, "INSERT INTO lineage_column_edges VALUES",
                       [[*EDGES[1], "INDIRECT", None, False, "etl", "job", later, column_edge_key(*EDGES[1])]],
                       COLUMN_EDGE_CONFLICT)
         rows = con.execute("SELECT transformation, last_seen FROM lineage_column_edges WHERE output_name = ?",
                            [EDGES[1][1]]).fetchall()
-    assert rows == [("INDIRECT", later)], f"an edge stored before 0012 is updated, not doubled: {rows}"
+    assert rows == [("INDIRECT", later)], f"an edge stored before 0011 is updated, not doubled: {rows}"
 
 
 def test_ingested_edges_carry_the_key_of_their_names(tmp_path):

@@ -114,7 +114,7 @@ COLUMN_EDGE_CONFLICT = """
 def column_edge_key(*names: str) -> bytes:
     """lineage_column_edges.edge_key of an edge named by (output namespace, name, field, input
     namespace, name, field): the SHA-256 of each name as its UTF-8 byte length, ':', the name
-    (unambiguous whatever a name contains); migration 0012 computes the same in SQL."""
+    (unambiguous whatever a name contains); migration 0011 computes the same in SQL."""
     return _edge_key("".join(map(edge_key_part, names)))
 
 

@@ -12,7 +12,7 @@
 --                        word differs from it in at most 2k of them, an integer test that keeps
 --                        the edit distance off most of the vocabulary.
 -- The columns are filled here (the same expressions as catalog.search), so an index built
--- before 0014 stays usable without a rebuild.
+-- before 0012 stays usable without a rebuild.
 
 ALTER TABLE search_docs ADD COLUMN doc UBIGINT;
 ALTER TABLE search_docs ADD COLUMN name TEXT;
