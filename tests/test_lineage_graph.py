@@ -241,6 +241,23 @@ def test_rendered_html_is_self_contained_and_defuses_event_text(graph):
     assert "borderDashes" in page and "features (PII)" in page, "the PII features dataset is marked"
 
 
+def test_rendered_html_keeps_a_hostile_node_id_inside_its_script():
+    """Node ids are not defused like labels (they are the keys the page links by), so the
+    drawing's script must carry them as JSON with < and > escaped: an id holding
+    `</script><img onerror=...>` may not end the script and become markup."""
+    import networkx as nx
+
+    hostile = 'job:x </script><img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script>'
+    sub = nx.DiGraph()
+    sub.add_node(hostile, kind="job", name=hostile)
+    sub.add_node("dataset:out", kind="dataset", name="out")
+    sub.add_edge(hostile, "dataset:out", kind="writes")
+    page = lineage_drawing.to_pyvis_html(sub, statuses={}, colours={})
+    assert "window.__pwned" in page, "the id is drawn (as data)"
+    assert "</script><img" not in page and "<script>window.__pwned" not in page, \
+        "the hostile id reaches the page only escaped, never as a tag"
+
+
 def test_cache_rebuilds_only_after_a_change(db, tmp_path):
     with connect(db) as con:
         first = lineage.load_graph(con)

@@ -50,7 +50,11 @@ DOM_PROBE = f"""() => {{
   const hits = [...document.querySelectorAll('[href*="{EVIL}"], [src*="{EVIL}"], [*|href*="{EVIL}"], '
                                              + '[srcset*="{EVIL}"], [onerror], [onload]')]
     .map(e => e.outerHTML.slice(0, 160));
-  const scripts = [...document.querySelectorAll('script')].filter(s => s.textContent.includes('__pwned'))
+  // An injected <script> holds the payload's own code; the lineage drawing's script holds the
+  // names as JSON strings with < and > escaped (\\u003c), which is data, so a script counts when
+  // its text is the payload's code or carries the payload's tag unescaped.
+  const scripts = [...document.querySelectorAll('script')]
+    .filter(s => s.textContent.trim().startsWith('window.__pwned') || s.textContent.includes('<script>window.__pwned'))
     .map(s => s.outerHTML.slice(0, 160));
   return {{hits, scripts, pwned: window.__pwned ?? null}};
 }}"""
