@@ -33,6 +33,8 @@ def _location_index(con: duckdb.DuckDBPyConnection) -> LocationIndex:
             "SELECT contract_id, product_id, dataset, physical_name FROM datasets").fetchall():
         datasets.setdefault(contract_id, []).append((pid, ds, physical))
     for contract_id, rows in datasets.items():
+        if not servers.get(contract_id):
+            continue  # no server locates these datasets (a loop over each of them cost ~0.6 s at 100k)
         for pid, ds, physical in rows:
             node = f"dataset:{pid}.{ds}"
             location = next((loc for server in servers.get(contract_id, [])

@@ -31,5 +31,9 @@ def failing_products(con: duckdb.DuckDBPyConnection | None, statuses: dict[str, 
     `statuses` (latest_statuses) when already read, else from the store."""
     if statuses is None:
         statuses = latest_statuses(con)
-    failing = [(n, s) for n, s in statuses.items() if n.startswith("product:") and s in FAILING]
-    return [n for n, _ in sorted(failing, key=lambda item: (-SEVERITY[item[1]], item[0]))]
+    # Sorted by (-severity, id) as one sort per severity: a key tuple per product cost ~0.5 s at 100k.
+    by_severity: dict[int, list[str]] = {}
+    for n, s in statuses.items():
+        if s in FAILING and n.startswith("product:"):
+            by_severity.setdefault(SEVERITY[s], []).append(n)
+    return [n for severity in sorted(by_severity, reverse=True) for n in sorted(by_severity[severity])]

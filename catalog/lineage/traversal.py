@@ -205,7 +205,9 @@ def _view(graph: LineageGraph, node: str | None, *, level: Literal["products", "
         if node is None:
             # The nodes of the whole-mesh product view, without folding its edges: only the
             # kept few are folded below (folding all of a 300k-node mesh took over a minute).
-            hops = dict.fromkeys({_rep(graph, n, expanded) for n in graph.flow}, 0)
+            # (`_rep` inlined over the node attributes: ~0.9 s of CPU at 100k products through NodeView.)
+            hops = dict.fromkeys({product if product and product not in expanded else n
+                                  for n, product in graph.flow.nodes(data="product")}, 0)
         else:
             hops = _product_hops(graph, node, direction=direction, depth=depth, expanded=expanded)
     else:
@@ -219,10 +221,11 @@ def _view(graph: LineageGraph, node: str | None, *, level: Literal["products", "
 def _nearest(g: nx.DiGraph, hops: dict[str, int], *, focus: str | None, max_nodes: int) -> tuple[set[str], dict]:
     if len(hops) <= max_nodes:
         return set(hops), {}
-    order = sorted(hops, key=lambda n: (n != focus, hops[n], g.nodes[n].get("kind") != "product", n))
+    attrs = g._node  # the node attribute dicts; `g.nodes[n]` per node cost ~0.5 s of CPU at 100k products
+    order = sorted(hops, key=lambda n: (n != focus, hops[n], attrs[n].get("kind") != "product", n))
     left_out: dict[str, int] = {}
     for n in order[max_nodes:]:
-        kind = g.nodes[n].get("kind") or "node"
+        kind = attrs[n].get("kind") or "node"
         left_out[kind] = left_out.get(kind, 0) + 1
     return set(order[:max_nodes]), left_out
 
