@@ -15,6 +15,7 @@ never imports checks/.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import datetime as dt
 
 import duckdb
@@ -103,23 +104,15 @@ def overview(con: duckdb.DuckDBPyConnection, *, days: int = 35,
     own on the same database, while this thread reads the catalog facts. DuckDB releases the GIL
     while it works, so at 100k products the first render waits for the slowest, not the sum."""
     now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    with concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="posture") as pool:
-        observed_job = pool.submit(_on_own_cursor, con, lambda cur: slo.observations(
-            cur, now=now, days=max(days, slo.BUDGET_WINDOW)))
-        checks_job = pool.submit(_on_own_cursor, con, lambda cur: _trend_checks(cur, days=days, now=now))
+    # The cursors are made here, before this thread uses `con` again: never two threads on one connection.
+    with contextlib.closing(con.cursor()) as slo_cur, contextlib.closing(con.cursor()) as trend_cur, \
+            concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="posture") as pool:
+        observed_job = pool.submit(slo.observations, slo_cur, now=now, days=max(days, slo.BUDGET_WINDOW))
+        checks_job = pool.submit(_trend_checks, trend_cur, days=days, now=now)
         facts = _catalog_facts(con)
         observed, checks = observed_job.result(), checks_job.result()
     return (scores(_with_slos(con, facts, now=now, observed=observed)),
             _trend_with_slos(con, checks, days=days, now=now, observed=observed))
-
-
-def _on_own_cursor(con: duckdb.DuckDBPyConnection, read):
-    """read(cursor) on a cursor of its own: a DuckDB connection is not shared between threads."""
-    cur = con.cursor()
-    try:
-        return read(cur)
-    finally:
-        cur.close()
 
 
 def components(con: duckdb.DuckDBPyConnection, *, now: dt.datetime | None = None,
