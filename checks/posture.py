@@ -14,6 +14,8 @@ never imports checks/.
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
 import datetime as dt
 
 import duckdb
@@ -95,11 +97,22 @@ def lineage_coverage(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
 
 def overview(con: duckdb.DuckDBPyConnection, *, days: int = 35,
              now: dt.datetime | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(scores(components()), trend()) for the overview, the SLO observations read once for both."""
+    """(scores(components()), trend()) for the overview, the SLO observations read once for both.
+
+    The three big reads (SLO observations, the trend's per-run counts, the catalog facts over
+    the latest results) are independent: the first two run in threads, each on a cursor of its
+    own on the same database, while this thread reads the catalog facts. DuckDB releases the GIL
+    while it works, so at 100k products the first render waits for the slowest, not the sum."""
     now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    observed = slo.observations(con, now=now, days=max(days, slo.BUDGET_WINDOW))
-    return (scores(components(con, now=now, observed=observed)),
-            trend(con, days=days, now=now, observed=observed))
+    # The cursors are made here, before this thread uses `con` again: never two threads on one connection.
+    with contextlib.closing(con.cursor()) as slo_cur, contextlib.closing(con.cursor()) as trend_cur, \
+            concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="posture") as pool:
+        observed_job = pool.submit(slo.observations, slo_cur, now=now, days=max(days, slo.BUDGET_WINDOW))
+        checks_job = pool.submit(_trend_checks, trend_cur, days=days, now=now)
+        facts = _catalog_facts(con)
+        observed, checks = observed_job.result(), checks_job.result()
+    return (scores(_with_slos(con, facts, now=now, observed=observed)),
+            _trend_with_slos(con, checks, days=days, now=now, observed=observed))
 
 
 def components(con: duckdb.DuckDBPyConnection, *, now: dt.datetime | None = None,
@@ -107,12 +120,22 @@ def components(con: duckdb.DuckDBPyConnection, *, now: dt.datetime | None = None
     """One row per product with every posture component (NULL = not applicable / not measured:
     no columns, never checked, no SLO observations, no consent requirement). `observed`: the SLO
     observations at `now` over at least 30 days, when already read."""
+    return _with_slos(con, _catalog_facts(con), now=now, observed=observed)
+
+
+def _catalog_facts(con: duckdb.DuckDBPyConnection) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(catalog facts with lineage coverage, consent coverage): the reads of components() but the SLOs."""
     found = con.execute(_CATALOG_SQL).df()
     found = found.merge(lineage_coverage(con)[["product_id", "lineage_coverage"]], on="product_id", how="left")
+    return found, consent_reports.coverage_by_product(con)
+
+
+def _with_slos(con: duckdb.DuckDBPyConnection, facts: tuple[pd.DataFrame, pd.DataFrame], *,
+               now: dt.datetime | None, observed: pd.DataFrame | None) -> pd.DataFrame:
+    found, covered = facts
     slos = slo.product_compliance(con, now=now, frame=observed)
     found = found.merge(slos.rename(columns={"slos_missed": "slos_missed", "breaching_now": "slo_breaching"}),
                         on="product_id", how="left")
-    covered = consent_reports.coverage_by_product(con)
     if covered.empty:
         found["consent_coverage"] = pd.Series([None] * len(found), dtype="float64")
         found["consent_violating_users"] = pd.Series([None] * len(found), dtype="float64")
@@ -132,10 +155,15 @@ def trend(con: duckdb.DuckDBPyConnection, *, days: int = 90, now: dt.datetime | 
     overview's trend over time (one query over the results, one over SLO observations, unless
     `observed` holds them: at `now`, over at least `days` days)."""
     now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    return _trend_with_slos(con, _trend_checks(con, days=days, now=now), days=days, now=now, observed=observed)
+
+
+def _trend_checks(con: duckdb.DuckDBPyConnection, *, days: int, now: dt.datetime) -> pd.DataFrame:
+    """trend()'s per day and domain check counts (its query over the results)."""
     # Counted per product and run first (one hash aggregate over the results), then the newest
     # run of each product and day picked among those few rows: ranking every result row in a
     # window took ~2 s of CPU at 1.1M stored results.
-    checks = con.execute(f"""
+    return con.execute(f"""
         WITH runs AS (SELECT run_id, started_at FROM check_runs WHERE state = 'complete' AND started_at >= ?),
         per_run AS (
             SELECT cr.product_id, cr.run_id, count(*) FILTER (WHERE cr.status <> 'skipped') AS checks,
@@ -153,6 +181,11 @@ def trend(con: duckdb.DuckDBPyConnection, *, days: int = 90, now: dt.datetime | 
                sum(pp.passed) / nullif(sum(pp.checks), 0) AS check_pass_rate
         FROM per_product pp JOIN products p USING (product_id) LEFT JOIN domains d USING (domain_id)
         GROUP BY ALL ORDER BY pp.day, domain""", [now - dt.timedelta(days=days)]).df()  # noqa: S608 - constants
+
+
+def _trend_with_slos(con: duckdb.DuckDBPyConnection, checks: pd.DataFrame, *, days: int, now: dt.datetime,
+                     observed: pd.DataFrame | None) -> pd.DataFrame:
+    """trend()'s check counts with the day's share of good SLO observations beside them."""
     if observed is None:
         observed = slo.observations(con, now=now, days=days)
     else:
