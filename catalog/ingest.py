@@ -10,16 +10,15 @@ catalog.ingest_pool, catalog.ingest_report, catalog.contract_rows).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 import yaml
 
-from catalog import access, audit, odcs, search
+from catalog import access, audit, odcs, search, store
 from catalog.contract_rows import (
     DETAIL_TABLES,  # noqa: F401 - read by ingest_batch through here before; kept importable
     PRODUCT_UPSERT,  # noqa: F401
@@ -96,7 +95,7 @@ def ingest_paths(con: duckdb.DuckDBPyConnection, paths: Iterable[str | Path], *,
             report.warnings += _same_id_in_batch(one, stored_in_batch)
         queue.clear()
 
-    with _checkpoint_once(con, large=bulk and len(files) >= ingest_pool.POOL_MIN_FILES), \
+    with store.checkpoint_once(con, large=bulk and len(files) >= ingest_pool.POOL_MIN_FILES), \
             ingest_pool.checked_in_workers(files, check=prepare_contract_file, suffixes=CONTRACT_SUFFIXES,
                                            workers=workers if bulk else 0) as prepared_by_worker:
         for path in files:
@@ -116,31 +115,6 @@ def ingest_paths(con: duckdb.DuckDBPyConnection, paths: Iterable[str | Path], *,
         with transaction(con):
             search.reindex(con)
     return report
-
-
-# A bulk load of thousands of contracts writes more than DuckDB's checkpoint threshold (16 MiB
-# of WAL) every two or three batches, and each checkpoint rewrites the growing tables'
-# indexes (contracts, products, contract_documents, audit_log keys). Raised for the load, the
-# store checkpoints once, when the load's connection use ends: parent CPU for 5,000 contracts
-# 8.9 -> 6.2 s (same run). The OpenLineage file ingest does the same for large files.
-BULK_CHECKPOINT_THRESHOLD = "1GiB"
-
-
-@contextlib.contextmanager
-def _checkpoint_once(con: duckdb.DuckDBPyConnection, *, large: bool) -> Iterator[None]:
-    before = None
-    if large:
-        try:
-            before = con.execute("SELECT current_setting('checkpoint_threshold')").fetchone()[0]
-            con.execute(f"SET checkpoint_threshold = '{BULK_CHECKPOINT_THRESHOLD}'")
-        except duckdb.Error:
-            before = None  # a connection that may not change it ingests as before
-    try:
-        yield
-    finally:
-        if before is not None:
-            # DuckDB's own size text ('16.0 MiB'), read back above: never user input.
-            con.execute(f"SET checkpoint_threshold = '{before.replace(chr(39), '')}'")
 
 
 def _same_id_in_batch(one: IngestReport, stored_in_batch: dict[str, Accepted]) -> list[Warning_]:

@@ -486,6 +486,32 @@ def _retry_conflicts(work, attempts: int = 8):
             time.sleep(0.01 * (2**attempt))
 
 
+# A bulk load (thousands of contracts, a large OpenLineage file) writes more than DuckDB's
+# checkpoint threshold (16 MiB of WAL) every few batches, and each checkpoint rewrites the
+# growing tables' indexes. Raised for the load, the store checkpoints once, after it: parent
+# CPU for 5,000 contracts 8.9 -> 6.2 s; 30k events 914 -> 1,112 per CPU second (same runs).
+BULK_CHECKPOINT_THRESHOLD = "1GiB"
+
+
+@contextlib.contextmanager
+def checkpoint_once(con: duckdb.DuckDBPyConnection, *, large: bool) -> Iterator[None]:
+    """While a `large` load writes, DuckDB checkpoints once instead of every few batches; the
+    connection's threshold is given back afterwards."""
+    before = None
+    if large:
+        try:
+            before = con.execute("SELECT current_setting('checkpoint_threshold')").fetchone()[0]
+            con.execute(f"SET checkpoint_threshold = '{BULK_CHECKPOINT_THRESHOLD}'")
+        except duckdb.Error:
+            before = None  # a connection that may not change it loads as before
+    try:
+        yield
+    finally:
+        if before is not None:
+            # DuckDB's own size text ('16.0 MiB'), read back above: never user input.
+            con.execute(f"SET checkpoint_threshold = '{before.replace(chr(39), '')}'")
+
+
 @contextlib.contextmanager
 def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
     """All-or-nothing: a failure inside rolls back everything written in the block."""

@@ -245,22 +245,7 @@ def change_key(con: duckdb.DuckDBPyConnection) -> tuple:
 
 def load_graph(con: duckdb.DuckDBPyConnection) -> LineageGraph:
     """The graph of this store, rebuilt only when the change key moved. Treat it as read-only."""
-    row = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchone()
-    db = row[0] if row else None
-    key = change_key(con)
-    with _CACHE_LOCK:
-        cached = _CACHE.get(db) if db else None
-        if cached is not None and cached.key == key:
-            return cached
-    graph = build_graph(con)
-    graph.key = key
-    if db:
-        with _CACHE_LOCK:
-            _CACHE.pop(db, None)
-            _CACHE[db] = graph
-            while len(_CACHE) > CACHED_GRAPHS:  # oldest first: dicts keep insertion order
-                _CACHE.pop(next(iter(_CACHE)))
-    return graph
+    return _by_change_key(con, _CACHE, build_graph)
 
 
 _MATCHES: dict[str, LineageMatch] = {}
@@ -270,19 +255,25 @@ def load_match(con: duckdb.DuckDBPyConnection) -> LineageMatch:
     """`LineageMatch` of this store, recomputed only when the change key moved. The overview and
     SLO pages need only this, not the graph (building the graph cost ~13 s of CPU at 100k
     products, and the overview is the app's first page)."""
+    return _by_change_key(con, _MATCHES, _lineage_match)
+
+
+def _by_change_key(con: duckdb.DuckDBPyConnection, cache: dict, build):
+    """`build(con)` of this store's file, kept in `cache` until the change key moves (at most
+    CACHED_GRAPHS files, oldest dropped first: dicts keep insertion order)."""
     row = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchone()
     db = row[0] if row else None
     key = change_key(con)
     with _CACHE_LOCK:
-        cached = _MATCHES.get(db) if db else None
+        cached = cache.get(db) if db else None
         if cached is not None and cached.key == key:
             return cached
-    found = _lineage_match(con)
-    found.key = key
+    built = build(con)
+    built.key = key
     if db:
         with _CACHE_LOCK:
-            _MATCHES.pop(db, None)
-            _MATCHES[db] = found
-            while len(_MATCHES) > CACHED_GRAPHS:
-                _MATCHES.pop(next(iter(_MATCHES)))
-    return found
+            cache.pop(db, None)
+            cache[db] = built
+            while len(cache) > CACHED_GRAPHS:
+                cache.pop(next(iter(cache)))
+    return built

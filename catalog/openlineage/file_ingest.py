@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import duckdb
 
-from catalog import audit
+from catalog import audit, store
 from catalog.ingest_report import Accepted, IngestReport, Rejected, Warning_
 from catalog.openlineage import limits, pool
 from catalog.openlineage.batch import store_events
@@ -49,7 +49,7 @@ def ingest_text(con: duckdb.DuckDBPyConnection, text: str, *, source: str,
     count = 0
     batch = _Batch(source=source, who=who)
     outcomes = _outcomes(text, file_warnings, workers)
-    with (_checkpoint_once(con, large=len(text) > BULK_TEXT_CHARS), pool.without_cyclic_gc(),
+    with (store.checkpoint_once(con, large=len(text) > BULK_TEXT_CHARS), pool.without_cyclic_gc(),
           contextlib.closing(outcomes)):  # closing: a pool of workers ends with the file, whatever happens
         try:
             for outcome in outcomes:
@@ -69,29 +69,10 @@ def ingest_text(con: duckdb.DuckDBPyConnection, text: str, *, source: str,
 
 
 # A file larger than DuckDB's default checkpoint threshold (16 MiB of WAL) would checkpoint
-# every few batches, and each checkpoint rewrites the growing indexes (column edges, event
-# keys): 100k events ran at 766 events per CPU second, 10k at 1,112. With the threshold
-# raised for the file, the store checkpoints once, at the first commit after it (30k events:
-# 914 -> 1,112 per CPU second).
+# every few batches, rewriting the growing indexes (column edges, event keys) each time:
+# 100k events ran at 766 events per CPU second, 10k at 1,112; with store.checkpoint_once,
+# 30k events went 914 -> 1,112 per CPU second.
 BULK_TEXT_CHARS = 16 * 1024 * 1024
-BULK_CHECKPOINT_THRESHOLD = "1GiB"
-
-
-@contextlib.contextmanager
-def _checkpoint_once(con: duckdb.DuckDBPyConnection, *, large: bool) -> Iterator[None]:
-    before = None
-    if large:
-        try:
-            before = con.execute("SELECT current_setting('checkpoint_threshold')").fetchone()[0]
-            con.execute(f"SET checkpoint_threshold = '{BULK_CHECKPOINT_THRESHOLD}'")
-        except duckdb.Error:
-            before = None  # a connection that may not change it ingests as before
-    try:
-        yield
-    finally:
-        if before is not None:
-            # DuckDB's own size text ('16.0 MiB'), read back above: never user input.
-            con.execute(f"SET checkpoint_threshold = '{before.replace(chr(39), '')}'")
 
 
 def _outcomes(text: str, warnings: list[str], workers: int | None) -> Iterator[Flat | Bad]:
