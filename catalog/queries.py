@@ -25,6 +25,10 @@ def domains(con: duckdb.DuckDBPyConnection) -> list[str]:
     return [r[0] for r in con.execute("SELECT name FROM domains ORDER BY name").fetchall()]
 
 
+def product_ids(con: duckdb.DuckDBPyConnection) -> list[str]:
+    return [r[0] for r in con.execute("SELECT product_id FROM products ORDER BY product_id").fetchall()]
+
+
 def classifications(con: duckdb.DuckDBPyConnection) -> list[str]:
     return [r[0] for r in con.execute(
         "SELECT DISTINCT classification FROM columns WHERE classification IS NOT NULL ORDER BY 1").fetchall()]

@@ -31,7 +31,7 @@ def evidence_download(user: access.User, *, product_id: str | None = None, key: 
     at: dt.datetime | None = None
     if product_id is None:
         with conn() as con:
-            products = [r[0] for r in con.execute("SELECT product_id FROM products ORDER BY 1").fetchall()]
+            products = queries.product_ids(con)
             domain_names = queries.domains(con)
         left, middle, right = st.columns([1, 2, 1.2])
         kind = left.selectbox("Evidence for", ["product", "domain", "whole mesh"], key=f"{key}_kind")
