@@ -234,8 +234,11 @@ def product_compliance(con: duckdb.DuckDBPyConnection, *, now: dt.datetime | Non
     if per_slo.empty:
         return pd.DataFrame(columns=["product_id", "slo_compliance", "slos", "slos_missed", "breaching_now"])
     key = f"compliance_{window}d"
-    return (per_slo.groupby("product_id")
-            .agg(slo_compliance=(key, "min"), slos=("slo", "size"),
-                 slos_missed=("met", lambda s: int((~s.astype(bool)).sum())),
-                 breaching_now=("breaching_now", "any"))
-            .reset_index())
+    # Built-in aggregations only: a Python lambda per group cost ~13 s at 100k products.
+    per_slo = per_slo.assign(missed=~per_slo["met"].astype(bool), breaching_now=per_slo["breaching_now"].fillna(False).astype(bool))
+    found = (per_slo.groupby("product_id")
+             .agg(slo_compliance=(key, "min"), slos=("slo", "size"), slos_missed=("missed", "sum"),
+                  breaching_now=("breaching_now", "any"))
+             .reset_index())
+    found["slos_missed"] = found["slos_missed"].astype(int)
+    return found
