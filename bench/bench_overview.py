@@ -40,6 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from catalog import check_totals  # noqa: E402
 from catalog.store import connect  # noqa: E402
 from checks import posture  # noqa: E402
 
@@ -62,6 +63,7 @@ def add_run(db: Path, *, run_id: str, at: datetime) -> int:
                    CASE WHEN s.i = 7 AND hash(p.product_id) % 50 = 0 THEN 'error'
                         ELSE (?)[s.i + 1] END, 'bench', ?, ?
             FROM products p, range(8) s(i)""", [run_id, STATUSES, at, at])
+        check_totals.write(con, [run_id])  # as checks.run_records.persist stores a run
         return con.execute("SELECT count(*) FROM check_results WHERE run_id = ?", [run_id]).fetchone()[0]
 
 

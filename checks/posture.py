@@ -22,8 +22,8 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from catalog import lineage, queries
-from catalog.status import FAILING, SEVERITY, in_sql, severity_sql, status_of_severity_sql
+from catalog import check_totals, lineage
+from catalog.status import FAILING, SEVERITY, severity_sql, status_of_severity_sql
 from checks import consent_reports, slo
 
 COMPONENTS = ("contract_present", "contract_valid", "has_owner", "classification_coverage",
@@ -31,6 +31,7 @@ COMPONENTS = ("contract_present", "contract_valid", "has_owner", "classification
 MODEL_KINDS = ("fairness", "model_card")  # the results that make a product's bias status
 _MODEL_KINDS_SQL = "(" + ", ".join(f"'{k}'" for k in MODEL_KINDS) + ")"
 
+# {totals}: check_totals.totals_sql(), put in by _catalog_facts
 _CATALOG_SQL = f"""
     WITH contract AS (  -- every stored revision passed JSON Schema validation at ingest (catalog.odcs)
         SELECT product_id, count(DISTINCT contract_id) AS contracts FROM contracts GROUP BY product_id),
@@ -40,28 +41,21 @@ _CATALOG_SQL = f"""
         SELECT product_id, count(*) AS columns,
                count(*) FILTER (WHERE classification IS NOT NULL AND trim(classification) <> '') AS classified
         FROM columns GROUP BY product_id),
-    latest AS ({queries.LATEST_RESULTS_SQL}),
-    checked AS (
-        SELECT product_id, count(*) FILTER (WHERE status <> 'skipped') AS checks,
-               count(*) FILTER (WHERE status = 'passed') AS passed,
-               count(*) FILTER (WHERE status IN {in_sql(FAILING)}) AS failing,
-               count(*) FILTER (WHERE status = 'error') AS errors,
-               count(*) FILTER (WHERE status = 'failed') AS failed,
-               count(*) FILTER (WHERE status = 'warning') AS warnings,
-               bool_or(kind = 'contract' AND status = 'error') AS contract_broken,
-               max(finished_at) AS checked_at
-        FROM latest GROUP BY product_id),
-    -- the kinds apart, over the distinct (product, kind) pairs not passing: a list(kind) in `checked`
-    -- cost ~0.5 s of CPU at 100k products, this ~0.1 s
-    failing_kinds AS (
-        SELECT product_id, array_to_string(list_sort(list(kind)), ', ') AS failing_kinds
-        FROM (SELECT DISTINCT product_id, kind FROM latest WHERE status <> 'passed' AND status <> 'skipped')
-        GROUP BY product_id),
+    totals AS ({{totals}}),  -- catalog.check_totals: each run's counts per product and dataset
+    newest AS ({check_totals.newest_sql()}),
+    checked AS (  -- over the newest run of each product
+        SELECT product_id, sum(checks) AS checks, sum(passed) AS passed, sum(failed) + sum(errors) AS failing,
+               sum(errors) AS errors, sum(failed) AS failed, sum(warnings) AS warnings,
+               nullif(array_to_string(list_sort(list_distinct(flatten(list(failing_kinds)))), ', '), '')
+                   AS failing_kinds,
+               bool_or(contract_broken) AS contract_broken, max(finished_at) AS checked_at
+        FROM totals SEMI JOIN newest USING (product_id, run_id) GROUP BY product_id),
     model_home AS (  -- a model's results count under the product the model belongs to (models.product_id)
         SELECT model_id, product_id FROM models WHERE product_id IS NOT NULL),
     model_results AS (
         SELECT coalesce(h.product_id, l.product_id) AS product_id, l.status
-        FROM latest l LEFT JOIN model_home h ON h.model_id = l.diagnostics->>'$.model'
+        FROM check_results l SEMI JOIN newest USING (product_id, run_id)
+        LEFT JOIN model_home h ON h.model_id = l.diagnostics->>'$.model'
         WHERE l.kind IN {_MODEL_KINDS_SQL}),
     bias AS (
         SELECT product_id, {status_of_severity_sql(f"max({severity_sql()})")} AS bias_status
@@ -75,11 +69,11 @@ _CATALOG_SQL = f"""
            CASE WHEN k.checks > 0 THEN k.passed / k.checks END AS check_pass_rate,
            b.bias_status,
            coalesce(k.failing, 0) AS failing_checks, coalesce(k.errors, 0) AS errors,
-           coalesce(k.failed, 0) AS failed, coalesce(k.warnings, 0) AS warnings, fk.failing_kinds, k.checked_at
+           coalesce(k.failed, 0) AS failed, coalesce(k.warnings, 0) AS warnings, k.failing_kinds, k.checked_at
     FROM products p LEFT JOIN domains d USING (domain_id)
     LEFT JOIN contract c USING (product_id) LEFT JOIN owner o USING (product_id)
     LEFT JOIN classified cl USING (product_id) LEFT JOIN checked k USING (product_id)
-    LEFT JOIN bias b USING (product_id) LEFT JOIN failing_kinds fk USING (product_id)
+    LEFT JOIN bias b USING (product_id)
     ORDER BY p.product_id"""
 
 
@@ -103,16 +97,20 @@ def overview(con: duckdb.DuckDBPyConnection, *, days: int = 35,
     """(scores(components()), trend()) for the overview, the SLO observations read once for both.
 
     The three big reads (SLO observations, the trend's per-run counts, the catalog facts over
-    the latest results) are independent: the first two run in threads, each on a cursor of its
-    own on the same database, while this thread reads the catalog facts. DuckDB releases the GIL
-    while it works, so at 100k products the first render waits for the slowest, not the sum."""
+    the latest runs' totals) are independent: they run in threads, each on a cursor of its own
+    on the same database, while this thread computes lineage and consent coverage (mostly
+    pandas, which holds the GIL; DuckDB releases it while it works). At 100k products the first
+    render waits for the slowest read, not the sum."""
     now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
     # The cursors are made here, before this thread uses `con` again: never two threads on one connection.
     with contextlib.closing(con.cursor()) as slo_cur, contextlib.closing(con.cursor()) as trend_cur, \
-            concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="posture") as pool:
+            contextlib.closing(con.cursor()) as facts_cur, \
+            concurrent.futures.ThreadPoolExecutor(max_workers=3, thread_name_prefix="posture") as pool:
         observed_job = pool.submit(slo.observations, slo_cur, now=now, days=max(days, slo.BUDGET_WINDOW))
         checks_job = pool.submit(_trend_checks, trend_cur, days=days, now=now)
-        facts = _catalog_facts(con)
+        facts_job = pool.submit(_catalog_sql_facts, facts_cur)
+        lineage_covered, consent_covered = lineage_coverage(con), consent_reports.coverage_by_product(con)
+        facts = _with_coverage(facts_job.result(), lineage_covered, consent_covered)
         observed, checks = observed_job.result(), checks_job.result()
     return (scores(_with_slos(con, facts, now=now, observed=observed)),
             _trend_with_slos(con, checks, days=days, now=now, observed=observed))
@@ -128,9 +126,18 @@ def components(con: duckdb.DuckDBPyConnection, *, now: dt.datetime | None = None
 
 def _catalog_facts(con: duckdb.DuckDBPyConnection) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(catalog facts with lineage coverage, consent coverage): the reads of components() but the SLOs."""
-    found = con.execute(_CATALOG_SQL).df()
-    found = found.merge(lineage_coverage(con)[["product_id", "lineage_coverage"]], on="product_id", how="left")
-    return found, consent_reports.coverage_by_product(con)
+    return _with_coverage(_catalog_sql_facts(con), lineage_coverage(con), consent_reports.coverage_by_product(con))
+
+
+def _catalog_sql_facts(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    totals, params = check_totals.totals_sql(con)
+    return con.execute(_CATALOG_SQL.replace("{totals}", totals), params).df()
+
+
+def _with_coverage(found: pd.DataFrame, lineage_covered: pd.DataFrame,
+                   consent_covered: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    return (found.merge(lineage_covered[["product_id", "lineage_coverage"]], on="product_id", how="left"),
+            consent_covered)
 
 
 def _with_slos(con: duckdb.DuckDBPyConnection, facts: tuple[pd.DataFrame, pd.DataFrame], *,
@@ -163,27 +170,26 @@ def trend(con: duckdb.DuckDBPyConnection, *, days: int = 90, now: dt.datetime | 
 
 def _trend_checks(con: duckdb.DuckDBPyConnection, *, days: int, now: dt.datetime) -> pd.DataFrame:
     """trend()'s per day and domain check counts (its query over the results)."""
-    # Counted per product and run first (one hash aggregate over the results), then the newest
-    # run of each product and day picked among those few rows: ranking every result row in a
-    # window took ~2 s of CPU at 1.1M stored results.
+    # From each run's stored totals (catalog.check_totals): ranking or grouping every result
+    # row took ~0.4-2 s of CPU at 1.6M stored results.
+    totals, params = check_totals.totals_sql(con)
     return con.execute(f"""
-        WITH runs AS (SELECT run_id, started_at FROM check_runs WHERE state = 'complete' AND started_at >= ?),
+        WITH runs AS (SELECT run_id, started_at FROM check_runs WHERE state = 'complete' AND started_at >= $since),
         per_run AS (
-            SELECT cr.product_id, cr.run_id, count(*) FILTER (WHERE cr.status <> 'skipped') AS checks,
-                   count(*) FILTER (WHERE cr.status = 'passed') AS passed,
-                   bool_or(cr.status IN {in_sql(FAILING)}) AS failing
-            FROM check_results cr SEMI JOIN runs r USING (run_id)
-            WHERE cr.product_id IS NOT NULL GROUP BY cr.product_id, cr.run_id),
-        per_product AS (
-            SELECT pr.product_id, CAST(r.started_at AS DATE) AS day, pr.checks, pr.passed, pr.failing
-            FROM per_run pr JOIN runs r USING (run_id)
-            QUALIFY row_number() OVER (PARTITION BY pr.product_id, CAST(r.started_at AS DATE)
-                                       ORDER BY r.started_at DESC, r.run_id DESC) = 1)
+            SELECT t.product_id, t.run_id, sum(t.checks) AS checks, sum(t.passed) AS passed,
+                   sum(t.failed) + sum(t.errors) > 0 AS failing
+            FROM ({totals}) t SEMI JOIN runs r USING (run_id)
+            WHERE t.product_id IS NOT NULL GROUP BY t.product_id, t.run_id),
+        per_product AS (  -- each product's newest run of the day (a row_number() window cost ~0.4 s at 100k)
+            SELECT pr.product_id, CAST(r.started_at AS DATE) AS day,
+                   arg_max({{'checks': pr.checks, 'passed': pr.passed, 'failing': pr.failing}},
+                           (r.started_at, r.run_id)) AS newest
+            FROM per_run pr JOIN runs r USING (run_id) GROUP BY ALL)
         SELECT pp.day, d.name AS domain, count(*) AS products_checked,
-               count(*) FILTER (WHERE pp.failing) AS products_failing,
-               sum(pp.passed) / nullif(sum(pp.checks), 0) AS check_pass_rate
+               count(*) FILTER (WHERE pp.newest.failing) AS products_failing,
+               sum(pp.newest.passed) / nullif(sum(pp.newest.checks), 0) AS check_pass_rate
         FROM per_product pp JOIN products p USING (product_id) LEFT JOIN domains d USING (domain_id)
-        GROUP BY ALL ORDER BY pp.day, domain""", [now - dt.timedelta(days=days)]).df()  # noqa: S608 - constants
+        GROUP BY ALL ORDER BY pp.day, domain""", {**params, "since": now - dt.timedelta(days=days)}).df()  # noqa: S608
 
 
 def _trend_with_slos(con: duckdb.DuckDBPyConnection, checks: pd.DataFrame, *, days: int, now: dt.datetime,

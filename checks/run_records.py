@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
-from catalog import access, audit
+from catalog import access, audit, check_totals
 from catalog.store import retrying, transaction
 from checks import compiler
 from checks.result import SEVERITY, CheckResult
@@ -170,6 +170,7 @@ def persist(con: duckdb.DuckDBPyConnection, run: Run, *, note: str | None = None
                             + ", ".join(f"unnest(${i}::{_LIST_TYPES.get(name, 'VARCHAR')}[])"
                                         for i, name in enumerate(_RESULT_COLUMNS, start=1)),
                             [columns[name] for name in _RESULT_COLUMNS])
+            check_totals.write(con, [run.run_id])  # with its results, or not at all
             if actor is not None:
                 # In the run's transaction: the trail names exactly the runs that were stored.
                 audit.record(con, actor=actor, action="check_run", target=f"run:{run.run_id}",

@@ -31,6 +31,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from catalog import check_totals
 from catalog.ingest import IngestReport, ingest_paths
 from catalog.store import retrying, transaction
 from checks import consent as consent_checks
@@ -280,6 +281,8 @@ def seed_history(con: duckdb.DuckDBPyConnection, out: Path, anchor: datetime,
                 con.execute(f"INSERT INTO check_results ({', '.join(results.columns)}) "
                             f"SELECT {', '.join(results.columns)} FROM history_results")
                 con.unregister("history_results")
+            if len(runs):
+                check_totals.write(con, list(runs["run_id"]))  # as checks.run_records stores a run
 
     retrying(write)
     return HistoryReport(len(runs), len(results), report)
