@@ -101,5 +101,18 @@ def totals_sql(con: duckdb.DuckDBPyConnection) -> tuple[str, dict]:
 def newest_sql(totals: str = "totals") -> str:
     """Per product, its newest complete run that has results of it (by start, then run id):
     the one definition of "latest" (catalog.queries.LATEST_RESULTS_SQL) over the totals."""
-    return f"""SELECT product_id, max((run_started_at, run_id))[2] AS run_id
+    return f"""SELECT product_id, max((run_started_at, run_id)) AS newest_key,
+                      newest_key[1] AS run_started_at, newest_key[2] AS run_id
                FROM {totals} WHERE product_id IS NOT NULL GROUP BY product_id"""
+
+
+def latest_results_sql(con: duckdb.DuckDBPyConnection) -> tuple[str, dict]:
+    """(SQL, named parameters) of the latest results, the rows of catalog.queries'
+    LATEST_RESULTS_SQL (each product's results of its newest complete run, with
+    run_started_at), found through the totals: the newest run per product from ~1 row per
+    product and run instead of a pass over every stored result. Filter it by kind, and the
+    scan of check_results reads only that kind."""
+    totals, params = totals_sql(con)
+    return f"""
+        SELECT cr.*, newest.run_started_at FROM check_results cr
+        JOIN ({newest_sql(f"({totals})")}) newest USING (product_id, run_id)""", params

@@ -15,7 +15,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from catalog import access, masking
+from catalog import access, check_totals, masking
 from catalog.store import connect
 from checks import compiler
 from checks.consent import SOURCE_PROPERTY, judge_uses, load_events, plan, prepare_uses
@@ -38,10 +38,9 @@ LATEST_CONSENT_SQL = """
 def coverage_by_product(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """Latest consent result per output product, dataset and purpose: users, share covered,
     violations (one query over the stored results; the posture and the page use it)."""
-    from catalog.queries import LATEST_RESULTS_SQL
-
-    return con.execute(LATEST_CONSENT_SQL.format(latest=LATEST_RESULTS_SQL)
-                       + " ORDER BY violating_users DESC, product_id, dataset, purpose").df()
+    latest, params = check_totals.latest_results_sql(con)  # the newest runs from their totals: ~10x fewer rows
+    return con.execute(LATEST_CONSENT_SQL.format(latest=latest)
+                       + " ORDER BY violating_users DESC, product_id, dataset, purpose", params).df()
 
 
 def coverage_history(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:

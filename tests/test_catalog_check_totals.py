@@ -94,3 +94,15 @@ def test_a_persisted_run_backfills_runs_written_without_totals(demo, tmp_path):
                           "FROM check_totals WHERE run_id = 'direct-1'").fetchone()
     assert params == {}, "the next persisted run stored the missing totals"
     assert row == (1, 1, 1, 1, ["quality"]), f"the backfilled totals count the one failed completeness check: {row}"
+
+
+def test_latest_results_through_totals_are_the_latest_results(demo):
+    from catalog.queries import LATEST_RESULTS_SQL
+
+    order = " ORDER BY product_id, check_id, run_id"
+    with connect(demo) as con:
+        sql, params = check_totals.latest_results_sql(con)
+        through_totals = con.execute(f"SELECT * FROM ({sql}){order}", params).df()
+        defined = con.execute(f"SELECT * FROM ({LATEST_RESULTS_SQL}){order}").df()
+    assert len(defined) > 50, "the demo's run checked its products"
+    pd.testing.assert_frame_equal(through_totals, defined, obj="latest results: one definition, two routes")

@@ -9,16 +9,30 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
+from catalog import queries
 from catalog.store import StoreError
 from checks import slo
 from ui.auth import page_user
 from ui.db import conn, db_path
 from ui.tables import fitting_config
 from ui.tables import shown as shown_frame
+from ui.text import md
+
+CHART_PRODUCTS = 40  # worst products in the compliance chart (the table below lists more)
+TABLE_ROWS = 1000  # rows drawn in a table at catalog scale (100k products: 100k+ SLOs)
+TIMELINE_BREACHES = 40  # breaches drawn in the timeline (ongoing first, newest first)
 
 
-@st.cache_data(ttl=10, show_spinner=False)
-def _slos(db: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+@st.cache_data(ttl=5, show_spinner=False)
+def _version(db: str) -> tuple:
+    with conn(db) as con:
+        return queries.store_version(con)
+
+
+# Recomputed when the store changes, and at least every 5 minutes: the windows move with the clock.
+@st.cache_data(ttl=300, show_spinner=False, max_entries=8)
+def _slos(db: str, version: tuple) -> tuple[pd.DataFrame, pd.DataFrame]:
+    del version  # part of the cache key only
     with conn(db) as con:
         observed = slo.observations(con)
         return slo.compliance(con, frame=observed), slo.breaches(con, frame=observed)
@@ -39,10 +53,13 @@ def headline(table: pd.DataFrame) -> None:
 
 
 def compliance_chart(table: pd.DataFrame) -> None:
-    worst = (table.groupby("product_id")["compliance_30d"].min().sort_values().reset_index())
+    per_product = table.groupby("product_id")["compliance_30d"].min().sort_values(kind="stable")
+    worst = per_product.head(CHART_PRODUCTS).reset_index()
     worst["compliance"] = worst["compliance_30d"] * 100
-    fig = px.bar(worst, x="compliance", y="product_id", orientation="h", range_x=[0, 100],
-                 title="Worst SLO per product: compliance over 30 days (%)")
+    title = "Worst SLO per product: compliance over 30 days (%)"
+    if len(per_product) > CHART_PRODUCTS:
+        title = f"The {CHART_PRODUCTS} products with the worst SLO (of {len(per_product):,}): compliance over 30 days (%)"
+    fig = px.bar(worst, x="compliance", y="product_id", orientation="h", range_x=[0, 100], title=title)
     fig.update_layout(height=140 + 36 * len(worst), margin={"l": 10, "r": 10, "t": 50, "b": 10},
                       yaxis={"autorange": "reversed", "title": ""}, xaxis_title="% of observations good")
     st.plotly_chart(fig, width="stretch")
@@ -55,7 +72,10 @@ def slo_table(table: pd.DataFrame) -> None:
     # A window without observations yet reads "—" (its progress bar becomes text).
     view = shown_frame(shown[["product_id", "slo", "element", "objective", "target", "compliance_7d",
                               "compliance_30d", "compliance_90d", "budget_left", "breaching_now", "observations",
-                              "last_observed"]])
+                              "last_observed"]].head(TABLE_ROWS))
+    if len(table) > TABLE_ROWS:
+        st.caption(f"The {TABLE_ROWS:,} SLOs with the least error budget left, of {len(table):,}. "
+                   "Type a product id above to see its SLOs.")
     st.dataframe(view, hide_index=True, width="stretch", column_config=fitting_config(view, {
                      "product_id": "Product", "slo": "SLO", "element": "What", "objective": "Objective",
                      "target": st.column_config.NumberColumn("Target %", format="%.1f"),
@@ -79,16 +99,20 @@ def breach_timeline(breaches: pd.DataFrame) -> None:
         st.caption("No breaches in the last 90 days.")
         return
     # A breach seen once still gets a visible bar: it lasted at least until the next observation.
-    frame = breaches.assign(what=breaches["product_id"] + " · " + breaches["slo"] + " · " + breaches["element"],
-                            until=breaches["ended"] + pd.Timedelta(hours=12),
-                            state=breaches["ongoing"].map({True: "ongoing", False: "recovered"}))
+    drawn = breaches.head(TIMELINE_BREACHES)  # already ongoing first, newest first
+    if len(breaches) > TIMELINE_BREACHES:
+        st.caption(f"The {TIMELINE_BREACHES} most recent of {len(breaches):,} breaches (ongoing first); "
+                   f"the table lists {min(len(breaches), TABLE_ROWS):,}.")
+    frame = drawn.assign(what=drawn["product_id"] + " · " + drawn["slo"] + " · " + drawn["element"],
+                            until=drawn["ended"] + pd.Timedelta(hours=12),
+                            state=drawn["ongoing"].map({True: "ongoing", False: "recovered"}))
     fig = px.timeline(frame, x_start="started", x_end="until", y="what", color="state",
                       color_discrete_map={"ongoing": "#b91c1c", "recovered": "#b45309"},
                       hover_data={"observations": True, "measured": True, "until": False})
     fig.update_layout(height=140 + 30 * frame["what"].nunique(), margin={"l": 10, "r": 10, "t": 30, "b": 10},
                       yaxis_title="", legend_title_text="")
     st.plotly_chart(fig, width="stretch")
-    st.dataframe(shown_frame(breaches), hide_index=True, width="stretch", column_config={
+    st.dataframe(shown_frame(breaches.head(TABLE_ROWS)), hide_index=True, width="stretch", column_config={
         "started": st.column_config.TextColumn("From (UTC)"),
         "ended": st.column_config.TextColumn("Last bad observation (UTC)"),
     })
@@ -100,7 +124,8 @@ def main() -> None:
     st.caption("Freshness, completeness, availability and run latency per product, from the contracts' "
                "slaProperties and platform defaults, evaluated over the stored check runs and lineage runs.")
     try:
-        table, breaches = _slos(db_path())
+        db = db_path()
+        table, breaches = _slos(db, _version(db))
     except StoreError as exc:
         st.error(f"Cannot open the catalog: {exc}")
         return
@@ -113,6 +138,15 @@ def main() -> None:
         table = table[table["product_id"] == wanted]
         breaches = breaches[breaches["product_id"] == wanted]
         st.text(f"Showing product {wanted}")
+    elif table["product_id"].nunique() > CHART_PRODUCTS:
+        typed = st.text_input("Product id contains", key="slo_product_filter",
+                              placeholder="e.g. customer", help="Narrow the page to the products whose id contains this text")
+        if typed.strip():
+            table = table[table["product_id"].str.contains(typed.strip(), case=False, regex=False)]
+            breaches = breaches[breaches["product_id"].str.contains(typed.strip(), case=False, regex=False)]
+            if table.empty:
+                st.info(f"No product id with SLOs contains “{md(typed.strip())}”. Clear the filter to see every SLO.")
+                return
     headline(table)
     compliance_chart(table)
     slo_table(table)
