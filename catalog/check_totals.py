@@ -6,7 +6,7 @@ status, the kinds not passing, whether the contract broke or the data could not 
 and the completeness checks. Computed from every stored result on each read they cost
 ~2.5 s of CPU at 100k products (1.6M results). `write` stores them in the run's own
 transaction (checks.run_records.persist), ~1 row per product and run instead of ~10;
-`totals_sql` is what readers select from.
+`totals_sql` is what readers select from, `latest_results_sql` the latest results through them.
 
 Runs stored without totals (written straight into check_results: tests, the sample
 history, a store from before migration 0013) are summed on the fly from their results by
@@ -85,17 +85,23 @@ def write(con: duckdb.DuckDBPyConnection, run_ids: Sequence[str]) -> int:
     return len(wanted)
 
 
-def totals_sql(con: duckdb.DuckDBPyConnection) -> tuple[str, dict]:
-    """(SQL, named parameters) of the totals of every complete run: one row per run, product
-    (NULL: catalog-wide results) and dataset (NULL: results of no dataset), with the columns
-    of `_COLUMNS`. Runs stored without totals are summed from their results here."""
+def totals_sql(con: duckdb.DuckDBPyConnection) -> str:
+    """SQL of the totals of every complete run: one row per run, product (NULL: catalog-wide
+    results) and dataset (NULL: results of no dataset), with the columns of `_COLUMNS`. Runs
+    stored without totals are summed from their results here, their ids written into the SQL
+    as quoted literals (no parameters, so any caller's own parameters stay as they are)."""
     stored = (f"SELECT {', '.join('t.' + c for c in _COLUMNS)} FROM check_totals t "
               "JOIN check_runs r USING (run_id) WHERE r.state = 'complete'")
     missing = _unsummarised(con)
     if not missing:
-        return stored, {}
-    return (f"{stored} UNION ALL BY NAME SELECT * FROM ("
-            f"{_select('list_contains($unsummarised_runs::VARCHAR[], cr.run_id)')})"), {"unsummarised_runs": missing}
+        return stored
+    return f"{stored} UNION ALL BY NAME SELECT * FROM ({_select(f'list_contains({_text_list(missing)}, cr.run_id)')})"
+
+
+def _text_list(values: Sequence[str]) -> str:
+    """An SQL list literal of strings: each quoted, a quote inside doubled (the one escape of
+    an SQL string literal), so a stored run id stays data."""
+    return "[" + ", ".join("'" + value.replace("'", "''") + "'" for value in values) + "]::VARCHAR[]"
 
 
 def newest_sql(totals: str = "totals") -> str:
@@ -106,13 +112,12 @@ def newest_sql(totals: str = "totals") -> str:
                FROM {totals} WHERE product_id IS NOT NULL GROUP BY product_id"""
 
 
-def latest_results_sql(con: duckdb.DuckDBPyConnection) -> tuple[str, dict]:
-    """(SQL, named parameters) of the latest results, the rows of catalog.queries'
-    LATEST_RESULTS_SQL (each product's results of its newest complete run, with
-    run_started_at), found through the totals: the newest run per product from ~1 row per
-    product and run instead of a pass over every stored result. Filter it by kind, and the
-    scan of check_results reads only that kind."""
-    totals, params = totals_sql(con)
+def latest_results_sql(con: duckdb.DuckDBPyConnection) -> str:
+    """SQL of the latest results, the rows of catalog.queries' LATEST_RESULTS_SQL (each
+    product's results of its newest complete run, with run_started_at), found through the
+    totals: the newest run per product from ~1 row per product and run instead of a pass over
+    every stored result. Filter it by kind or product, and the scan of check_results reads
+    only those rows."""
     return f"""
         SELECT cr.*, newest.run_started_at FROM check_results cr
-        JOIN ({newest_sql(f"({totals})")}) newest USING (product_id, run_id)""", params
+        JOIN ({newest_sql(f"({totals_sql(con)})")}) newest USING (product_id, run_id)"""

@@ -38,9 +38,9 @@ LATEST_CONSENT_SQL = """
 def coverage_by_product(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     """Latest consent result per output product, dataset and purpose: users, share covered,
     violations (one query over the stored results; the posture and the page use it)."""
-    latest, params = check_totals.latest_results_sql(con)  # the newest runs from their totals: ~10x fewer rows
+    latest = check_totals.latest_results_sql(con)  # the newest runs from their totals: ~10x fewer rows
     return con.execute(LATEST_CONSENT_SQL.format(latest=latest)
-                       + " ORDER BY violating_users DESC, product_id, dataset, purpose", params).df()
+                       + " ORDER BY violating_users DESC, product_id, dataset, purpose").df()
 
 
 def coverage_history(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:

@@ -34,9 +34,9 @@ def change_token(con: duckdb.DuckDBPyConnection) -> tuple:
                (SELECT max(ingested_at) FROM contracts)""").fetchone()
 
 
-def _scoped(product_ids: Sequence[str] | None) -> tuple[str, list]:
+def _scoped(con: duckdb.DuckDBPyConnection, product_ids: Sequence[str] | None) -> tuple[str, list]:
     """The latest results, narrowed to `product_ids` (plus the catalog-wide rows) when given."""
-    sql, params = stored_results.latest_results_sql()
+    sql, params = stored_results.latest_results_sql(con)
     if product_ids:
         sql = f"SELECT * FROM ({sql}) WHERE product_id IS NULL OR list_contains(?::VARCHAR[], product_id)"
         params = [*params, list(product_ids)]
@@ -46,7 +46,7 @@ def _scoped(product_ids: Sequence[str] | None) -> tuple[str, list]:
 def summary(con: duckdb.DuckDBPyConnection, product_ids: Sequence[str] | None = None) -> dict:
     """Of the latest results in scope: {"counts": {status: n}, "kinds": [...], "total": n,
     "by_status_kind": {(status, kind): n}} (the last sizes a filtered table without a query)."""
-    sql, params = _scoped(product_ids)
+    sql, params = _scoped(con, product_ids)
     rows = con.execute(f"SELECT status, kind, count(*) FROM ({sql}) GROUP BY ALL", params).fetchall()
     counts = dict.fromkeys(SEVERITY, 0)
     kinds = set()
@@ -69,7 +69,7 @@ def page(con: duckdb.DuckDBPyConnection, *, product_ids: Sequence[str] | None = 
          offset: int = 0) -> pd.DataFrame:
     """One page of the latest results in scope with these statuses and kinds (none = all),
     worst first as latest_results orders them (how many match in all: matching(summary()))."""
-    sql, params = _scoped(product_ids)
+    sql, params = _scoped(con, product_ids)
     where, extra = [], []
     if statuses:
         where.append("list_contains(?::VARCHAR[], status)")
@@ -95,7 +95,7 @@ def policy_outcomes(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
                           "source": p.source, "problem": p.problem} for p in policies.load_pack()],
                         columns=["policy_id", "title", "severity", "description", "applies_to", "sql",
                                  "source", "problem"])
-    sql, params = stored_results.latest_results_sql()
+    sql, params = stored_results.latest_results_sql(con)
     outcome = con.execute(f"""
         SELECT json_extract_string(diagnostics, '$.policy') AS policy_id,
                {status_of_severity_sql(f"max({severity_sql()})")} AS status,

@@ -132,8 +132,7 @@ def _catalog_facts(con: duckdb.DuckDBPyConnection) -> tuple[pd.DataFrame, pd.Dat
 
 
 def _catalog_sql_facts(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    totals, params = check_totals.totals_sql(con)
-    return con.execute(_CATALOG_SQL.replace("{totals}", totals), params).df()
+    return con.execute(_CATALOG_SQL.replace("{totals}", check_totals.totals_sql(con))).df()
 
 
 def _with_coverage(found: pd.DataFrame, lineage_covered: pd.DataFrame,
@@ -174,9 +173,9 @@ def _trend_checks(con: duckdb.DuckDBPyConnection, *, days: int, now: dt.datetime
     """trend()'s per day and domain check counts (its query over the results)."""
     # From each run's stored totals (catalog.check_totals): ranking or grouping every result
     # row took ~0.4-2 s of CPU at 1.6M stored results.
-    totals, params = check_totals.totals_sql(con)
+    totals = check_totals.totals_sql(con)
     return con.execute(f"""
-        WITH runs AS (SELECT run_id, started_at FROM check_runs WHERE state = 'complete' AND started_at >= $since),
+        WITH runs AS (SELECT run_id, started_at FROM check_runs WHERE state = 'complete' AND started_at >= ?),
         per_run AS (
             SELECT t.product_id, t.run_id, sum(t.checks) AS checks, sum(t.passed) AS passed,
                    sum(t.failed) + sum(t.errors) > 0 AS failing
@@ -191,7 +190,7 @@ def _trend_checks(con: duckdb.DuckDBPyConnection, *, days: int, now: dt.datetime
                count(*) FILTER (WHERE pp.newest.failing) AS products_failing,
                sum(pp.newest.passed) / nullif(sum(pp.newest.checks), 0) AS check_pass_rate
         FROM per_product pp JOIN products p USING (product_id) LEFT JOIN domains d USING (domain_id)
-        GROUP BY ALL ORDER BY pp.day, domain""", {**params, "since": now - dt.timedelta(days=days)}).df()  # noqa: S608
+        GROUP BY ALL ORDER BY pp.day, domain""", [now - dt.timedelta(days=days)]).df()  # noqa: S608
 
 
 def _trend_with_slos(con: duckdb.DuckDBPyConnection, checks: pd.DataFrame, *, days: int, now: dt.datetime,

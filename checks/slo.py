@@ -61,7 +61,7 @@ def observations(con: duckdb.DuckDBPyConnection, *, now: dt.datetime | None = No
     measured, objective, target (one query; newest last)."""
     now = now or compiler.now_utc()
     since = now - dt.timedelta(days=days)
-    totals, params = check_totals.totals_sql(con)
+    totals = check_totals.totals_sql(con)
     con.register("slo_job_products", _job_products(con))
     try:
         return con.execute(f"""
@@ -156,7 +156,7 @@ def observations(con: duckdb.DuckDBPyConnection, *, now: dt.datetime | None = No
             FROM everything e LEFT JOIN targets t USING (product_id)
             WHERE e.observed_at >= $since AND e.observed_at <= $now
             ORDER BY e.product_id, e.slo, e.element, e.observed_at""",  # noqa: S608 - constants only
-            {**params, "since": since, "now": now}).df()
+            {"since": since, "now": now}).df()
     finally:
         con.unregister("slo_job_products")
 

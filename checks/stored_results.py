@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import duckdb
 
-from catalog import queries
+from catalog import check_totals
 from catalog.status import severity_sql
 from checks.result import SEVERITY
 
@@ -19,9 +19,10 @@ if TYPE_CHECKING:
 _STATUS_ORDER = f"{severity_sql()} DESC"  # worst first (catalog.status)
 
 
-def latest_results_sql(product_id: str | None = None) -> tuple[str, list]:
+def latest_results_sql(con: duckdb.DuckDBPyConnection, product_id: str | None = None) -> tuple[str, list]:
     """The query of latest_results, unordered, and its parameters (checks.latest pages and
-    counts it in SQL at catalog scale)."""
+    counts it in SQL at catalog scale). The newest run per product comes from the runs'
+    totals (catalog.check_totals), the same rows as queries.LATEST_RESULTS_SQL."""
     catalog_wide = "" if product_id else """
         UNION ALL BY NAME
         SELECT r.*, cr.started_at AS run_started_at
@@ -31,7 +32,7 @@ def latest_results_sql(product_id: str | None = None) -> tuple[str, list]:
     product_filter = "WHERE product_id = ?" if product_id else ""
     sql = f"""
         SELECT * FROM (
-            SELECT * FROM ({queries.LATEST_RESULTS_SQL}) {product_filter}
+            SELECT * FROM ({check_totals.latest_results_sql(con)}) {product_filter}
             {catalog_wide})"""
     return sql, [product_id] if product_id else []
 
@@ -40,7 +41,7 @@ def latest_results(con: duckdb.DuckDBPyConnection, product_id: str | None = None
     """Per product, all results of the newest complete run that checked it; without a
     product, also the catalog-wide results (product_id NULL) of the newest complete run over
     all products (a catalog-wide finding that a later full run no longer reports is gone)."""
-    sql, params = latest_results_sql(product_id)
+    sql, params = latest_results_sql(con, product_id)
     return con.execute(f"{sql} ORDER BY {_STATUS_ORDER}, product_id NULLS LAST, check_id", params).df()
 
 

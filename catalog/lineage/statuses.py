@@ -12,14 +12,13 @@ def latest_statuses(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
     """Node id -> latest check status: per product and per catalog dataset, the worst result of
     the product's most recent complete check run (from its stored totals, catalog.check_totals:
     reading every stored result cost ~1.2 s of CPU at 1.6M results)."""
-    totals, params = check_totals.totals_sql(con)
     rows = con.execute(f"""
-        WITH totals AS ({totals}),
+        WITH totals AS ({check_totals.totals_sql(con)}),
         newest AS ({check_totals.newest_sql()}),
         scored AS (SELECT product_id, dataset, {severity_sql("worst_status")} AS severity
                    FROM totals SEMI JOIN newest USING (product_id, run_id))
         SELECT product_id, dataset, grouping(dataset) AS whole_product, max(severity) FROM scored
-        GROUP BY GROUPING SETS ((product_id), (product_id, dataset))""", params).fetchall()  # noqa: S608 - constants
+        GROUP BY GROUPING SETS ((product_id), (product_id, dataset))""").fetchall()  # noqa: S608 - constants
     by_severity = {n: s for s, n in SEVERITY.items()}
     statuses: dict[str, str] = {}
     for pid, dataset, whole_product, severity in rows:
