@@ -108,9 +108,12 @@ def overview(con: duckdb.DuckDBPyConnection, *, days: int = 35,
     with contextlib.closing(con.cursor()) as slo_cur, contextlib.closing(con.cursor()) as trend_cur, \
             contextlib.closing(con.cursor()) as facts_cur, \
             concurrent.futures.ThreadPoolExecutor(max_workers=3, thread_name_prefix="posture") as pool:
-        observed_job = pool.submit(slo.observations, slo_cur, now=now, days=max(days, slo.BUDGET_WINDOW))
         checks_job = pool.submit(_trend_checks, trend_cur, days=days, now=now)
         facts_job = pool.submit(_catalog_sql_facts, facts_cur)
+        # The lineage match, which the SLO observations and lineage coverage both need, once,
+        # here, before either asks for it (~0.8 s of CPU at 100k products after a store change).
+        lineage.load_match(con)
+        observed_job = pool.submit(slo.observations, slo_cur, now=now, days=max(days, slo.BUDGET_WINDOW))
         lineage_covered, consent_covered = lineage_coverage(con), consent_reports.coverage_by_product(con)
         facts = _with_coverage(facts_job.result(), lineage_covered, consent_covered)
         observed, checks = observed_job.result(), checks_job.result()

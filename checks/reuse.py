@@ -25,7 +25,7 @@ from typing import Any
 
 import duckdb
 
-from catalog import queries
+from catalog import check_totals
 from catalog.locations import Location
 from checks.result import CheckResult
 
@@ -123,7 +123,7 @@ def load_prior(con: duckdb.DuckDBPyConnection, product_ids: list[str]) -> PriorR
         return PriorResults()
     rows = con.execute(f"""
         SELECT check_id, run_id, status, measured, threshold, reason, diagnostics, sql, kind, dataset
-        FROM ({queries.LATEST_RESULTS_SQL})
+        FROM ({check_totals.latest_results_sql(con)})  -- the newest runs from their totals
         WHERE list_contains(?, product_id) AND kind <> 'freshness'
           AND json_extract_string(diagnostics, '$.data_fingerprint') IS NOT NULL""",  # noqa: S608
         [product_ids]).fetchall()
