@@ -14,12 +14,11 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from catalog import queries
 from catalog.status import NOT_PASSING
 from catalog.store import StoreError
 from checks import posture
 from ui.auth import page_user
-from ui.db import conn, db_path
+from ui.db import conn, db_path, store_version
 from ui.status import STATUS_COLOURS
 from ui.text import md, plotly_text, url_param
 
@@ -32,12 +31,6 @@ GOOD_SCORE, FAIR_SCORE = 90.0, 70.0  # score bands for the colours (green / ambe
 
 
 # --- loading: one cheap fingerprint per rerun; the posture recomputed only when it changes ----
-
-
-@st.cache_data(ttl=5, show_spinner=False)
-def _version(db: str) -> tuple:
-    with conn(db) as con:
-        return queries.store_version(con)
 
 
 # SLO windows move with the clock: recompute at least every 5 minutes even when nothing changed.
@@ -299,7 +292,7 @@ def main() -> None:
     st.caption("Are we compliant, and where not? Every data product's contract, owner, classification, lineage, "
                "checks, SLOs, consent and bias, scored 0-100. Click a number to see the products behind it.")
     try:
-        version = _version(db_path())
+        version = store_version(db_path())
         scored, _history = _posture(db_path(), version)
         figures = _figures(db_path(), version)
     except StoreError as exc:

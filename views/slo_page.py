@@ -9,11 +9,10 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from catalog import queries
 from catalog.store import StoreError
 from checks import slo
 from ui.auth import page_user
-from ui.db import conn, db_path
+from ui.db import conn, db_path, store_version
 from ui.tables import fitting_config
 from ui.tables import shown as shown_frame
 from ui.text import md
@@ -21,12 +20,6 @@ from ui.text import md
 CHART_PRODUCTS = 40  # worst products in the compliance chart (the table below lists more)
 TABLE_ROWS = 1000  # rows drawn in a table at catalog scale (100k products: 100k+ SLOs)
 TIMELINE_BREACHES = 40  # breaches drawn in the timeline (ongoing first, newest first)
-
-
-@st.cache_data(ttl=5, show_spinner=False)
-def _version(db: str) -> tuple:
-    with conn(db) as con:
-        return queries.store_version(con)
 
 
 # Recomputed when the store changes, and at least every 5 minutes: the windows move with the clock.
@@ -125,7 +118,7 @@ def main() -> None:
                "slaProperties and platform defaults, evaluated over the stored check runs and lineage runs.")
     try:
         db = db_path()
-        table, breaches = _slos(db, _version(db))
+        table, breaches = _slos(db, store_version(db))
     except StoreError as exc:
         st.error(f"Cannot open the catalog: {exc}")
         return
