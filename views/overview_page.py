@@ -34,7 +34,8 @@ GOOD_SCORE, FAIR_SCORE = 90.0, 70.0  # score bands for the colours (green / ambe
 
 
 # SLO windows move with the clock: recompute at least every 5 minutes even when nothing changed.
-@st.cache_data(ttl=300, show_spinner=False, max_entries=8)
+@st.cache_data(ttl=300, show_spinner="Scoring every product: contracts, owners, checks, SLOs, consent, bias…",
+               max_entries=8)
 def _posture(db: str, version: tuple) -> tuple[pd.DataFrame, pd.DataFrame]:
     del version  # part of the cache key only
     with conn(db) as con:

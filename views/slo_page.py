@@ -23,7 +23,7 @@ TIMELINE_BREACHES = 40  # breaches drawn in the timeline (ongoing first, newest 
 
 
 # Recomputed when the store changes, and at least every 5 minutes: the windows move with the clock.
-@st.cache_data(ttl=300, show_spinner=False, max_entries=8)
+@st.cache_data(ttl=300, show_spinner="Evaluating every SLO over the stored runs…", max_entries=8)
 def _slos(db: str, version: tuple) -> tuple[pd.DataFrame, pd.DataFrame]:
     del version  # part of the cache key only
     with conn(db) as con:
@@ -35,14 +35,14 @@ def headline(table: pd.DataFrame) -> None:
     missed = table[~table["met"].astype(bool)]
     breaching = table[table["breaching_now"].astype(bool)]
     if missed.empty:
-        st.success(f"All {len(table)} SLOs meet their target over the last {slo.BUDGET_WINDOW} days.")
+        st.success(f"All {len(table):,} SLOs meet their target over the last {slo.BUDGET_WINDOW} days.")
     else:
-        st.error(f"{len(missed)} of {len(table)} SLOs miss their target over the last {slo.BUDGET_WINDOW} days "
-                 f"({missed['product_id'].nunique()} products); {len(breaching)} are breaching now.")
+        st.error(f"{len(missed):,} of {len(table):,} SLOs miss their target over the last {slo.BUDGET_WINDOW} days "
+                 f"({missed['product_id'].nunique():,} products); {len(breaching):,} are breaching now.")
     c1, c2, c3 = st.columns(3)
-    c1.metric("SLOs measured", len(table))
-    c2.metric("Missing target (30 d)", len(missed))
-    c3.metric("Breaching now", len(breaching))
+    c1.metric("SLOs measured", f"{len(table):,}")
+    c2.metric("Missing target (30 d)", f"{len(missed):,}")
+    c3.metric("Breaching now", f"{len(breaching):,}")
 
 
 def compliance_chart(table: pd.DataFrame) -> None:
@@ -120,7 +120,7 @@ def main() -> None:
         db = db_path()
         table, breaches = _slos(db, store_version(db))
     except StoreError as exc:
-        st.error(f"Cannot open the catalog: {exc}")
+        st.error(f"Cannot open the catalog: {md(exc)}")
         return
     if table.empty:
         st.info("No SLO observations yet: run the checks (`python -m checks run --all`) or ingest "
