@@ -113,12 +113,20 @@ def overview(con: duckdb.DuckDBPyConnection, *, days: int = 35,
         # The lineage match, which the SLO observations and lineage coverage both need, once,
         # here, before either asks for it (~0.8 s of CPU at 100k products after a store change).
         lineage.load_match(con)
-        observed_job = pool.submit(slo.observations, slo_cur, now=now, days=max(days, slo.BUDGET_WINDOW))
+        slo_job = pool.submit(_slo_reads, slo_cur, now=now, days=days)
         lineage_covered, consent_covered = lineage_coverage(con), consent_reports.coverage_by_product(con)
         facts = _with_coverage(facts_job.result(), lineage_covered, consent_covered)
-        observed, checks = observed_job.result(), checks_job.result()
-    return (scores(_with_slos(con, facts, now=now, observed=observed)),
-            _trend_with_slos(con, checks, days=days, now=now, observed=observed))
+        (per_product, daily), checks = slo_job.result(), checks_job.result()
+    return (scores(_with_slos(con, facts, now=now, observed=None, slos=per_product)),
+            _trend_with_slos(con, checks, days=days, now=now, observed=None, daily=daily))
+
+
+def _slo_reads(con: duckdb.DuckDBPyConnection, *, now: dt.datetime, days: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The overview's SLO side in one thread: (each product's compliance over 30 days, each
+    day's and domain's share of good observations over `days`), from one read of the
+    observations. Its pandas work then overlaps the other reads instead of following them."""
+    observed = slo.observations(con, now=now, days=max(days, slo.BUDGET_WINDOW))
+    return slo.product_compliance(con, now=now, frame=observed), _daily_slo_share(con, observed, days=days, now=now)
 
 
 def components(con: duckdb.DuckDBPyConnection, *, now: dt.datetime | None = None,
@@ -145,9 +153,13 @@ def _with_coverage(found: pd.DataFrame, lineage_covered: pd.DataFrame,
 
 
 def _with_slos(con: duckdb.DuckDBPyConnection, facts: tuple[pd.DataFrame, pd.DataFrame], *,
-               now: dt.datetime | None, observed: pd.DataFrame | None) -> pd.DataFrame:
+               now: dt.datetime | None, observed: pd.DataFrame | None,
+               slos: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The facts with each product's SLO compliance (`slos`: slo.product_compliance, when
+    already computed) and consent coverage."""
     found, covered = facts
-    slos = slo.product_compliance(con, now=now, frame=observed)
+    if slos is None:
+        slos = slo.product_compliance(con, now=now, frame=observed)
     found = found.merge(slos.rename(columns={"slos_missed": "slos_missed", "breaching_now": "slo_breaching"}),
                         on="product_id", how="left")
     if covered.empty:
@@ -197,22 +209,32 @@ def _trend_checks(con: duckdb.DuckDBPyConnection, *, days: int, now: dt.datetime
 
 
 def _trend_with_slos(con: duckdb.DuckDBPyConnection, checks: pd.DataFrame, *, days: int, now: dt.datetime,
-                     observed: pd.DataFrame | None) -> pd.DataFrame:
-    """trend()'s check counts with the day's share of good SLO observations beside them."""
-    if observed is None:
-        observed = slo.observations(con, now=now, days=days)
-    else:
-        observed = observed[observed["observed_at"] >= now - dt.timedelta(days=days)]
-    if observed.empty or checks.empty:
+                     observed: pd.DataFrame | None, daily: pd.DataFrame | None = None) -> pd.DataFrame:
+    """trend()'s check counts with the day's share of good SLO observations beside them
+    (`daily`: _daily_slo_share, when already computed)."""
+    if daily is None:
+        if observed is None:
+            observed = slo.observations(con, now=now, days=days)
+        daily = _daily_slo_share(con, observed, days=days, now=now)
+    if daily.empty or checks.empty:
         checks["slo_compliance"] = pd.Series(dtype="float64")
         return checks
+    checks["day"] = pd.to_datetime(checks["day"])
+    return checks.merge(daily, on=["day", "domain"], how="left")
+
+
+def _daily_slo_share(con: duckdb.DuckDBPyConnection, observed: pd.DataFrame, *, days: int,
+                     now: dt.datetime) -> pd.DataFrame:
+    """day, domain, slo_compliance: the share of good SLO observations per day and domain over
+    the last `days` days (observations at `now`, over at least `days` days)."""
+    observed = observed[observed["observed_at"] >= now - dt.timedelta(days=days)]
+    if observed.empty:
+        return pd.DataFrame(columns=["day", "domain", "slo_compliance"])
     observed = observed.assign(day=observed["observed_at"].dt.normalize())
     domains = con.execute("SELECT p.product_id, d.name AS domain FROM products p "
                           "LEFT JOIN domains d USING (domain_id)").df()
-    daily = (observed.merge(domains, on="product_id", how="left")
-             .groupby(["day", "domain"])["good"].mean().rename("slo_compliance").reset_index())
-    checks["day"] = pd.to_datetime(checks["day"])
-    return checks.merge(daily, on=["day", "domain"], how="left")
+    return (observed.merge(domains, on="product_id", how="left")
+            .groupby(["day", "domain"])["good"].mean().rename("slo_compliance").reset_index())
 
 
 # --- the score: each component 0-100 side by side, the score their mean --------------------------
