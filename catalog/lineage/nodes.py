@@ -67,9 +67,31 @@ def _first_nodes(graph: LineageGraph, limit: int) -> list[str]:
         return [n for _, _, n in index.entries[:limit]]
     firsts = graph.views.setdefault("picker_first", {})  # memoised with the graph's views
     if limit not in firsts:
-        # heapq.nsmallest(n, it, key) is sorted(it, key)[:n]: the same nodes as the index.
-        firsts[limit] = [n for n, _ in heapq.nsmallest(limit, graph.flow.nodes(data=True), key=_picker_order)]
+        firsts[limit] = _smallest_in_picker_order(graph.flow._node, limit)
     return list(firsts[limit])
+
+
+def _smallest_in_picker_order(attributes: dict[str, dict], limit: int) -> list[str]:
+    """`[n for n, _ in heapq.nsmallest(limit, attributes.items(), key=_picker_order)]` (the
+    index's first entries), with the order's key made only for the kinds the first `limit`
+    reach: a key for each of 200k nodes took ~0.14 s at 100k products, whose first 50 are all
+    products."""
+    if limit <= 0:
+        return []
+    ranks = [_KIND_ORDER.get(attrs.get("kind"), 9) for attrs in attributes.values()]
+    counts: dict[int, int] = {}
+    for rank in ranks:
+        counts[rank] = counts.get(rank, 0) + 1
+    reached, last = 0, 9
+    for rank in sorted(counts):
+        reached += counts[rank]
+        if reached >= limit:
+            last = rank
+            break
+    # heapq.nsmallest(n, keys) is sorted(keys)[:n]; (rank, name, id) is unique by its id.
+    keys = [(rank, str(attrs.get("name")).lower(), node)
+            for rank, (node, attrs) in zip(ranks, attributes.items(), strict=True) if rank <= last]
+    return [node for _, _, node in heapq.nsmallest(limit, keys)]
 
 
 def _picker_index(graph: LineageGraph) -> _PickerIndex:
