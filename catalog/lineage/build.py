@@ -66,11 +66,13 @@ def _build_graph(con: duckdb.DuckDBPyConnection) -> LineageGraph:
         for pid, name, domain, status, has_pii, cls in zip(pids, names, domains, lifecycles, pii, classifications, strict=True)])
     members.update((node, []) for node in product_nodes)
 
+    # A dataset holds PII when one of its columns does: the pairs with a PII column, not an
+    # aggregate of every column (0.18 vs 0.36 s with the fetch, 2M columns).
     pids, datasets, descriptions, pii = _column_lists(con, """
-        WITH ds AS (SELECT DISTINCT product_id, dataset, description FROM datasets),
-        pii AS (SELECT product_id, dataset, bool_or(pii) AS pii FROM columns GROUP BY ALL)
-        SELECT ds.product_id, ds.dataset, ds.description, coalesce(pii.pii, false) AS pii
-        FROM ds LEFT JOIN pii USING (product_id, dataset) ORDER BY 1, 2""")
+        WITH ds AS (SELECT DISTINCT product_id, dataset, description FROM datasets)
+        SELECT product_id, dataset, description,
+               coalesce((product_id, dataset) IN (SELECT DISTINCT (product_id, dataset) FROM columns WHERE pii), false) AS pii
+        FROM ds ORDER BY 1, 2""")
     dataset_nodes = [f"dataset:{pid}.{ds}" for pid, ds in zip(pids, datasets, strict=True)]
     _add_new_nodes(flow, dataset_nodes, [
         {"kind": "dataset", "name": f"{pid}.{ds}", "product": "product:" + pid, "product_id": pid, "dataset": ds,
@@ -80,6 +82,7 @@ def _build_graph(con: duckdb.DuckDBPyConnection) -> LineageGraph:
         members.setdefault("product:" + pid, []).append(node)
 
     ol_node: dict[tuple[str, str], str] = {}
+    models: dict[str, None] = {}  # model nodes in the graph's order, so that the models table need not scan every node
     for (namespace, name, dataset_type, description, version), matched in _matched_lineage_datasets(con):
         if matched and matched in flow:
             node = matched
@@ -88,6 +91,7 @@ def _build_graph(con: duckdb.DuckDBPyConnection) -> LineageGraph:
                 flow.nodes[node]["description"] = description
         elif (dataset_type or "").upper() == "MODEL":
             node = f"model:{namespace}/{name}"
+            models[node] = None
             flow.add_node(node, kind="model", name=_short_name(name), namespace=namespace, ol_name=name,
                           description=description, version=version)
         else:
@@ -117,7 +121,7 @@ def _build_graph(con: duckdb.DuckDBPyConnection) -> LineageGraph:
         flow.add_edge(source, target, kind=direction, last_seen=last_seen, run_id=run_id)
 
     _assign_jobs_to_products(flow, jobs, members)
-    _add_models_table(con, flow, members)
+    _add_models_table(con, flow, members, list(models))
 
     edges = con.execute("""SELECT output_namespace, output_name, output_field, input_namespace, input_name,
                                   input_field, transformation, description, masking, job_namespace, job_name
@@ -181,17 +185,17 @@ def _assign_jobs_to_products(flow: nx.DiGraph, jobs, members: dict[str, list[str
             members.setdefault(product, []).append(node)
 
 
-def _add_models_table(con, flow: nx.DiGraph, members: dict[str, list[str]]) -> None:
+def _add_models_table(con, flow: nx.DiGraph, members: dict[str, list[str]], models: list[str]) -> None:
     """Models registered in the catalog (a `models` table, when the model-card slice made one)
-    become model nodes of their product; a lineage MODEL dataset of the same name merges into it."""
+    become model nodes of their product; a lineage MODEL dataset of the same name merges into it.
+    `models`: every model node so far, in the graph's order (a scan of every node for them took
+    ~0.1 s at 100k products; before it, a scan per model ~0.1 s each)."""
     found = con.execute("SELECT list(column_name) FROM duckdb_columns() WHERE table_name = 'models'").fetchone()[0]
     if not found or "model_id" not in found:
         return
     name_col = "name" if "name" in found else "model_id"
     product_col = "product_id" if "product_id" in found else "NULL"
     rows = con.execute(f"SELECT model_id, {name_col}, {product_col} FROM models").fetchall()  # noqa: S608 - known columns
-    # Model nodes in the graph's order, read once (a scan of every node per model cost ~0.1 s each at 100k products).
-    models = [n for n, a in flow.nodes(data=True) if a.get("kind") == "model"] if rows else []
     for model_id, name, pid in rows:
         twin = next((n for n in models
                      if str(flow.nodes[n].get("name")).lower() in {str(model_id).lower(), str(name).lower()}), None)
