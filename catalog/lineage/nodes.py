@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import collections
 import difflib
 import heapq
 from collections.abc import Iterable
@@ -79,9 +80,7 @@ def _smallest_in_picker_order(attributes: dict[str, dict], limit: int) -> list[s
     if limit <= 0:
         return []
     ranks = [_KIND_ORDER.get(attrs.get("kind"), 9) for attrs in attributes.values()]
-    counts: dict[int, int] = {}
-    for rank in ranks:
-        counts[rank] = counts.get(rank, 0) + 1
+    counts = collections.Counter(ranks)
     reached, last = 0, 9
     for rank in sorted(counts):
         reached += counts[rank]
