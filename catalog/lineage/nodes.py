@@ -6,6 +6,7 @@ import bisect
 import collections
 import difflib
 import heapq
+import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -97,22 +98,24 @@ def _picker_index(graph: LineageGraph) -> _PickerIndex:
     """Built once per graph (read-only, memoised with its views)."""
     index = graph.views.get("picker")
     if index is None:
-        nodes = sorted(graph.flow.nodes(data=True), key=_picker_order)
-        entries = [(str(a.get("name") or "").lower(), n.lower(), n) for n, a in nodes]
-        starts, offset = [], 0
-        for name, lowered, _ in entries:
-            starts.append(offset)
-            offset += len(name) + len(lowered) + 2
+        # _picker_order's keys made in one comprehension and sorted as they are (each ends in a
+        # unique id, so the name carried after it is never compared): no key call per node.
+        keyed = sorted([(_KIND_ORDER.get(a.get("kind"), 9), str(a.get("name")).lower(), n, a.get("name"))
+                        for n, a in graph.flow._node.items()])
+        entries = [(str(name or "").lower(), n.lower(), n) for _, _, n, name in keyed]
+        starts = list(itertools.accumulate((len(name) + len(lowered) + 2 for name, lowered, _ in entries), initial=0))
+        starts.pop()
         names = [name for name, _, _ in entries]
         by_name = sorted(range(len(entries)), key=names.__getitem__)
         exact: dict[str, list[int]] = {}
+        add = exact.setdefault
         for i, (name, lowered, _) in enumerate(entries):  # ascending i: each list stays sorted
             bare = lowered.split(":", 1)[-1]
-            exact.setdefault(name, []).append(i)
+            add(name, []).append(i)
             if lowered != name:
-                exact.setdefault(lowered, []).append(i)
+                add(lowered, []).append(i)
             if bare not in (name, lowered):
-                exact.setdefault(bare, []).append(i)
+                add(bare, []).append(i)
         text = "".join(f"{name}\t{lowered}\n" for name, lowered, _ in entries)
         index = _PickerIndex(entries, text, starts, [names[i] for i in by_name], by_name, exact)
         graph.views["picker"] = index
