@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import types
+from collections.abc import Mapping, Sequence
 
 import pandas as pd
 import streamlit as st
@@ -32,16 +34,18 @@ def _token(db: str) -> tuple:
 
 
 # The node colours read every latest result (~1M stored at 10k products): once per change of
-# the runs or the catalog, not on every rerun.
-@st.cache_data(ttl=600, show_spinner=False, max_entries=4)
-def _statuses(db: str, token: tuple) -> tuple[dict[str, str], list[str]]:
+# the runs or the catalog, not on every rerun. One shared read-only copy (cache_resource):
+# cache_data pickled the 100k-entry dict on the first render and unpickled it on every rerun
+# (~0.05 s and ~0.08 s at 100k products); nothing here writes to it.
+@st.cache_resource(ttl=600, show_spinner=False, max_entries=4)
+def _statuses(db: str, token: tuple) -> tuple[Mapping[str, str], tuple[str, ...]]:
     del token  # part of the cache key only
     with conn(db) as con:
         statuses = lineage.latest_statuses(con)
-    return statuses, lineage.failing_products(None, statuses)
+    return types.MappingProxyType(statuses), tuple(lineage.failing_products(None, statuses))
 
 
-def _load(db: str) -> tuple[lineage.LineageGraph, dict[str, str], list[str]]:
+def _load(db: str) -> tuple[lineage.LineageGraph, Mapping[str, str], Sequence[str]]:
     """The graph and the node colours, read at the same time: at 100k products each took
     ~0.7-1.3 s on a first render, much of it inside DuckDB, which lets go of the GIL. The graph
     is built in a worker (catalog code only, on a cursor made here: never two threads on one
@@ -149,7 +153,7 @@ def controls(graph: lineage.LineageGraph) -> tuple[str | None, str, str, int | N
     return node, level, direction, None if depth == "all" else int(depth), expand
 
 
-def graph_panel(graph: lineage.LineageGraph, statuses: dict[str, str], node, level, direction, depth, expand) -> None:
+def graph_panel(graph: lineage.LineageGraph, statuses: Mapping[str, str], node, level, direction, depth, expand) -> None:
     shown = lineage.view(graph, node, level=level, direction=direction, depth=depth, expand=expand)
     drawn, hops = shown.graph, shown.hops
     if shown.left_out:
@@ -181,7 +185,7 @@ def graph_panel(graph: lineage.LineageGraph, statuses: dict[str, str], node, lev
                            "id": st.column_config.TextColumn("id", width="medium")})
 
 
-def details_panel(db: str, graph: lineage.LineageGraph, statuses: dict[str, str], node: str) -> None:
+def details_panel(db: str, graph: lineage.LineageGraph, statuses: Mapping[str, str], node: str) -> None:
     attrs = graph.flow.nodes[node]
     kind = attrs.get("kind")
     st.markdown(f"#### {md(_label(graph, node))}")
@@ -233,8 +237,9 @@ def column_panel(graph: lineage.LineageGraph, node: str | None, direction: str) 
 IMPACT_CHOICES = 50  # failing products offered at once, worst first (a mesh can have 100k)
 
 
-def impact_panel(graph: lineage.LineageGraph, statuses: dict[str, str], failing: list[str], node: str | None) -> None:
-    choices = failing[:IMPACT_CHOICES]
+def impact_panel(graph: lineage.LineageGraph, statuses: Mapping[str, str], failing: Sequence[str],
+                 node: str | None) -> None:
+    choices = list(failing[:IMPACT_CHOICES])
     if node and graph.flow.nodes[node].get("kind") == "product" and node not in choices:
         choices.append(node)
     if not choices:
