@@ -29,12 +29,13 @@ def _location_index(con: duckdb.DuckDBPyConnection) -> LocationIndex:
     for contract_id, details in con.execute("SELECT contract_id, details FROM servers").fetchall():
         servers.setdefault(contract_id, []).append(json.loads(details) if details else {})
     datasets: dict[str, list[tuple[str, str, str | None]]] = {}
+    # Only the datasets of contracts with a server: no server locates the others (reading all
+    # 100k datasets' rows to skip them took ~0.45 s at 100k products, where 8 contracts had one).
     for contract_id, pid, ds, physical in con.execute(
-            "SELECT contract_id, product_id, dataset, physical_name FROM datasets").fetchall():
+            "SELECT contract_id, product_id, dataset, physical_name FROM datasets "
+            "WHERE contract_id IN (SELECT contract_id FROM servers) ORDER BY rowid").fetchall():  # scan order, as before
         datasets.setdefault(contract_id, []).append((pid, ds, physical))
     for contract_id, rows in datasets.items():
-        if not servers.get(contract_id):
-            continue  # no server locates these datasets (a loop over each of them cost ~0.6 s at 100k)
         for pid, ds, physical in rows:
             node = f"dataset:{pid}.{ds}"
             location = next((loc for server in servers.get(contract_id, [])

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import bisect
+import collections
 import difflib
 import heapq
+import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -67,31 +69,53 @@ def _first_nodes(graph: LineageGraph, limit: int) -> list[str]:
         return [n for _, _, n in index.entries[:limit]]
     firsts = graph.views.setdefault("picker_first", {})  # memoised with the graph's views
     if limit not in firsts:
-        # heapq.nsmallest(n, it, key) is sorted(it, key)[:n]: the same nodes as the index.
-        firsts[limit] = [n for n, _ in heapq.nsmallest(limit, graph.flow.nodes(data=True), key=_picker_order)]
+        firsts[limit] = _smallest_in_picker_order(graph.flow._node, limit)
     return list(firsts[limit])
+
+
+def _smallest_in_picker_order(attributes: dict[str, dict], limit: int) -> list[str]:
+    """`[n for n, _ in heapq.nsmallest(limit, attributes.items(), key=_picker_order)]` (the
+    index's first entries), with the order's key made only for the kinds the first `limit`
+    reach: a key for each of 200k nodes took ~0.14 s at 100k products, whose first 50 are all
+    products."""
+    if limit <= 0:
+        return []
+    ranks = [_KIND_ORDER.get(attrs.get("kind"), 9) for attrs in attributes.values()]
+    counts = collections.Counter(ranks)
+    reached, last = 0, 9
+    for rank in sorted(counts):
+        reached += counts[rank]
+        if reached >= limit:
+            last = rank
+            break
+    # heapq.nsmallest(n, keys) is sorted(keys)[:n]; (rank, name, id) is unique by its id.
+    keys = [(rank, str(attrs.get("name")).lower(), node)
+            for rank, (node, attrs) in zip(ranks, attributes.items(), strict=True) if rank <= last]
+    return [node for _, _, node in heapq.nsmallest(limit, keys)]
 
 
 def _picker_index(graph: LineageGraph) -> _PickerIndex:
     """Built once per graph (read-only, memoised with its views)."""
     index = graph.views.get("picker")
     if index is None:
-        nodes = sorted(graph.flow.nodes(data=True), key=_picker_order)
-        entries = [(str(a.get("name") or "").lower(), n.lower(), n) for n, a in nodes]
-        starts, offset = [], 0
-        for name, lowered, _ in entries:
-            starts.append(offset)
-            offset += len(name) + len(lowered) + 2
+        # _picker_order's keys made in one comprehension and sorted as they are (each ends in a
+        # unique id, so the name carried after it is never compared): no key call per node.
+        keyed = sorted([(_KIND_ORDER.get(a.get("kind"), 9), str(a.get("name")).lower(), n, a.get("name"))
+                        for n, a in graph.flow._node.items()])
+        entries = [(str(name or "").lower(), n.lower(), n) for _, _, n, name in keyed]
+        starts = list(itertools.accumulate((len(name) + len(lowered) + 2 for name, lowered, _ in entries), initial=0))
+        starts.pop()
         names = [name for name, _, _ in entries]
         by_name = sorted(range(len(entries)), key=names.__getitem__)
         exact: dict[str, list[int]] = {}
+        add = exact.setdefault
         for i, (name, lowered, _) in enumerate(entries):  # ascending i: each list stays sorted
             bare = lowered.split(":", 1)[-1]
-            exact.setdefault(name, []).append(i)
+            add(name, []).append(i)
             if lowered != name:
-                exact.setdefault(lowered, []).append(i)
+                add(lowered, []).append(i)
             if bare not in (name, lowered):
-                exact.setdefault(bare, []).append(i)
+                add(bare, []).append(i)
         text = "".join(f"{name}\t{lowered}\n" for name, lowered, _ in entries)
         index = _PickerIndex(entries, text, starts, [names[i] for i in by_name], by_name, exact)
         graph.views["picker"] = index
