@@ -125,8 +125,8 @@ def _slo_reads(con: duckdb.DuckDBPyConnection, *, now: dt.datetime, days: int) -
     """The overview's SLO side in one thread: (each product's compliance over 30 days, each
     day's and domain's share of good observations over `days`), from one read of the
     observations. Its pandas work then overlaps the other reads instead of following them."""
-    observed = slo.observations(con, now=now, days=max(days, slo.BUDGET_WINDOW))
-    return slo.product_compliance(con, now=now, frame=observed), _daily_slo_share(con, observed, days=days, now=now)
+    observed = slo.observations(con, now=now, days=max(days, slo.BUDGET_WINDOW), arrow=True)
+    return slo.product_compliance(con, now=now, frame=observed), slo.daily_share(con, observed, now=now, days=days)
 
 
 def components(con: duckdb.DuckDBPyConnection, *, now: dt.datetime | None = None,
@@ -211,30 +211,16 @@ def _trend_checks(con: duckdb.DuckDBPyConnection, *, days: int, now: dt.datetime
 def _trend_with_slos(con: duckdb.DuckDBPyConnection, checks: pd.DataFrame, *, days: int, now: dt.datetime,
                      observed: pd.DataFrame | None, daily: pd.DataFrame | None = None) -> pd.DataFrame:
     """trend()'s check counts with the day's share of good SLO observations beside them
-    (`daily`: _daily_slo_share, when already computed)."""
+    (`daily`: slo.daily_share, when already computed)."""
     if daily is None:
         if observed is None:
             observed = slo.observations(con, now=now, days=days)
-        daily = _daily_slo_share(con, observed, days=days, now=now)
+        daily = slo.daily_share(con, observed, now=now, days=days)
     if daily.empty or checks.empty:
         checks["slo_compliance"] = pd.Series(dtype="float64")
         return checks
     checks["day"] = pd.to_datetime(checks["day"])
     return checks.merge(daily, on=["day", "domain"], how="left")
-
-
-def _daily_slo_share(con: duckdb.DuckDBPyConnection, observed: pd.DataFrame, *, days: int,
-                     now: dt.datetime) -> pd.DataFrame:
-    """day, domain, slo_compliance: the share of good SLO observations per day and domain over
-    the last `days` days (observations at `now`, over at least `days` days)."""
-    observed = observed[observed["observed_at"] >= now - dt.timedelta(days=days)]
-    if observed.empty:
-        return pd.DataFrame(columns=["day", "domain", "slo_compliance"])
-    observed = observed.assign(day=observed["observed_at"].dt.normalize())
-    domains = con.execute("SELECT p.product_id, d.name AS domain FROM products p "
-                          "LEFT JOIN domains d USING (domain_id)").df()
-    return (observed.merge(domains, on="product_id", how="left")
-            .groupby(["day", "domain"])["good"].mean().rename("slo_compliance").reset_index())
 
 
 # --- the score: each component 0-100 side by side, the score their mean --------------------------
