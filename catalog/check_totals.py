@@ -5,8 +5,11 @@ same few numbers of a run per product: checks, passed, failed, errors, warnings,
 status, the kinds not passing, whether the contract broke or the data could not be read,
 and the completeness checks. Computed from every stored result on each read they cost
 ~2.5 s of CPU at 100k products (1.6M results). `write` stores them in the run's own
-transaction (checks.run_records.persist), ~1 row per product and run instead of ~10;
-`totals_sql` is what readers select from, `latest_results_sql` the latest results through them.
+transaction (checks.run_records.persist), per product and dataset (`check_totals`, for the
+lineage colours) and per product (`check_product_totals`, the same rows summed: what the
+posture, trend and SLOs read without grouping again), ~1 row per product and run instead of
+~10. `totals_sql` is what readers select from, `latest_results_sql` the latest results
+through them.
 
 Runs stored without totals (written straight into check_results: tests, the sample
 history, a store from before migration 0013) are summed on the fly from their results by
@@ -30,7 +33,9 @@ DATA_KINDS = ("schema", "quality", "freshness")  # an `error` of these: the data
 _COLUMNS = ("run_id", "run_started_at", "product_id", "dataset", "results", "checks", "passed", "failed",
             "errors", "warnings", "worst_status", "failing_kinds", "contract_broken", "data_unreadable",
             "completeness_checks", "completeness_incomplete", "finished_at")
+_PRODUCT_COLUMNS = tuple(c for c in _COLUMNS if c != "dataset")
 _DATA_KINDS_SQL = "(" + ", ".join(f"'{k}'" for k in DATA_KINDS) + ")"
+_TABLES = {"dataset": ("check_totals", _COLUMNS), "product": ("check_product_totals", _PRODUCT_COLUMNS)}
 
 
 def _select(run_filter: str) -> str:
@@ -62,6 +67,20 @@ def _select(run_filter: str) -> str:
         GROUP BY cr.run_id, cr.product_id, cr.dataset"""
 
 
+def _per_product(dataset_totals: str) -> str:
+    """The per product and dataset totals `dataset_totals` (SQL) summed per run and product."""
+    return f"""
+        SELECT run_id, any_value(run_started_at) AS run_started_at, product_id,
+               sum(results) AS results, sum(checks) AS checks, sum(passed) AS passed, sum(failed) AS failed,
+               sum(errors) AS errors, sum(warnings) AS warnings,
+               {status_of_severity_sql(f"max({severity_sql('worst_status')})")} AS worst_status,
+               list_sort(list_distinct(flatten(list(failing_kinds)))) AS failing_kinds,
+               bool_or(contract_broken) AS contract_broken, bool_or(data_unreadable) AS data_unreadable,
+               sum(completeness_checks) AS completeness_checks,
+               sum(completeness_incomplete) AS completeness_incomplete, max(finished_at) AS finished_at
+        FROM ({dataset_totals}) GROUP BY run_id, product_id"""
+
+
 def _unsummarised(con: duckdb.DuckDBPyConnection) -> list[str]:
     return [run_id for (run_id,) in con.execute(
         "SELECT run_id FROM check_runs WHERE state = 'complete' "
@@ -83,21 +102,29 @@ def write(con: duckdb.DuckDBPyConnection, run_ids: Sequence[str]) -> int:
     which = "cr.run_id = $runs[1]" if len(wanted) == 1 else "list_contains($runs::VARCHAR[], cr.run_id)"
     con.execute(f"INSERT INTO check_totals ({', '.join(_COLUMNS)}) SELECT {', '.join(_COLUMNS)} FROM ("
                 f"{_select(which)})", {"runs": wanted})
+    stored = f"SELECT * FROM check_totals cr WHERE {which}"
+    con.execute(f"INSERT INTO check_product_totals ({', '.join(_PRODUCT_COLUMNS)}) "
+                f"SELECT {', '.join(_PRODUCT_COLUMNS)} FROM ({_per_product(stored)})", {"runs": wanted})
     con.execute("INSERT INTO check_totals_runs (run_id) SELECT unnest(?::VARCHAR[])", [wanted])
     return len(wanted)
 
 
-def totals_sql(con: duckdb.DuckDBPyConnection) -> str:
-    """SQL of the totals of every complete run: one row per run, product (NULL: catalog-wide
-    results) and dataset (NULL: results of no dataset), with the columns of `_COLUMNS`. Runs
-    stored without totals are summed from their results here, their ids written into the SQL
-    as quoted literals (no parameters, so any caller's own parameters stay as they are)."""
-    stored = (f"SELECT {', '.join('t.' + c for c in _COLUMNS)} FROM check_totals t "
+def totals_sql(con: duckdb.DuckDBPyConnection, by: str = "dataset") -> str:
+    """SQL of the totals of every complete run, one row per run, product (NULL: catalog-wide
+    results) and, `by` "dataset", dataset (NULL: results of no dataset), with the columns of
+    `_COLUMNS` (`by` "product": without `dataset`). Runs stored without totals are summed from
+    their results here, their ids written into the SQL as quoted literals (no parameters, so
+    any caller's own parameters stay as they are)."""
+    table, columns = _TABLES[by]
+    stored = (f"SELECT {', '.join('t.' + c for c in columns)} FROM {table} t "
               "JOIN check_runs r USING (run_id) WHERE r.state = 'complete'")
     missing = _unsummarised(con)
     if not missing:
         return stored
-    return f"{stored} UNION ALL BY NAME SELECT * FROM ({_select(f'list_contains({_text_list(missing)}, cr.run_id)')})"
+    summed = _select(f"list_contains({_text_list(missing)}, cr.run_id)")
+    if by == "product":
+        summed = _per_product(summed)
+    return f"{stored} UNION ALL BY NAME SELECT {', '.join(columns)} FROM ({summed})"
 
 
 def _text_list(values: Sequence[str]) -> str:
@@ -122,4 +149,4 @@ def latest_results_sql(con: duckdb.DuckDBPyConnection) -> str:
     only those rows."""
     return f"""
         SELECT cr.*, newest.run_started_at FROM check_results cr
-        JOIN ({newest_sql(f"({totals_sql(con)})")}) newest USING (product_id, run_id)"""
+        JOIN ({newest_sql(f"({totals_sql(con, by='product')})")}) newest USING (product_id, run_id)"""

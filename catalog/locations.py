@@ -65,7 +65,7 @@ _KEY_SUFFIXES = {".key", ".pem", ".p12", ".pfx", ".jks", ".keystore", ".kdbx", "
 # are not listed: ordinary data may use them.
 _STORE_ONLY_TABLES = {"audit_log", "role_bindings", "check_results", "check_runs", "lineage_events",
                       "lineage_quarantine", "search_docs", "search_terms", "search_vocab", "search_facets",
-                      "contract_properties", "check_totals", "check_totals_runs"}
+                      "contract_properties", "check_totals", "check_product_totals", "check_totals_runs"}
 _NAME_WORDS = re.compile(r"[._\-\s]+")
 
 

@@ -62,7 +62,7 @@ def observations(con: duckdb.DuckDBPyConnection, *, now: dt.datetime | None = No
     readers that only aggregate them in SQL (no pandas conversion of ~100k rows)."""
     now = now or compiler.now_utc()
     since = now - dt.timedelta(days=days)
-    totals = check_totals.totals_sql(con)
+    totals = check_totals.totals_sql(con, by="product")
     con.register("slo_job_products", _job_products(con))
     try:
         sql = f"""
@@ -78,8 +78,7 @@ def observations(con: duckdb.DuckDBPyConnection, *, now: dt.datetime | None = No
                         FROM check_results cr JOIN runs r USING (run_id)
                         WHERE cr.product_id IS NOT NULL AND cr.kind = 'freshness' AND cr.status <> 'skipped'),
             -- every product a run checked, and whether that run could not read its data
-            product_runs AS (SELECT product_id, run_at, bool_or(data_unreadable) AS errored
-                             FROM totals GROUP BY product_id, run_id, run_at),
+            product_runs AS (SELECT product_id, run_at, data_unreadable AS errored FROM totals),
             targets AS (SELECT product_id, max(TRY_CAST(value AS DOUBLE)) / 100 AS availability
                         FROM slos WHERE property = 'availability' GROUP BY product_id),
             freshness AS (
@@ -89,11 +88,11 @@ def observations(con: duckdb.DuckDBPyConnection, *, now: dt.datetime | None = No
                 FROM results),
             completeness AS (
                 SELECT product_id, 'completeness' AS slo, 'all datasets' AS element, run_at AS observed_at,
-                       sum(completeness_incomplete) = 0 AS good,
-                       CAST(sum(completeness_incomplete) AS VARCHAR) || ' of ' ||
-                           CAST(sum(completeness_checks) AS VARCHAR) || ' checks incomplete' AS measured,
+                       completeness_incomplete = 0 AS good,
+                       CAST(completeness_incomplete AS VARCHAR) || ' of ' ||
+                           CAST(completeness_checks AS VARCHAR) || ' checks incomplete' AS measured,
                        'every completeness check passes' AS objective
-                FROM totals GROUP BY product_id, run_id, run_at HAVING sum(completeness_checks) > 0),
+                FROM totals WHERE completeness_checks > 0),
             periods AS (
                 SELECT jp.product_id, coalesce(p.period_days, 1.0) AS period_days
                 FROM (SELECT DISTINCT product_id FROM slo_job_products) jp

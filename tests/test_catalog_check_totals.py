@@ -52,6 +52,7 @@ def test_stored_totals_read_the_same_as_summed_results(demo, tmp_path):
         assert "UNION" not in check_totals.totals_sql(con), "nothing is summed on the fly when every run has its totals"
     with connect(copy) as con:
         con.execute("DELETE FROM check_totals")
+        con.execute("DELETE FROM check_product_totals")
         con.execute("DELETE FROM check_totals_runs")
         assert "UNION" in check_totals.totals_sql(con), "without stored totals the readers sum the results"
         summed = _readings(con)
@@ -91,6 +92,11 @@ def test_a_persisted_run_backfills_runs_written_without_totals(demo, tmp_path):
                           "FROM check_totals WHERE run_id = 'direct-''1'").fetchone()
     assert missing == [], "the next persisted run stored the missing totals"
     assert row == (1, 1, 1, 1, ["quality"]), f"the backfilled totals count the one failed completeness check: {row}"
+    with connect(copy) as con:
+        per_dataset, per_product = (con.execute(
+            f"SELECT product_id, sum(results), sum(failed), sum(completeness_checks) FROM {table} "
+            "GROUP BY ALL ORDER BY ALL").fetchall() for table in ("check_totals", "check_product_totals"))
+    assert per_dataset == per_product, "the per-product totals are the per-dataset totals summed"
 
 
 def test_latest_results_through_totals_are_the_latest_results(demo):
