@@ -71,8 +71,7 @@ _CATALOG_SQL = f"""
     FROM products p LEFT JOIN domains d USING (domain_id)
     LEFT JOIN contract c USING (product_id) LEFT JOIN owner o USING (product_id)
     LEFT JOIN classified cl USING (product_id) LEFT JOIN checked k USING (product_id)
-    LEFT JOIN bias b USING (product_id)
-    ORDER BY p.product_id"""
+    LEFT JOIN bias b USING (product_id)"""
 
 
 def lineage_coverage(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
@@ -141,7 +140,10 @@ def _catalog_facts(con: duckdb.DuckDBPyConnection) -> tuple[pd.DataFrame, pd.Dat
 
 
 def _catalog_sql_facts(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    return con.execute(_CATALOG_SQL.replace("{totals}", check_totals.totals_sql(con, by="product"))).df()
+    found = con.execute(_CATALOG_SQL.replace("{totals}", check_totals.totals_sql(con, by="product"))).df()
+    # Ordered by product id here, not by an ORDER BY: DuckDB sorting the whole wide row cost
+    # ~0.18 s of CPU at 100k products, sorting the frame by its id ~0.07 s.
+    return found.sort_values("product_id", kind="stable", ignore_index=True)
 
 
 def _with_coverage(found: pd.DataFrame, lineage_covered: pd.DataFrame,

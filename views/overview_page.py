@@ -42,7 +42,10 @@ def _posture(db: str, version: tuple) -> tuple[pd.DataFrame, pd.DataFrame]:
         scored, history = posture.overview(con, days=35)
     # Worst first, sorted once here. The table links are built for the rows shown only (product_table):
     # for every product they cost ~0.4 s of CPU at 100k products.
-    return scored.sort_values(["score", "product_id"], kind="stable").reset_index(drop=True), history
+    # The posture comes ordered by product id: a stable sort on the score alone then orders ties by
+    # id too, without sorting 100k id strings (~0.15 s at 100k products).
+    by = "score" if scored["product_id"].is_monotonic_increasing else ["score", "product_id"]
+    return scored.sort_values(by, kind="stable").reset_index(drop=True), history
 
 
 # --- the KPIs: a number, and the products behind it ---------------------------------------------
