@@ -79,16 +79,17 @@ def lineage_coverage(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     contract datasets that OpenLineage events name). From the lineage match (cached per change
     of the catalog or lineage), not the graph: the overview is the app's first page. Counted
     in SQL (in pandas it cost ~0.2 s of CPU at 100k products)."""
-    named = sorted(lineage.load_match(con).named_datasets)
+    pairs = sorted(lineage.load_match(con).named_pairs)
+    # Joined on the two id columns: a node id string made for each of 100k datasets cost ~0.1 s of CPU.
     return con.execute("""
-        WITH named AS (SELECT unnest(?::VARCHAR[]) AS node),
+        WITH named AS (SELECT unnest(?::VARCHAR[]) AS product_id, unnest(?::VARCHAR[]) AS dataset),
         found AS (
-            SELECT d.product_id, count(*) AS datasets, count(n.node) AS datasets_in_lineage
+            SELECT d.product_id, count(*) AS datasets, count(n.product_id) AS datasets_in_lineage
             FROM (SELECT DISTINCT product_id, dataset FROM datasets) d
-            LEFT JOIN named n ON n.node = 'dataset:' || d.product_id || '.' || d.dataset
+            LEFT JOIN named n ON n.product_id = d.product_id AND n.dataset = d.dataset
             GROUP BY d.product_id)
         SELECT product_id, datasets, datasets_in_lineage, datasets_in_lineage / datasets AS lineage_coverage
-        FROM found ORDER BY product_id""", [named]).df()
+        FROM found ORDER BY product_id""", [[p for p, _ in pairs], [d for _, d in pairs]]).df()
 
 
 def overview(con: duckdb.DuckDBPyConnection, *, days: int = 35,

@@ -31,6 +31,8 @@ def test_lineage_match_agrees_with_the_graph(seeded):
     assert named, "the seeded demo's events name catalog datasets (else this test proves nothing)"
     assert jobs, "the seeded demo's jobs write catalog datasets (else this test proves nothing)"
     assert match.named_datasets == named, "the same datasets count as named by lineage as in the graph"
+    pairs = {(flow.nodes[n]["product_id"], flow.nodes[n]["dataset"]) for n in named}
+    assert match.named_pairs == pairs, "the named datasets as (product id, dataset) are the graph's"
     assert match.job_products == jobs, "each job belongs to the same product as in the graph"
     assert again is match, "the match is cached until the store changes"
 

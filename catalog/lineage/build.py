@@ -244,6 +244,7 @@ class LineageMatch:
     """What pages other than the lineage page need of lineage, without building the graph:
     which catalog datasets events name, and which product each job writes for."""
     named_datasets: frozenset[str]                # catalog dataset nodes some lineage dataset denotes
+    named_pairs: frozenset[tuple[str, str]]       # the same as (product id, dataset name)
     job_products: dict[tuple[str, str], str]      # (job namespace, job name) -> product id
     key: tuple | None = None
 
@@ -266,7 +267,9 @@ def _lineage_match(con: duckdb.DuckDBPyConnection) -> LineageMatch:
     if assigned:
         products = {pid for (pid,) in con.execute("SELECT product_id FROM products").fetchall()}
         assigned = {job: pid for job, pid in assigned.items() if pid in products}
-    return LineageMatch(named_datasets=frozenset(ol_node.values()), job_products=assigned)
+    named = frozenset(ol_node.values())
+    pairs = frozenset((known[node], node[len(f"dataset:{known[node]}."):]) for node in named)
+    return LineageMatch(named_datasets=named, named_pairs=pairs, job_products=assigned)
 
 
 CACHED_GRAPHS = 4  # one per DB file; more only in tests that open many files
