@@ -58,8 +58,9 @@ def _period_days_sql() -> str:
 def observations(con: duckdb.DuckDBPyConnection, *, now: dt.datetime | None = None,
                  days: int = max(WINDOWS), arrow: bool = False) -> pd.DataFrame:
     """Every SLO observation of the last `days` days: product_id, slo, element, at, good,
-    measured, objective, target (one query; newest last). `arrow`: as a pyarrow Table, for
-    readers that only aggregate them in SQL (no pandas conversion of ~100k rows)."""
+    measured, objective, target (one query; newest last). `arrow`: as a pyarrow Table in no
+    particular order, for readers that only aggregate them in SQL (no pandas conversion of
+    ~100k rows)."""
     now = now or compiler.now_utc()
     since = now - dt.timedelta(days=days)
     totals = check_totals.totals_sql(con, by="product")
@@ -157,8 +158,11 @@ def observations(con: duckdb.DuckDBPyConnection, *, now: dt.datetime | None = No
             WHERE e.observed_at >= $since AND e.observed_at <= $now
             ORDER BY e.product_id, e.slo, e.element, e.observed_at"""  # noqa: S608 - constants only
         params = {"since": since, "now": now}
-        # Arrow from a relation: from an executed result DuckDB makes an extra copy of the rows.
-        return con.sql(sql, params=params).to_arrow_table() if arrow else con.execute(sql, params).df()
+        if arrow:  # for aggregation only: unordered (the sort cost ~0.06 s of CPU at 100k products);
+            # from a relation: from an executed result DuckDB makes an extra copy of the rows
+            unordered = sql[:sql.rindex("ORDER BY e.product_id")]
+            return con.sql(unordered, params=params).to_arrow_table()
+        return con.execute(sql, params).df()
     finally:
         con.unregister("slo_job_products")
 
