@@ -71,8 +71,14 @@ def coverage_chart(coverage: pd.DataFrame) -> None:
 def trends(db: str, history: pd.DataFrame) -> None:
     left, right = st.columns(2)
     with left:
-        trend = _source_trend(db)
-        if trend.empty:
+        try:
+            trend = _source_trend(db)
+        except ValueError as exc:  # the source is refused (outside the data roots), missing or unreadable
+            st.warning(f"The consent records cannot be read, so the opt-in trend is not drawn: {md(exc)}")
+            trend = None
+        if trend is None:
+            pass
+        elif trend.empty:
             st.info("No contract declares a consent source (customProperty meshgov.consent.source).")
         else:
             fig = px.line(trend.assign(share=trend["share"] * 100), x="day", y="share", color="purpose",
