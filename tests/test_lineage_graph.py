@@ -229,6 +229,9 @@ def test_large_views_are_cut_to_the_nearest_300_nodes():
     assert left_out == {"job": 701}, left_out
     message = lineage_drawing.describe_left_out(left_out, 300)
     assert "701 more were left out (701 jobs)" in message and "lower the depth" in message
+    at_scale = lineage_drawing.describe_left_out({"product": 99708, "external": 5}, 300)
+    assert "99,713 more were left out (99,708 products, 5 externals)" in at_scale, \
+        f"counts at catalog scale read with thousands separators: {at_scale}"
 
 
 def test_rendered_html_is_self_contained_and_defuses_event_text(graph):

@@ -168,7 +168,7 @@ def _inert(text: str) -> str:
 
 def describe_left_out(left_out: dict[str, int], shown: int) -> str:
     total = sum(left_out.values())
-    parts = ", ".join(f"{n} {kind}{'s' if n != 1 else ''}" for kind, n in sorted(left_out.items(), key=lambda i: -i[1]))
-    return (f"Showing the {shown} nodes nearest the selection; {total} more were left out ({parts}). "
+    parts = ", ".join(f"{n:,} {kind}{'s' if n != 1 else ''}" for kind, n in sorted(left_out.items(), key=lambda i: -i[1]))
+    return (f"Showing the {shown:,} nodes nearest the selection; {total:,} more were left out ({parts}). "
             "Narrow it: lower the depth, pick upstream or downstream only, or use the product view.")
 
