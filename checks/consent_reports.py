@@ -56,9 +56,7 @@ def coverage_history(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
 
 def use_trend(con: duckdb.DuckDBPyConnection, product_id: str, dataset: str, purpose: str) -> pd.DataFrame:
     """Per day of use (from the latest result): users used, users with a valid consent, share."""
-    from catalog.queries import LATEST_RESULTS_SQL
-
-    row = con.execute(f"""SELECT diagnostics->>'$.trend' FROM ({LATEST_RESULTS_SQL})
+    row = con.execute(f"""SELECT diagnostics->>'$.trend' FROM ({check_totals.latest_results_sql(con)})
                           WHERE kind = 'consent' AND product_id = ? AND dataset = ?
                             AND diagnostics->>'$.purpose' = ?""",  # noqa: S608
                       [product_id, dataset, purpose]).fetchone()

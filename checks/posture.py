@@ -3,10 +3,11 @@
 One row per product: contract present and valid, active owner, classification coverage,
 lineage coverage, latest check pass rate, SLO compliance (30 days), consent coverage and bias
 status (the latest bias audit and model-card results of the models the product owns).
-Catalog facts come from one SQL query; the latest results from catalog.queries'
-LATEST_RESULTS_SQL; SLOs from checks.slo (one query); consent from checks.consent's stored
+Catalog facts come from one SQL query; each product's latest run from the runs' stored totals
+(catalog.check_totals); SLOs from checks.slo (one query); consent from checks.consent's stored
 results; lineage coverage from the cached lineage match (dataset -> OpenLineage match). No
-per-product queries, so it stays fast at 10k products.
+per-product queries; the independent reads run side by side (overview()), so it stays fast
+at 100k products.
 
 It lives in checks/ because SLO compliance and consent coverage are computed here; catalog/
 never imports checks/.
