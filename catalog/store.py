@@ -555,3 +555,10 @@ def insert_rows(con: duckdb.DuckDBPyConnection, table: str, rows: list[list], *,
         return
     with registered(con, rows) as name:
         con.execute(f"INSERT INTO {table} SELECT * FROM {name} {tail}")  # noqa: S608 - fixed names
+
+
+def column_lists(con: duckdb.DuckDBPyConnection, sql: str, params=None) -> list[list]:
+    """A query's result as one Python list per column (NULL as None, BOOLEAN as bool): numpy's
+    tolist makes the Python values about twice as fast as fetchall's row tuples (0.10 vs 0.21 s
+    for 100k rows of 4 text columns). Give every column its own name: fetchnumpy keys by name."""
+    return [column.tolist() for column in con.execute(sql, params).fetchnumpy().values()]

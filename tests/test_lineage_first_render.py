@@ -16,6 +16,7 @@ from streamlit.testing.v1 import AppTest
 from catalog import lineage
 from catalog.ingest import ingest_paths
 from catalog.lineage import LineageGraph
+from catalog.lineage.build import _kinds
 from catalog.lineage.nodes import _first_nodes, _picker_index
 from catalog.lineage.traversal import _nearest, _nearest_by_sort, _whole_mesh_cut
 from catalog.store import connect
@@ -147,6 +148,24 @@ def test_picker_first_nodes_are_the_index_first_entries(limit):
     want = [n for _, _, n in _picker_index(indexed).entries[:limit]]
     assert _first_nodes(cold, limit) == want, f"limit {limit}: the empty search offers the index's first entries"
     assert "picker" not in cold.views, "the first screen does not build the search index"
+
+
+def test_the_builds_nodes_by_kind_are_a_pass_over_every_node(template_db):
+    with connect(template_db) as con:
+        graph = lineage.build_graph(con)
+    seeded = graph.views["kinds"]
+    passed = LineageGraph(flow=graph.flow, columns=graph.columns).nodes_by_kind()
+    assert seeded == passed, "the build's lists by kind are what a pass over every node gives, in its order"
+    assert {"product", "dataset", "job"} <= set(seeded), f"the mesh has products, datasets and jobs: {set(seeded)}"
+
+
+def test_nodes_by_kind_counts_a_repeated_dataset_once():
+    flow = nx.DiGraph()
+    flow.add_nodes_from([("product:a", {"kind": "product"}), ("dataset:a.x", {"kind": "dataset"}),
+                         ("job:ns/j", {"kind": "job"}), ("model:m", {"kind": "model"})])
+    kinds = _kinds(flow, ["product:a"], ["dataset:a.x", "dataset:a.x"])  # two descriptions, one node
+    assert kinds == {"product": ["product:a"], "dataset": ["dataset:a.x"], "job": ["job:ns/j"], "model": ["model:m"]}, \
+        "a dataset read twice is one node, and the nodes after the catalog's are found by their kind"
 
 
 @pytest.fixture()

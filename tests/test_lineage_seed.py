@@ -88,6 +88,8 @@ def test_blast_radius_of_the_planted_failing_product(seeded):
         statuses = lineage.latest_statuses(con)
         failing = lineage.failing_products(con)
     assert "product:commerce-orders" in failing, f"the stale product fails its checks: {statuses}"
+    assert failing == lineage.failing_products(None, statuses), \
+        "the store's failing products (sorted by DuckDB) in the order sorting the colours in Python gives"
     radius = lineage.blast_radius(graph, "product:commerce-orders", statuses=statuses)
     assert MODELS <= set(radius.models), f"its downstream models: {radius.models}"
     assert "product:newsletter-sends" in radius.products, f"and the newsletter: {radius.products}"

@@ -41,8 +41,8 @@ def _token(db: str) -> tuple:
 def _statuses(db: str, token: tuple) -> tuple[Mapping[str, str], tuple[str, ...]]:
     del token  # part of the cache key only
     with conn(db) as con:
-        statuses = lineage.latest_statuses(con)
-    return types.MappingProxyType(statuses), tuple(lineage.failing_products(None, statuses))
+        statuses, failing = lineage.latest_statuses_and_failing(con)
+    return types.MappingProxyType(statuses), tuple(failing)
 
 
 def _load(db: str) -> tuple[lineage.LineageGraph, Mapping[str, str], Sequence[str]]:

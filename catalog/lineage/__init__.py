@@ -36,7 +36,7 @@ from catalog.lineage.nodes import (
     resolve_node,
     status_of,
 )
-from catalog.lineage.statuses import failing_products, latest_statuses
+from catalog.lineage.statuses import failing_products, latest_statuses, latest_statuses_and_failing
 from catalog.lineage.traversal import (
     BlastRadius,
     View,
@@ -59,7 +59,7 @@ __all__ = [
     "FLOW_KINDS", "MAX_DRAWN_NODES", "BlastRadius", "Direction", "LineageGraph", "LineageMatch", "LocationIndex",
     "UnknownNode", "View", "blast_radius", "build_graph", "change_key", "column_lineage",
     "column_lineage_table", "columns_of", "dataset_column_lineage", "failing_products", "find_nodes", "induced",
-    "latest_statuses", "limit_nodes", "lineage_subgraph", "load_graph", "load_match", "match_dataset",
+    "latest_statuses", "latest_statuses_and_failing", "limit_nodes", "lineage_subgraph", "load_graph", "load_match", "match_dataset",
     "neighbourhood", "node_table", "path_between", "product_neighbourhood", "product_view",
     "resolve_column", "resolve_node", "status_of", "to_json", "view",
 ]

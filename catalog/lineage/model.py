@@ -30,6 +30,18 @@ class LineageGraph:
     key: tuple | None = None               # change key the graph was built at
     views: dict = field(default_factory=dict, repr=False)  # memoised folded views
 
+    def nodes_by_kind(self) -> dict[str | None, list[str]]:
+        """Flow nodes by kind, each list in the graph's order; memoised with the views (read-only).
+        The build seeds it from the lists it inserted: a pass over 200k attribute dicts for the
+        products among them cost ~0.1-0.2 s of the lineage page's first screen at 100k products."""
+        kinds = self.views.get("kinds")
+        if kinds is None:
+            kinds = {}
+            for node, attrs in self.flow.nodes(data=True):
+                kinds.setdefault(attrs.get("kind"), []).append(node)
+            self.views["kinds"] = kinds
+        return kinds
+
     @property
     def has_lineage(self) -> bool:
         return any(True for _ in self.flow.edges) or self.columns.number_of_edges() > 0

@@ -229,7 +229,7 @@ def _whole_mesh_cut(graph: LineageGraph, max_nodes: int) -> tuple[set[str], dict
     reps.update(itertools.compress(attrs, [not product for product in product_of]))
     if len(reps) <= max_nodes:
         return reps, {}, len(reps)
-    products = {n for n, a in attrs.items() if a.get("kind") == "product"}
+    products = set(graph.nodes_by_kind().get("product", ()))
     kept, left_out = _cut(attrs, {(0, False): reps & products, (0, True): reps - products}, [], max_nodes)
     return kept, left_out, len(reps)
 
