@@ -159,6 +159,21 @@ def test_the_builds_nodes_by_kind_are_a_pass_over_every_node(template_db):
     assert {"product", "dataset", "job"} <= set(seeded), f"the mesh has products, datasets and jobs: {set(seeded)}"
 
 
+def test_nodes_without_edges_share_one_read_only_adjacency(template_db):
+    with connect(template_db) as con:
+        graph = lineage.build_graph(con)
+    flow = graph.flow
+    alone = [n for n in flow if not flow.succ[n] and not flow.pred[n]]
+    linked = [n for n in flow if flow.succ[n] or flow.pred[n]]
+    assert alone and linked, "the mesh has catalog nodes without lineage and nodes with it"
+    assert all(type(flow._succ[n]) is dict and type(flow._pred[n]) is dict for n in linked), \
+        "a node with edges has its own adjacency"
+    shared = next(n for n in alone if n.startswith("dataset:"))
+    with pytest.raises(TypeError):
+        flow.add_edge(shared, linked[0])  # the graph is read-only once built: loud, not an edge on every node
+    assert not any(flow.succ[n] for n in alone if n != shared), "no other node gained an edge"
+
+
 def test_nodes_by_kind_counts_a_repeated_dataset_once():
     flow = nx.DiGraph()
     flow.add_nodes_from([("product:a", {"kind": "product"}), ("dataset:a.x", {"kind": "dataset"}),

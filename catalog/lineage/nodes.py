@@ -90,8 +90,12 @@ def _smallest_in_picker_order(graph: LineageGraph, limit: int) -> list[str]:
         if reached >= limit:
             break
     attrs = graph.flow._node
-    # heapq.nsmallest(n, keys) is sorted(keys)[:n]; (rank, name, id) is unique by its id.
-    keys = ((rank, str(attrs[node].get("name")).lower(), node) for rank in reach for node in by_rank[rank])
+    # heapq.nsmallest(n, keys) is sorted(keys)[:n]; (rank, name, id) is unique by its id. The
+    # keys are made by C-level maps, not a Python step per node.
+    keys = itertools.chain.from_iterable(
+        zip(itertools.repeat(rank), map(str.lower, map(str, map(dict.get, map(attrs.__getitem__, by_rank[rank]),
+                                                                itertools.repeat("name")))), by_rank[rank])
+        for rank in reach)
     return [node for _, _, node in heapq.nsmallest(limit, keys)]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import operator
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
@@ -220,13 +221,13 @@ def _view(graph: LineageGraph, node: str | None, *, level: Literal["products", "
 
 def _whole_mesh_cut(graph: LineageGraph, max_nodes: int) -> tuple[set[str], dict[str, int], int]:
     """`_nearest` of the whole-mesh product view (every node stands for its product, or for
-    itself without one; 0 hops; no focus), and how many nodes that view has: from passes over
-    the attribute dicts in the graph's order and set algebra, not a lookup per node in hash
-    order (~0.5 s of CPU at 100k products, on the page's first screen)."""
+    itself without one; 0 hops; no focus), and how many nodes that view has: from C-level
+    passes over the attribute dicts in the graph's order and set algebra, not a lookup per node
+    in hash order (~0.5 s of CPU at 100k products, on the page's first screen)."""
     attrs = graph.flow._node
-    product_of = [a.get("product") for a in attrs.values()]
+    product_of = list(map(dict.get, attrs.values(), itertools.repeat("product")))
     reps = set(filter(None, product_of))  # `_rep`, nothing expanded
-    reps.update(itertools.compress(attrs, [not product for product in product_of]))
+    reps.update(itertools.compress(attrs, map(operator.not_, product_of)))
     if len(reps) <= max_nodes:
         return reps, {}, len(reps)
     products = set(graph.nodes_by_kind().get("product", ()))
@@ -268,13 +269,21 @@ def _cut(attrs: dict[str, dict], groups: dict[tuple, Iterable[str]], kept: list[
         if room >= len(group):
             kept.extend(group)
             continue
+        if not key[1]:  # products: the room + 1 smallest give both the kept and the first left out
+            smallest = heapq.nsmallest(room + 1, group)
+            kept.extend(smallest[:room])
+            count, first = len(group) - room, smallest[room]
+            if "product" in dropped:
+                dropped["product"][0] += count
+            else:
+                dropped["product"] = [count, (key, first)]
+            continue
         taken = heapq.nsmallest(room, group) if room > 0 else []
         kept.extend(taken)
         taken_set = set(taken)
-        rest = [n for n in group if n not in taken_set]
-        by_kind: dict[str, list[str]] = {"product": rest} if not key[1] else {}
-        if key[1]:
-            for n in rest:
+        by_kind: dict[str, list[str]] = {}
+        for n in group:
+            if n not in taken_set:
                 by_kind.setdefault(attrs[n].get("kind") or "node", []).append(n)
         for kind, nodes in by_kind.items():
             if kind in dropped:
