@@ -6,6 +6,7 @@ import concurrent.futures
 import contextlib
 import gc
 import itertools
+import operator
 import threading
 import types
 from collections.abc import Iterator, Mapping
@@ -89,8 +90,10 @@ def _build_graph(con: duckdb.DuckDBPyConnection) -> LineageGraph:
         for pid, ds, description, has_pii in zip(pids, datasets, descriptions, pii, strict=True)])
     # Each product's datasets are one run of the sorted rows: a slice each, not an append per
     # dataset (a product missing from the products table joins the members after the others).
-    bounds = [0, *(i for i, (a, b) in enumerate(itertools.pairwise(pids), 1) if a != b), len(pids)] if pids else []
-    members.update(("product:" + pids[start], dataset_nodes[start:end]) for start, end in itertools.pairwise(bounds))
+    # (C-level maps: a Python step per row or product was ~0.1 s at 100k products.)
+    starts = list(itertools.compress(range(len(pids)), itertools.chain([True], map(operator.ne, pids, pids[1:]))))
+    members.update(zip(map("product:".__add__, map(pids.__getitem__, starts)),
+                       map(dataset_nodes.__getitem__, map(slice, starts, [*starts[1:], len(pids)])), strict=True))
 
     ol_node: dict[tuple[str, str], str] = {}
     models: dict[str, None] = {}  # model nodes in the graph's order, so that the models table need not scan every node
@@ -175,23 +178,13 @@ def _column_node(columns: nx.DiGraph, flow: nx.DiGraph, dataset_node: str, field
 
 
 def _add_new_nodes(flow: nx.DiGraph, nodes: list[str], attributes: list[dict]) -> None:
-    """`flow.add_nodes_from(zip(nodes, attributes))`, each attributes dict a fresh one the graph
-    may keep: the same graph, without networkx's per-pair TypeError fallback, which took ~1.5 s
-    of CPU for the 200k product and dataset nodes at 100k products. New, distinct nodes (the
-    usual case) go in with one dict update each; a node seen before takes the later values."""
-    known, successors, predecessors = flow._node, flow._succ, flow._pred
-    new = dict(zip(nodes, attributes, strict=True))
-    if len(new) == len(nodes) and known.keys().isdisjoint(new):
-        known.update(new)
-        successors.update(dict.fromkeys(new, _NO_EDGES))
-        predecessors.update(dict.fromkeys(new, _NO_EDGES))
-    else:
-        for node, attrs in zip(nodes, attributes, strict=True):
-            if node in known:
-                known[node].update(attrs)
-            else:
-                successors[node] = predecessors[node] = _NO_EDGES
-                known[node] = attrs
+    """`flow.add_nodes_from(zip(nodes, attributes))` for nodes not in the graph yet (a node
+    repeated in `nodes` takes its last attributes), each attributes dict a fresh one the graph
+    may keep: the same graph, without networkx's per-pair TypeError fallback (~1.5 s of CPU for
+    the 200k product and dataset nodes at 100k products) or a dict made only to be copied."""
+    flow._node.update(zip(nodes, attributes, strict=True))
+    flow._succ.update(zip(nodes, itertools.repeat(_NO_EDGES), strict=False))
+    flow._pred.update(zip(nodes, itertools.repeat(_NO_EDGES), strict=False))
     nx._clear_cache(flow)
 
 
