@@ -49,6 +49,12 @@ def main() -> None:
         st.caption("Freedom with guardrails: the mesh's contracts, checks and lineage in one place.")
     render_identity_sidebar(user)
     nav.run()
+    if "lineage" in allowed:
+        # The lineage page draws with pyvis, whose import and template cost ~0.3 s of CPU on
+        # its first drawing: made in the background once this run's page is drawn.
+        from ui import lineage_drawing
+
+        lineage_drawing.prepare_in_background()
 
 
 main()

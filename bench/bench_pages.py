@@ -32,7 +32,8 @@ The store is copied into a temporary folder first, so the original is left alone
 
 Per page: the app (app.py, the frame, as the admin persona, who may open every page) is
 started and run once on its default page; then every st.cache_data / st.cache_resource entry is
-cleared, the page is switched to and run (the first render: cold caches, warm imports), then
+cleared, the page is switched to and run (the first render: cold caches, warm imports: the
+background import of the lineage drawing, which the app's first run starts, has finished), then
 rerun `--reruns` times (what a click or a widget change costs); the median and the worst
 rerun are printed. The load average is printed beside them.
 """
@@ -98,12 +99,14 @@ def time_page(page: access.Page, reruns: int) -> tuple[tuple[float, float], list
     from streamlit.testing.v1 import AppTest
     from streamlit.testing.v1.util import patch_config_options
 
+    from ui import lineage_drawing
     from ui.auth import PERSONA_KEY
 
     with patch_config_options({"server.address": "127.0.0.1"}):
         at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=600)
         at.session_state[PERSONA_KEY] = "admin"
         at.run()
+        lineage_drawing.wait_until_prepared(60)  # as in a running server: the app's first run started it
         st.cache_data.clear()
         st.cache_resource.clear()
         at.switch_page(page.file)
@@ -132,12 +135,14 @@ def time_app_first_run() -> tuple[float, float, str | None]:
     from streamlit.testing.v1.util import patch_config_options
 
     from catalog.lineage import build
+    from ui import lineage_drawing
     from ui.auth import PERSONA_KEY
 
     with patch_config_options({"server.address": "127.0.0.1"}):
         warm = AppTest.from_file(str(ROOT / "app.py"), default_timeout=600)  # imports, as in a running server
         warm.session_state[PERSONA_KEY] = "admin"
         warm.run()
+        lineage_drawing.wait_until_prepared(60)
         st.cache_data.clear()
         st.cache_resource.clear()
         build._CACHE.clear()

@@ -55,17 +55,30 @@ def _template_environment(template_dir: str):
 
 
 _warm_up_started = threading.Event()
+_warm_up_done = threading.Event()
 
 
 def prepare_in_background() -> None:
     """Once per process, draw an empty graph in a daemon thread: importing pyvis (and IPython,
-    which it imports) and compiling its page template took ~0.35 s of the first drawing. The
-    lineage page starts this before reading the store, whose queries let go of the GIL."""
+    which it imports) and compiling its page template took ~0.3 s of CPU on the first drawing.
+    The app starts this once its first page is drawn (the lineage page is rarely the first); a
+    deep link into the lineage page starts it before reading the store."""
     if _warm_up_started.is_set():
         return
     _warm_up_started.set()
-    threading.Thread(target=to_pyvis_html, args=(nx.DiGraph(),), kwargs={"statuses": {}, "colours": {}},
-                     name="lineage-drawing-warm-up", daemon=True).start()
+    threading.Thread(target=_warm_up, name="lineage-drawing-warm-up", daemon=True).start()
+
+
+def _warm_up() -> None:
+    try:
+        to_pyvis_html(nx.DiGraph(), statuses={}, colours={})
+    finally:
+        _warm_up_done.set()
+
+
+def wait_until_prepared(timeout: float) -> bool:
+    """True once the warm-up has run (benches measure pages as a running server has them)."""
+    return _warm_up_done.wait(timeout)
 
 
 def to_pyvis_html(sub: nx.DiGraph, *, statuses: dict[str, str], colours: dict[str, str],
