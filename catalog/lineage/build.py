@@ -271,10 +271,15 @@ class LineageMatch:
 
 
 def _lineage_match(con: duckdb.DuckDBPyConnection) -> LineageMatch:
-    known = {f"dataset:{pid}.{ds}": pid for pid, ds in con.execute(
-        "SELECT DISTINCT product_id, dataset FROM datasets").fetchall()}
-    ol_node = {(row[0], row[1]): matched for row, matched in _matched_lineage_datasets(con)
-               if matched and matched in known}
+    """Read in proportion to the lineage, not the catalog: the matched datasets' products are
+    looked up for those nodes only (a dict of every catalog dataset and a set of every product
+    took ~0.5 s of the overview's first run at 100k products, for a dozen matched datasets)."""
+    matched = {(row[0], row[1]): node for row, node in _matched_lineage_datasets(con) if node}
+    known = dict(con.execute(
+        "SELECT node, min(product_id) FROM (SELECT 'dataset:' || product_id || '.' || dataset AS node, product_id "
+        "FROM datasets) WHERE node IN (SELECT unnest(?::VARCHAR[])) GROUP BY node",
+        [sorted(set(matched.values()))]).fetchall()) if matched else {}
+    ol_node = {key: node for key, node in matched.items() if node in known}
     # The graph's rule (_assign_jobs_to_products): a job belongs to the one product whose
     # catalog datasets it writes; outputs outside the mesh do not count.
     owners: dict[tuple[str, str], set[str]] = {}
@@ -286,7 +291,9 @@ def _lineage_match(con: duckdb.DuckDBPyConnection) -> LineageMatch:
             found.add(known[node])
     assigned = {job: next(iter(found)) for job, found in owners.items() if len(found) == 1}
     if assigned:
-        products = {pid for (pid,) in con.execute("SELECT product_id FROM products").fetchall()}
+        products = {pid for (pid,) in con.execute(
+            "SELECT product_id FROM products WHERE product_id IN (SELECT unnest(?::VARCHAR[]))",
+            [sorted(set(assigned.values()))]).fetchall()}
         assigned = {job: pid for job, pid in assigned.items() if pid in products}
     named = frozenset(ol_node.values())
     pairs = frozenset((known[node], node[len(f"dataset:{known[node]}."):]) for node in named)

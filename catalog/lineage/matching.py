@@ -24,7 +24,7 @@ def _location_index(con: duckdb.DuckDBPyConnection) -> LocationIndex:
     the rule; asking it contract by contract cost seconds at a few hundred contracts)."""
     index = LocationIndex()
     sources = dict(con.execute("SELECT contract_id, arg_max(source_file, revision) FROM contracts "
-                               "GROUP BY contract_id").fetchall())
+                               "WHERE contract_id IN (SELECT contract_id FROM servers) GROUP BY contract_id").fetchall())
     servers: dict[str, list[dict]] = {}
     for contract_id, details in con.execute("SELECT contract_id, details FROM servers").fetchall():
         servers.setdefault(contract_id, []).append(json.loads(details) if details else {})
