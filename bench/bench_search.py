@@ -30,7 +30,7 @@ import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from catalog import search, store  # noqa: E402
+from catalog import product_summary, search, store  # noqa: E402
 from catalog.odcs import slug  # noqa: E402
 
 TARGET_P95_MS = {10_000: 50.0, 100_000: 100.0}  # products -> anchor (issues 2 and 15)
@@ -174,6 +174,7 @@ def load(con, frames: dict[str, pd.DataFrame]) -> None:
         # an unfinished result, as store.connect's cursor can)
         rows = pa.Table.from_pandas(frame, preserve_index=False)  # noqa: F841 - read by name in the SQL
         con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM rows").fetchall()  # noqa: S608
+    product_summary.refresh(con)  # as contract ingest does after writing columns and datasets
 
 
 def typo(word: str, rng: random.Random) -> str:

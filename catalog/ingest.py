@@ -18,7 +18,7 @@ from pathlib import Path
 import duckdb
 import yaml
 
-from catalog import access, audit, odcs, search, store
+from catalog import access, audit, odcs, product_summary, search, store
 from catalog.contract_rows import (
     DETAIL_TABLES,  # noqa: F401 - read by ingest_batch through here before; kept importable
     PRODUCT_UPSERT,  # noqa: F401
@@ -350,6 +350,7 @@ def _store_contract(con, prepared: PreparedContract, *, user: access.User,
     product_id, content_hash = prepared.product_id, prepared.content_hash
     now = datetime.now(UTC).replace(tzinfo=None)
     with transaction(con):
+        summary_current = product_summary.is_current(con)  # before this write moves its fingerprint
         latest = con.execute(
             "SELECT revision, content_hash, product_id, version FROM contracts WHERE contract_id = ? "
             "ORDER BY revision DESC LIMIT 1", [contract.id]).fetchone()
@@ -364,6 +365,8 @@ def _store_contract(con, prepared: PreparedContract, *, user: access.User,
              validation.api_version, validation.validated_against, contract.status, text,
              content_hash, source, now, user.email])
         _write_contract_details(con, contract.id, prepared.rows, now)
+        product_summary.refresh(con, sorted({product_id} | ({latest[2]} if latest else set())),
+                                was_current=summary_current)
         if prepared.document_json is not None:
             con.execute("INSERT INTO contract_documents VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
                         [content_hash, prepared.document_json, now])

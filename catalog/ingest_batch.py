@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 
 import duckdb
 
-from catalog import access, audit, search
+from catalog import access, audit, product_summary, search
 from catalog.contract_rows import (
     DETAIL_TABLES,
     PRODUCT_UPSERT,
@@ -42,6 +42,7 @@ def store_batch(con: duckdb.DuckDBPyConnection, prepared: list[PreparedContract]
     ids = sorted({item.contract_id for item in prepared})
     products = sorted({item.product_id for item in prepared})
     with transaction(con):
+        summary_current = product_summary.is_current(con)  # before this write moves its fingerprint
         latest = {cid: (rev, digest, pid, version) for cid, rev, digest, pid, version in con.execute("""
             SELECT contract_id, max(revision), arg_max(content_hash, revision), arg_max(product_id, revision),
                    arg_max(version, revision)
@@ -84,6 +85,8 @@ def store_batch(con: duckdb.DuckDBPyConnection, prepared: list[PreparedContract]
                                   item.validation.warnings + older)
         if revisions:
             _write(con, revisions, newest, user=user, now=now)
+            product_summary.refresh(con, sorted({item.product_id for item, _ in revisions}),
+                                    was_current=summary_current)
             if index:
                 search.reindex(con, sorted({item.product_id for item, _ in revisions}))
             audit.record_many(con, actor=user, action="ingest", entries=audit_entries)

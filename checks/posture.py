@@ -23,7 +23,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from catalog import check_totals, lineage
+from catalog import check_totals, lineage, product_summary
 from catalog.status import FAILING, SEVERITY, severity_sql, status_of_severity_sql
 from checks import consent_reports, slo
 
@@ -38,10 +38,8 @@ _CATALOG_SQL = f"""
         SELECT product_id, count(DISTINCT contract_id) AS contracts FROM contracts GROUP BY product_id),
     owner AS (  -- the same rule as the policy checks/policies/product-has-owner.sql
         SELECT product_id, count(*) FILTER (WHERE active) AS active_owners FROM owners GROUP BY product_id),
-    classified AS (  -- the same rule as checks/policies/column-has-classification.sql
-        SELECT product_id, count(*) AS columns,
-               count(*) FILTER (WHERE classification IS NOT NULL AND trim(classification) <> '') AS classified
-        FROM columns GROUP BY product_id),
+    classified AS (  -- the same rule as checks/policies/column-has-classification.sql (catalog.product_summary)
+        SELECT product_id, columns, classified_columns AS classified FROM {{summary}}),
     totals AS ({{totals}}),  -- catalog.check_totals: each run's counts per product
     newest AS ({check_totals.newest_sql()}),
     checked AS (  -- the newest run of each product
@@ -81,16 +79,19 @@ def lineage_coverage(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     of the catalog or lineage), not the graph: the overview is the app's first page. Counted
     in SQL (in pandas it cost ~0.2 s of CPU at 100k products)."""
     pairs = sorted(lineage.load_match(con).named_pairs)
-    # Joined on the two id columns: a node id string made for each of 100k datasets cost ~0.1 s of CPU.
-    return con.execute("""
-        WITH named AS (SELECT unnest(?::VARCHAR[]) AS product_id, unnest(?::VARCHAR[]) AS dataset),
-        found AS (
-            SELECT d.product_id, count(*) AS datasets, count(n.product_id) AS datasets_in_lineage
-            FROM (SELECT DISTINCT product_id, dataset FROM datasets) d
-            LEFT JOIN named n ON n.product_id = d.product_id AND n.dataset = d.dataset
-            GROUP BY d.product_id)
-        SELECT product_id, datasets, datasets_in_lineage, datasets_in_lineage / datasets AS lineage_coverage
-        FROM found ORDER BY product_id""", [[p for p, _ in pairs], [d for _, d in pairs]]).df()
+    # Joined on the two id columns: a node id string made for each of 100k datasets cost ~0.1 s of
+    # CPU. Each product's datasets counted once, in its catalog summary (catalog.product_summary).
+    return con.execute(f"""
+        WITH named AS (SELECT DISTINCT unnest(?::VARCHAR[]) AS product_id, unnest(?::VARCHAR[]) AS dataset),
+        hit AS (
+            SELECT n.product_id, count(*) AS datasets_in_lineage FROM named n
+            SEMI JOIN datasets d ON d.product_id = n.product_id AND d.dataset = n.dataset GROUP BY n.product_id)
+        SELECT s.product_id, CAST(s.datasets AS BIGINT) AS datasets,
+               coalesce(h.datasets_in_lineage, 0) AS datasets_in_lineage,
+               coalesce(h.datasets_in_lineage, 0) / s.datasets AS lineage_coverage
+        FROM {product_summary.summary_sql(con)} s LEFT JOIN hit h USING (product_id)
+        WHERE s.datasets > 0 ORDER BY s.product_id""",  # noqa: S608 - a table name from catalog.product_summary
+                       [[p for p, _ in pairs], [d for _, d in pairs]]).df()
 
 
 def overview(con: duckdb.DuckDBPyConnection, *, days: int = 35,
@@ -142,7 +143,8 @@ def _catalog_facts(con: duckdb.DuckDBPyConnection) -> tuple[pd.DataFrame, pd.Dat
 
 
 def _catalog_sql_facts(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    found = con.execute(_CATALOG_SQL.replace("{totals}", check_totals.totals_sql(con, by="product"))).df()
+    found = con.execute(_CATALOG_SQL.replace("{totals}", check_totals.totals_sql(con, by="product"))
+                        .replace("{summary}", product_summary.summary_sql(con))).df()
     # Ordered by product id here, not by an ORDER BY: DuckDB sorting the whole wide row cost
     # ~0.18 s of CPU at 100k products, sorting the frame by its id ~0.07 s.
     return found.sort_values("product_id", kind="stable", ignore_index=True)
