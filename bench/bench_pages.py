@@ -260,6 +260,7 @@ def main(argv: list[str] | None = None) -> int:
             if backfilled:
                 print(f"stored the totals of {backfilled} runs written without them "
                       f"({time.perf_counter() - started:.1f} s, once per store)")
+        os.sync()  # the copy and its migration written out now, not while pages are timed
         print(f"products: {products:,}   stored results: {results:,}   load average: {_load()}")
         os.environ["MESHGOV_DB"] = str(db)
         wanted = [p.strip() for p in args.pages.split(",") if p.strip()]
