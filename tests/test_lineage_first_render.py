@@ -5,6 +5,7 @@ the kinds reached), and the page's worker memoising the first screen on the cach
 
 from __future__ import annotations
 
+import collections
 import random
 import shutil
 from pathlib import Path
@@ -118,13 +119,39 @@ def _mesh(n_products: int, seed: int) -> LineageGraph:
 def test_whole_mesh_cut_is_the_sort_of_every_node(max_nodes):
     graph = _mesh(900, seed=max_nodes)
     reps = {a.get("product") or n for n, a in graph.flow.nodes(data=True)}
-    kept, left_out, total = _whole_mesh_cut(graph, max_nodes)
+    kept, left_out, total, unlinked = _whole_mesh_cut(graph, max_nodes)
+    assert unlinked == 0, "a mesh without any edge is cut as it is"
     want_kept, want_left_out = _nearest_by_sort(graph.flow, dict.fromkeys(reps, 0), focus=None, max_nodes=max_nodes)
     assert (kept, total) == (want_kept, len(reps)), "the same nodes as the sort of every product-level node"
     assert list(left_out.items()) == list(want_left_out.items()), \
         "the same counts left out, kinds in the same order (the warning names them in it)"
     shown = lineage.view(graph, None, max_nodes=max_nodes)
     assert set(shown.graph) == want_kept and shown.total == len(reps), "the page's whole-mesh view uses the cut"
+
+
+@pytest.mark.parametrize("max_nodes", [1, 5, 40, 300])
+def test_a_whole_mesh_too_large_to_draw_draws_what_lineage_connects(max_nodes):
+    graph = _mesh(900, seed=max_nodes)
+    flow, rng = graph.flow, random.Random(max_nodes)
+    members = [n for n, a in flow.nodes(data=True) if a.get("product")]
+    free = [n for n, a in flow.nodes(data=True) if not a.get("product") and a["kind"] != "product"]
+    for source, target in zip(rng.sample(members, 30), rng.sample(free, 30), strict=True):
+        flow.add_edge(source, target, kind="output")  # a product's member writes a free node
+    reps = {a.get("product") or n for n, a in flow.nodes(data=True)}
+    linked = {flow.nodes[n].get("product") or n for n in flow if flow.succ[n] or flow.pred[n]}
+    kept, left_out, total, unlinked = _whole_mesh_cut(graph, max_nodes)
+    want_kept, _ = _nearest_by_sort(flow, dict.fromkeys(linked, 0), focus=None, max_nodes=max_nodes)
+    assert kept == want_kept, "the nodes lineage connects, cut as the sort of them would"
+    assert (total, unlinked) == (len(reps), len(reps - linked)), "the whole view counted, the unlinked named"
+    kinds = collections.Counter("product" if n.startswith("product:") else flow.nodes[n]["kind"] for n in reps - kept)
+    assert left_out == dict(kinds), "every node not drawn is counted by its kind"
+    shown = lineage.view(graph, None, max_nodes=max_nodes)
+    assert set(shown.graph) == kept and shown.unlinked == len(reps - linked), "the page's view carries both"
+    message = lineage_drawing.describe_left_out(shown.left_out, len(kept), shown.unlinked)
+    linked_left_out = len(linked) - len(kept)
+    said = (f"{len(reps - linked):,} of them without any lineage, {linked_left_out:,} connected" if linked_left_out
+            else "none of them with any lineage")
+    assert said in message and "Find a node" in message, message
 
 
 def test_nearest_is_the_sort_of_every_node():

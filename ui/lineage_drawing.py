@@ -14,6 +14,7 @@ import threading
 import networkx as nx
 
 from catalog.lineage import status_of
+from ui.text import md
 
 KIND_SHAPES = {"product": "dot", "dataset": "dot", "external": "triangle", "model": "star", "job": "box",
                "column": "dot"}
@@ -179,9 +180,18 @@ def _inert(text: str) -> str:
     return re.sub(r"(?i)h(?=ref)", "h\u200b", text)
 
 
-def describe_left_out(left_out: dict[str, int], shown: int) -> str:
+def describe_left_out(left_out: dict[str, int], shown: int, unlinked: int = 0) -> str:
+    """The warning above a cut drawing; `unlinked`: of the left out, the whole mesh's nodes
+    without lineage (the whole mesh draws what lineage connects when it cannot draw all)."""
     total = sum(left_out.values())
-    parts = ", ".join(f"{n:,} {kind}{'s' if n != 1 else ''}" for kind, n in sorted(left_out.items(), key=lambda i: -i[1]))
+    parts = md(", ".join(f"{n:,} {kind}{'s' if n != 1 else ''}"
+                         for kind, n in sorted(left_out.items(), key=lambda i: -i[1])))  # Markdown source: kinds as text
+    if unlinked:
+        linked = total - unlinked
+        which = (f"{unlinked:,} of them without any lineage, {linked:,} connected beyond the first {shown:,}"
+                 if linked else "none of them with any lineage")
+        return (f"The whole mesh is too large to draw: showing the {shown:,} nodes lineage connects. Not drawn: "
+                f"{parts} ({which}). Find one with **Find a node** above, or pick a product to see its neighbourhood.")
     return (f"Showing the {shown:,} nodes nearest the selection; {total:,} more were left out ({parts}). "
             "Narrow it: lower the depth, pick upstream or downstream only, or use the product view.")
 

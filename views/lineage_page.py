@@ -157,7 +157,8 @@ def graph_panel(graph: lineage.LineageGraph, statuses: Mapping[str, str], node, 
     shown = lineage.view(graph, node, level=level, direction=direction, depth=depth, expand=expand)
     drawn, hops = shown.graph, shown.hops
     if shown.left_out:
-        st.warning(md(lineage_drawing.describe_left_out(shown.left_out, drawn.number_of_nodes())), icon=":material/content_cut:")
+        st.warning(lineage_drawing.describe_left_out(shown.left_out, drawn.number_of_nodes(), shown.unlinked),
+                   icon=":material/content_cut:")
     left, right = st.columns([3, 2])
     with left:
         html = lineage_drawing.to_pyvis_html(drawn, statuses=statuses, colours=STATUS_COLOURS, focus=node, height="600px")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import heapq
 import itertools
 import operator
@@ -178,6 +179,7 @@ class View:
     hops: dict[str, int]
     left_out: dict[str, int]
     total: int                    # nodes in the neighbourhood before the cut
+    unlinked: int = 0             # of the left out: whole-mesh nodes no lineage edge touches
 
 
 def view(graph: LineageGraph, node: str | None = None, *, level: Literal["products", "datasets"] = "products",
@@ -208,8 +210,9 @@ def _view(graph: LineageGraph, node: str | None, *, level: Literal["products", "
         if node is None:
             # The nodes of the whole-mesh product view, without folding its edges: only the
             # kept few are folded below (folding all of a 300k-node mesh took over a minute).
-            kept, left_out, total = _whole_mesh_cut(graph, max_nodes)
-            return View(graph=_fold(graph, kept, expanded), hops=dict.fromkeys(kept, 0), left_out=left_out, total=total)
+            kept, left_out, total, unlinked = _whole_mesh_cut(graph, max_nodes)
+            return View(graph=_fold(graph, kept, expanded), hops=dict.fromkeys(kept, 0), left_out=left_out,
+                        total=total, unlinked=unlinked)
         hops = _product_hops(graph, node, direction=direction, depth=depth, expanded=expanded)
     else:
         hops = dict.fromkeys(graph.flow, 0) if node is None else \
@@ -219,20 +222,34 @@ def _view(graph: LineageGraph, node: str | None, *, level: Literal["products", "
     return View(graph=sub, hops={n: hops[n] for n in kept}, left_out=left_out, total=len(hops))
 
 
-def _whole_mesh_cut(graph: LineageGraph, max_nodes: int) -> tuple[set[str], dict[str, int], int]:
-    """`_nearest` of the whole-mesh product view (every node stands for its product, or for
-    itself without one; 0 hops; no focus), and how many nodes that view has: from C-level
-    passes over the attribute dicts in the graph's order and set algebra, not a lookup per node
-    in hash order (~0.5 s of CPU at 100k products, on the page's first screen)."""
+def _whole_mesh_cut(graph: LineageGraph, max_nodes: int) -> tuple[set[str], dict[str, int], int, int]:
+    """(kept, left out by kind, nodes of the view, how many left out have no lineage): the
+    whole-mesh product view (every node stands for its product, or for itself without one).
+    When it fits, all of it. When it does not, the nodes lineage connects (a product counts when
+    one of its members has an edge), cut like `_nearest` (0 hops, no focus): a large catalog's
+    first screen showed 300 products without lineage in one column, the lineage out of sight.
+    Without any edge, `_nearest` of all of them. From C-level passes over the attribute dicts
+    and set algebra, not a lookup per node (~0.5 s of CPU at 100k products)."""
     attrs = graph.flow._node
     product_of = list(map(dict.get, attrs.values(), itertools.repeat("product")))
     reps = set(filter(None, product_of))  # `_rep`, nothing expanded
     reps.update(itertools.compress(attrs, map(operator.not_, product_of)))
     if len(reps) <= max_nodes:
-        return reps, {}, len(reps)
+        return reps, {}, len(reps), 0
     products = set(graph.nodes_by_kind().get("product", ()))
-    kept, left_out = _cut(attrs, {(0, False): reps & products, (0, True): reps - products}, [], max_nodes)
-    return kept, left_out, len(reps)
+    edged = {n for adjacency in (graph.flow._succ, graph.flow._pred) for n, next_ in adjacency.items() if next_}
+    linked = {attrs[n].get("product") or n for n in edged} & reps
+    if not linked:
+        kept, left_out = _cut(attrs, {(0, False): reps & products, (0, True): reps - products}, [], max_nodes)
+        return kept, left_out, len(reps), 0
+    kept, left_out = _cut(attrs, {(0, False): linked & products, (0, True): linked - products}, [], max_nodes)
+    unlinked = reps - linked
+    counts = collections.Counter({"product": len(unlinked & products)})
+    counts.update(attrs.get(n, {}).get("kind") or "node" for n in unlinked - products)
+    for kind, count in counts.items():
+        if count:
+            left_out[kind] = left_out.get(kind, 0) + count
+    return kept, left_out, len(reps), len(unlinked)
 
 
 def _nearest(g: nx.DiGraph, hops: dict[str, int], *, focus: str | None, max_nodes: int) -> tuple[set[str], dict]:
