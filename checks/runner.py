@@ -463,7 +463,9 @@ def sample_rows(location: Location, *, rows: int = PII_SAMPLE_ROWS,
     if location.engine != "duckdb":  # sampled where the data lives (checks.engines)
         from checks.engines import sample_frame
         return sample_frame(location, rows=rows, seed=seed)
-    with compiler.trusted_connection(threads=1) as con:
+    # The runs of rows are the same on any number of threads (fixed row numbers, ordered): both
+    # cores read them (0.12 vs 0.20 s at 10M rows). The reservoir below needs one.
+    with compiler.trusted_connection(threads=None if location.kind == "parquet" else 1) as con:
         setup, relation = compiler.relation_sql(location)
         for statement in setup:
             con.execute(statement)
@@ -480,6 +482,7 @@ def sample_rows(location: Location, *, rows: int = PII_SAMPLE_ROWS,
                         f"file_row_number = true) WHERE {runs} ORDER BY file_row_number"))
                 except duckdb.Error:
                     pass  # a column named file_row_number, say: the reservoir below reads it as it is
+            con.execute("SET threads = 1")
         return _columns(con.execute(f"SELECT * FROM {relation} USING SAMPLE {int(rows)} ROWS (reservoir, {int(seed)})"))
 
 

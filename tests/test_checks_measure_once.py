@@ -149,4 +149,7 @@ def test_checks_pii_sample_of_a_large_parquet_file_reads_runs_of_rows(tmp_path, 
     blocks = {r // 1000 for r in first["row"]}
     assert len(blocks) > 5, f"runs of rows spread over the file, not its head: row groups {sorted(blocks)}"
     monkeypatch.setattr(runner, "CLUSTER_SAMPLE_FROM", 100_000)
-    assert len(runner.sample_rows(location)["email"]) == runner.PII_SAMPLE_ROWS, "small files keep the reservoir"
+    reservoir = runner.sample_rows(location)
+    assert len(reservoir["email"]) == runner.PII_SAMPLE_ROWS, "small files keep the reservoir"
+    assert reservoir == runner.sample_rows(location), "the reservoir is reproducible too (taken on one thread)"
+    assert reservoir != first, "and it is the reservoir, not the runs of rows"
