@@ -511,9 +511,8 @@ def _start_pii_samples(stored: list[StoredContract], prior: reuse.PriorResults |
             if location is None or location.refused or location.engine != "duckdb" or (
                     location.kind != "duckdb" and not Path(location.path).is_file()):
                 continue
-            fingerprint = reuse.data_fingerprint(location) if raw.content_hash else None
-            if prior is not None and prior.pii_of(raw.product_id, dataset, fingerprint=fingerprint,
-                                                  contract_hash=raw.content_hash):
+            fingerprint, stored = _prior_pii(prior, raw.product_id, dataset, location, raw.content_hash)
+            if stored:
                 continue
             wanted.append(((raw.product_id, dataset), location, fingerprint))
     if not wanted or len(wanted) > PREFETCHED_SAMPLES:
@@ -525,15 +524,23 @@ def _start_pii_samples(stored: list[StoredContract], prior: reuse.PriorResults |
         pool.shutdown(wait=False)  # the thread ends after the last sample; nobody joins it here
 
 
+def _prior_pii(prior: reuse.PriorResults | None, product_id: str, dataset: str, location: Location | None,
+               contract_hash: str | None) -> tuple[str | None, list | None]:
+    """(the data's fingerprint, the stored PII results a scan of it may reuse, or None)."""
+    fingerprint = reuse.data_fingerprint(location) if contract_hash else None
+    stored = prior.pii_of(product_id, dataset, fingerprint=fingerprint,
+                          contract_hash=contract_hash) if prior is not None else None
+    return fingerprint, stored
+
+
 def _scan_pii(item: ContractWork, dataset: DatasetWork, prior: reuse.PriorResults | None = None,
               started: tuple[str | None, concurrent.futures.Future] | None = None) -> list[CheckResult]:
     """`started`: the fingerprint and sample `_start_pii_samples` started for this dataset, if it did."""
     check_id = f"pii:{item.product_id}/{dataset.name}"
     now = compiler.now_utc()
-    fingerprint = started[0] if started is not None else \
-        reuse.data_fingerprint(dataset.location) if item.contract_hash else None
-    stored = prior.pii_of(item.product_id, dataset.name, fingerprint=fingerprint,
-                          contract_hash=item.contract_hash) if prior is not None else None
+    # A started sample was started because the stored results could not be reused.
+    fingerprint, stored = (started[0], None) if started is not None else \
+        _prior_pii(prior, item.product_id, dataset.name, dataset.location, item.contract_hash)
     if stored:
         return [reuse.reused_result(s, CheckResult(
             check_id=stored_id, kind="pii", target=".".join(filter(None, (
