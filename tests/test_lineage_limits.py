@@ -36,14 +36,18 @@ def _column_lineage(out_fields: int, per_field: int) -> dict:
                             "facets": {"columnLineage": {"_producer": "x", "_schemaURL": "y", "fields": fields}}}])
 
 
+# The child's own peak: VmHWM belongs to its address space. ru_maxrss does not do: Linux
+# carries the forking parent's peak into it at exec, so under pytest-xdist it reported the
+# worker's ~1 GB (the same 1037 MB for three different files) instead of the ingest's.
 _MEASURE = """
-import json, resource, sys
+import json, sys
 from catalog import ingest
 from catalog.store import connect
 with connect(sys.argv[1]) as con:
     report = ingest.ingest_paths(con, [sys.argv[2]], actor="tester")
-print(json.dumps({"report": report.to_json(),
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+with open("/proc/self/status") as status:
+    peak_kb = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+print(json.dumps({"report": report.to_json(), "peak_rss_mb": peak_kb / 1024}))
 """
 
 
